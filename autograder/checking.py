@@ -1,0 +1,52 @@
+"""What check files use: the `check` marker, failures with catalogue messages, tensor comparison."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+
+class CheckFailure(Exception):
+    """A check found the student's work wrong; `key` names the message in the catalogue."""
+
+    def __init__(self, key: str, **params: Any):
+        super().__init__(key, params)
+        self.key = key
+        self.params = params
+
+
+def check(*names: str, points: float, hidden: bool = False) -> pytest.MarkDecorator:
+    """Mark a pytest function as a graded check of `names` (the first one gets the points)."""
+    return pytest.mark.check(names=names, points=points, hidden=hidden)
+
+
+def fail(key: str, **params: Any) -> None:
+    raise CheckFailure(key, **params)
+
+
+def expect(condition: bool, key: str, **params: Any) -> None:
+    if not condition:
+        raise CheckFailure(key, **params)
+
+
+def expect_shape(tensor: torch.Tensor, shape: tuple[int, ...], where: str, meaning: str) -> None:
+    expect(tuple(tensor.shape) == tuple(shape), "fail.shape", where=where,
+           got=tuple(tensor.shape), expected=tuple(shape), meaning=meaning)
+
+
+def expect_close(got: torch.Tensor, expected: torch.Tensor, where: str, key: str = "fail.values",
+                 atol: float = 1e-5, rtol: float = 1e-4, equal_nan: bool = False, **params: Any) -> None:
+    """Shapes first, then values; the message reports the largest difference.
+
+    `equal_nan` is for comparing the student's code with itself, where NaN on both sides agrees.
+    """
+    expect_shape(got, tuple(expected.shape), where, params.pop("meaning", ""))
+    if not torch.is_floating_point(got):
+        fail("fail.dtype", where=where, got=str(got.dtype))
+    got = got.to(expected.dtype)
+    if not equal_nan and got.isnan().any() and not expected.isnan().any():
+        fail("fail.nan", where=where)
+    if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=equal_nan):
+        diff = (got - expected).abs().nan_to_num(float("inf")).max().item()
+        fail(key, where=where, diff=f"{diff:.3g}", **params)

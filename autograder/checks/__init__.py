@@ -1,0 +1,1 @@
+"""The graded checks, one pytest file per part of chapter 3."""

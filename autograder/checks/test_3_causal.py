@@ -1,0 +1,105 @@
+"""3.5: causal attention with a mask and dropout."""
+import torch
+
+from autograder.checking import check, expect, expect_close, expect_shape
+from autograder.checks.probes import (
+    expect_gradients,
+    BATCH, SEEDS, SHAPES, expect_attention_dropout, expect_causal, expect_causal_gradients,
+    identity_probe, randn, twin, weights_from_output,
+)
+
+NAME = "CausalAttention"
+
+
+def expect_mask_buffer(module, context_length):
+    where = module.label
+    expect("mask" not in module.params, "fail.mask_is_parameter", where=where)
+    expect("mask" in module.buffers, "fail.mask_missing", where=where)
+    expect("mask" in module.info["state_keys"], "fail.mask_not_persistent", where=where)
+    expect(module.buffers["mask"] == [context_length, context_length], "fail.mask_shape", where=where,
+           got=module.buffers["mask"], expected=[context_length, context_length])
+
+
+@check(NAME, points=2)
+def test_causal_layout(sub):
+    for bias in (False, True):
+        module = sub.new(NAME, 3, 2, 6, 0.1, qkv_bias=bias)
+        for name in ("W_query", "W_key", "W_value"):
+            expect(module.info["modules"].get(name) == "Linear", "fail.not_linear", where=NAME, name=name)
+            expect(module.params.get(f"{name}.weight") == [2, 3], "fail.linear_shape",
+                   where=f"{NAME}(3, 2, ...)", name=name, got=module.params.get(f"{name}.weight"))
+            expect((f"{name}.bias" in module.params) == bias, "fail.qkv_bias", where=NAME, name=name, bias=bias)
+        expect(module.info["dropout"].get("dropout") == 0.1, "fail.dropout_module", where=NAME, p=0.1)
+
+
+@check(NAME, points=2)
+def test_causal_mask_is_buffer(sub):
+    for context_length in (6, 11):
+        expect_mask_buffer(sub.new(NAME, 3, 2, context_length, 0.0), context_length)
+
+
+@check(NAME, points=3)
+def test_causal_shapes(sub):
+    for b, T, d_in, d_out, context_length, _ in SHAPES:
+        out = sub.new(NAME, d_in, d_out, context_length, 0.0)(randn(b, T, d_in, seed=T))
+        expect_shape(out, (b, T, d_out), f"{NAME}({d_in}, {d_out}, {context_length}, 0.0) on ({b}, {T}, {d_in})",
+                     "(batch, tokens, d_out)")
+
+
+@check(NAME, points=3)
+def test_causal_no_peeking(sub):
+    for b, T, d_in, d_out, context_length, _ in SHAPES[:4]:
+        expect_causal(sub.new(NAME, d_in, d_out, context_length, 0.0), b, T, d_in, seed=T)
+
+
+@check(NAME, points=1)
+def test_causal_first_token_attends_to_itself(sub):
+    module, x = identity_probe(sub, NAME, T=6)
+    weights, _ = weights_from_output(module(x), 6, 1)
+    expect_close(weights[:, 0, 0], torch.eye(6)[0].expand(2, 6), NAME, key="fail.first_token")
+
+
+@check(NAME, points=2)
+def test_causal_weights_are_masked_distributions(sub):
+    for T in (6, 4):
+        module, x = identity_probe(sub, NAME, T=T, seed=T)
+        weights, _ = weights_from_output(module(x), T, 1)
+        above = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        expect(bool((weights[..., above].abs() < 1e-6).all()), "fail.weights_above_diagonal", where=NAME)
+        expect(torch.allclose(weights.sum(-1), torch.ones_like(weights.sum(-1)), atol=1e-5),
+               "fail.rows_not_normalised_masked", where=NAME)
+
+
+@check(NAME, points=2)
+def test_causal_eval_is_deterministic(sub):
+    module = sub.new(NAME, 3, 2, 6, 0.5)
+    first = module(BATCH, train=False, seed=0)
+    for seed in (1, 2):
+        expect_close(module(BATCH, train=False, seed=seed), first, f"{NAME}(dropout=0.5) in eval mode",
+                     key="fail.dropout_in_eval", equal_nan=True)
+
+
+@check(NAME, points=3, hidden=True)
+def test_causal_dropout_on_attention_weights(sub):
+    expect_attention_dropout(sub, NAME, num_heads=None, p=0.5)
+
+
+@check(NAME, points=4, hidden=True)
+def test_causal_matches_reference(sub, ref):
+    for seed in SEEDS:
+        for b, T, d_in, d_out, context_length, _ in SHAPES:
+            for bias in (False, True):
+                theirs, ours = twin(sub, ref, NAME, d_in, d_out, context_length, 0.0, qkv_bias=bias)
+                x = randn(b, T, d_in, seed=seed)
+                expect_close(theirs(x), ours(x), f"{NAME}({d_in}, {d_out}, {context_length}) on ({b}, {T}, {d_in})")
+
+
+@check(NAME, points=1, hidden=True)
+def test_causal_gradients_respect_mask(sub):
+    expect_causal_gradients(sub.new(NAME, 4, 3, 8, 0.0), 2, 5, 4, 3, seed=3)
+
+
+@check(NAME, points=1, hidden=True)
+def test_causal_gradients_reach_parameters(sub):
+    module = sub.new(NAME, 3, 2, 6, 0.0, qkv_bias=True)
+    expect_gradients(module, BATCH, randn(2, 6, 2, seed=4))

@@ -1,0 +1,245 @@
+"""3.6: multi-head attention, stacked (wrapper) and with weight splits; exercises 3.2 and 3.3."""
+import torch
+
+from autograder.checking import check, expect, expect_close, expect_shape, fail
+from autograder.checks.probes import (
+    BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
+    expect_gradients, identity_probe, is_mask, randn, twin, weights_of,
+)
+from autograder.subject import StudentError
+
+WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
+
+
+def head_outputs(module, x, num_heads):
+    """Each head of the student's wrapper run on its own, in eval mode."""
+    return [module.child(f"heads.{i}")(x) for i in range(num_heads)]
+
+
+@check(WRAPPER, points=2)
+def test_wrapper_layout(sub):
+    for num_heads in (1, 3):
+        module = sub.new(WRAPPER, 3, 2, 6, 0.0, num_heads)
+        where = f"{WRAPPER}(3, 2, 6, 0.0, num_heads={num_heads})"
+        expect(module.info["modules"].get("heads") == "ModuleList", "fail.heads_modulelist", where=where)
+        for i in range(num_heads):
+            for name in ("W_query", "W_key", "W_value"):
+                expect(module.params.get(f"heads.{i}.{name}.weight") == [2, 3], "fail.head_params",
+                       where=where, head=i)
+        expect(f"heads.{num_heads}" not in module.info["modules"], "fail.head_count", where=where,
+               expected=num_heads)
+
+
+@check(WRAPPER, points=2)
+def test_wrapper_shapes(sub):
+    for b, T, d_in, d_out, context_length, num_heads in SHAPES:
+        out = sub.new(WRAPPER, d_in, d_out, context_length, 0.0, num_heads)(randn(b, T, d_in, seed=T))
+        expect_shape(out, (b, T, num_heads * d_out), f"{WRAPPER}({d_in}, {d_out}, {context_length}, 0.0, "
+                     f"num_heads={num_heads}) on ({b}, {T}, {d_in})", "(batch, tokens, num_heads * d_out)")
+
+
+@check(WRAPPER, points=3)
+def test_wrapper_concatenates_heads_in_order(sub):
+    for b, T, d_in, d_out, context_length, num_heads in SHAPES[:4]:
+        module = sub.new(WRAPPER, d_in, d_out, context_length, 0.0, num_heads)
+        x = randn(b, T, d_in, seed=T)
+        expected = torch.cat(head_outputs(module, x, num_heads), dim=-1)
+        expect_close(module(x), expected, f"{WRAPPER}(num_heads={num_heads})", key="fail.wrapper_concat", equal_nan=True)
+
+
+@check(WRAPPER, points=1)
+def test_wrapper_no_peeking(sub):
+    expect_causal(sub.new(WRAPPER, 3, 2, 6, 0.0, 2), 2, 6, 3, seed=1)
+
+
+@check(WRAPPER, points=2, hidden=True)
+def test_wrapper_heads_are_independent(sub):
+    module = sub.new(WRAPPER, 4, 3, 6, 0.0, 3)
+    state = {k: randn(*module.params[k], seed=i) for i, k in enumerate(sorted(weights_of(module)))}
+    module.load(state)
+    outs = head_outputs(module, randn(2, 5, 4, seed=9), 3)
+    expect(not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2]),
+           "fail.heads_shared", where=WRAPPER)
+
+
+@check(WRAPPER, "CausalAttention", points=2, hidden=True)
+def test_wrapper_matches_reference(sub, ref, note):
+    causal_ok = True
+    try:
+        theirs, ours = twin(sub, ref, "CausalAttention", 3, 2, 6, 0.0)
+        expect_close(theirs(BATCH), ours(BATCH), "CausalAttention")
+    except Exception:  # noqa: BLE001 - any failure here belongs to CausalAttention's checks
+        causal_ok = False
+    for seed in SEEDS:
+        for b, T, d_in, d_out, context_length, num_heads in SHAPES[:4]:
+            theirs = sub.new(WRAPPER, d_in, d_out, context_length, 0.0, num_heads)
+            x = randn(b, T, d_in, seed=seed)
+            if causal_ok:
+                ours = ref.new(WRAPPER, d_in, d_out, context_length, 0.0, num_heads)
+                copy_weights(ours, theirs)
+                expected = ours(x)
+            else:
+                expected = torch.cat(head_outputs(theirs, x, num_heads), dim=-1)
+            expect_close(theirs(x), expected, f"{WRAPPER}(num_heads={num_heads})", equal_nan=not causal_ok)
+    if not causal_ok:
+        note("note.wrapper_own_heads")
+
+
+@check(WRAPPER, points=1, hidden=True)
+def test_wrapper_passes_qkv_bias(sub):
+    module = sub.new(WRAPPER, 3, 2, 6, 0.0, 2, qkv_bias=True)
+    expect("heads.1.W_query.bias" in module.params, "fail.wrapper_qkv_bias", where=WRAPPER)
+
+
+@check(WRAPPER, points=1, hidden=True)
+def test_wrapper_gradients_reach_parameters(sub):
+    expect_gradients(sub.new(WRAPPER, 3, 2, 6, 0.0, 2), BATCH, randn(2, 6, 4, seed=2))
+
+
+@check("exercise_3_2", points=2)
+def test_exercise_3_2_output_dimension(sub):
+    module = sub.call("exercise_3_2")
+    if module is None:
+        fail("fail.not_a_module", where="exercise_3_2()")
+    expect_shape(module(BATCH), (2, 6, 2), "exercise_3_2() on the example batch", "(batch, tokens, 2)")
+
+
+@check("exercise_3_2", points=2, hidden=True)
+def test_exercise_3_2_is_two_one_dimensional_heads(sub):
+    module = sub.call("exercise_3_2")
+    if module is None:
+        fail("fail.not_a_module", where="exercise_3_2()")
+    expect(module.info["class"] == WRAPPER, "fail.exercise_class", where="exercise_3_2()", expected=WRAPPER)
+    for i in range(2):
+        expect(module.params.get(f"heads.{i}.W_query.weight") == [1, 3], "fail.exercise_3_2_heads",
+               where="exercise_3_2()")
+    expect("heads.2" not in module.info["modules"], "fail.exercise_3_2_heads", where="exercise_3_2()")
+
+
+@check(MHA, points=2)
+def test_mha_layout(sub):
+    module = sub.new(MHA, 3, 4, 6, 0.1, 2)
+    where = f"{MHA}(3, 4, 6, 0.1, num_heads=2)"
+    for name in ("W_query", "W_key", "W_value"):
+        expect(module.params.get(f"{name}.weight") == [4, 3], "fail.linear_shape", where=where, name=name,
+               got=module.params.get(f"{name}.weight"))
+        expect(f"{name}.bias" not in module.params, "fail.qkv_bias", where=where, name=name, bias=False)
+    expect(module.params.get("out_proj.weight") == [4, 4] and "out_proj.bias" in module.params,
+           "fail.out_proj_layout", where=where)
+    expect(module.info["dropout"].get("dropout") == 0.1, "fail.dropout_module", where=where, p=0.1)
+
+
+@check(MHA, points=1)
+def test_mha_mask_is_buffer(sub):
+    module = sub.new(MHA, 3, 4, 7, 0.0, 2)
+    expect("mask" not in module.params, "fail.mask_is_parameter", where=MHA)
+    expect(module.buffers.get("mask") == [7, 7] and "mask" in module.info["state_keys"], "fail.mask_missing",
+           where=MHA)
+
+
+@check(MHA, points=3)
+def test_mha_shapes(sub):
+    for b, T, d_in, d_out, context_length, num_heads in SHAPES:
+        d_out = d_out * num_heads  # divisible by construction
+        out = sub.new(MHA, d_in, d_out, context_length, 0.0, num_heads)(randn(b, T, d_in, seed=T))
+        expect_shape(out, (b, T, d_out), f"{MHA}({d_in}, {d_out}, {context_length}, 0.0, num_heads={num_heads}) "
+                     f"on ({b}, {T}, {d_in})", "(batch, tokens, d_out)")
+
+
+@check(MHA, points=1)
+def test_mha_rejects_indivisible_d_out(sub):
+    for d_out, num_heads in ((5, 2), (6, 4)):
+        try:
+            sub.new(MHA, 3, d_out, 6, 0.0, num_heads)
+        except StudentError as error:
+            if error.key != "student.raised":
+                raise
+        else:
+            fail("fail.indivisible_accepted", where=f"{MHA}(3, {d_out}, 6, 0.0, num_heads={num_heads})")
+
+
+@check(MHA, points=3)
+def test_mha_no_peeking(sub):
+    for b, T, d_in, d_out, context_length, num_heads in SHAPES[:4]:
+        expect_causal(sub.new(MHA, d_in, d_out * num_heads, context_length, 0.0, num_heads), b, T, d_in, seed=T)
+
+
+@check(MHA, points=1)
+def test_mha_eval_is_deterministic(sub):
+    module = sub.new(MHA, 3, 4, 6, 0.5, 2)
+    first = module(BATCH, train=False, seed=0)
+    expect_close(module(BATCH, train=False, seed=1), first, f"{MHA}(dropout=0.5) in eval mode",
+                 key="fail.dropout_in_eval", equal_nan=True)
+
+
+@check(MHA, points=5, hidden=True)
+def test_mha_matches_reference(sub, ref):
+    for num_heads in (1, 2, 4, 8):
+        for seed in SEEDS:
+            for b, T, d_in in ((2, 6, 3), (1, 3, 5), (3, 9, 8)):
+                d_out = 2 * num_heads
+                for bias in (False, True):
+                    theirs, ours = twin(sub, ref, MHA, d_in, d_out, 10, 0.0, num_heads, qkv_bias=bias)
+                    x = randn(b, T, d_in, seed=seed)
+                    expect_close(theirs(x), ours(x), f"{MHA}({d_in}, {d_out}, 10, 0.0, num_heads={num_heads}) "
+                                 f"on ({b}, {T}, {d_in})")
+
+
+@check(MHA, points=2, hidden=True)
+def test_mha_scales_by_head_dim(sub, ref):
+    # Large query/key weights make the softmax sensitive to the scaling factor.
+    theirs, ours = twin(sub, ref, MHA, 8, 8, 6, 0.0, 4)
+    state = {k: v * (4.0 if "W_query" in k or "W_key" in k else 1.0) for k, v in weights_of(ours).items()}
+    theirs.load(state)
+    ours.load(state)
+    x = randn(2, 6, 8, seed=11)
+    expect_close(theirs(x), ours(x), f"{MHA}(8, 8, 6, 0.0, num_heads=4)", key="fail.head_dim_scaling")
+
+
+@check(MHA, points=2, hidden=True)
+def test_mha_applies_out_proj(sub, ref):
+    theirs, ours = twin(sub, ref, MHA, 3, 4, 6, 0.0, 2)
+    bias = torch.tensor([0.5, -1.0, 2.0, 0.25])
+    theirs.load({"out_proj.weight": torch.zeros(4, 4), "out_proj.bias": bias})
+    expect_close(theirs(BATCH), bias.expand(2, 6, 4), f"{MHA} with out_proj set to a constant",
+                 key="fail.out_proj_unused")
+
+
+@check(MHA, points=2, hidden=True)
+def test_mha_dropout_on_attention_weights(sub):
+    expect_attention_dropout(sub, MHA, num_heads=2, p=0.5)
+
+
+@check(MHA, points=1, hidden=True)
+def test_mha_gradients(sub):
+    module = sub.new(MHA, 3, 4, 6, 0.0, 2, qkv_bias=True)
+    expect("W_query.bias" in module.params, "fail.qkv_bias", where=MHA, name="W_query", bias=True)
+    expect_gradients(module, BATCH, randn(2, 6, 4, seed=6))
+
+
+@check(MHA, points=1, hidden=True)
+def test_mha_gradients_respect_mask(sub):
+    expect_causal_gradients(sub.new(MHA, 4, 6, 8, 0.0, 3), 2, 5, 4, 6, seed=8)
+
+
+@check("exercise_3_3", points=2)
+def test_exercise_3_3_parameter_count(sub):
+    module = sub.call("exercise_3_3")
+    if module is None:
+        fail("fail.not_a_module", where="exercise_3_3()")
+    count = sum(torch.Size(shape).numel() for name, shape in module.params.items() if not is_mask(name))
+    expect(count == 2_360_064, "fail.exercise_3_3_count", where="exercise_3_3()", got=f"{count:,}")
+
+
+@check("exercise_3_3", points=3, hidden=True)
+def test_exercise_3_3_is_gpt2_sized(sub):
+    module = sub.call("exercise_3_3")
+    if module is None:
+        fail("fail.not_a_module", where="exercise_3_3()")
+    expect(module.info["class"] == MHA, "fail.exercise_class", where="exercise_3_3()", expected=MHA)
+    expect(module.buffers.get("mask") == [1024, 1024], "fail.exercise_3_3_context", where="exercise_3_3()")
+    # Twelve heads: the student's own class, built with 12 heads, computes the same thing.
+    twelve = sub.new(MHA, 768, 768, 1024, 0.0, 12)
+    copy_weights(module, twelve)
+    x = randn(1, 5, 768, seed=12)
+    expect_close(module(x), twelve(x), "exercise_3_3()", key="fail.exercise_3_3_heads", equal_nan=True)

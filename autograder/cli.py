@@ -1,0 +1,113 @@
+"""Command line: `autograder check | grade | build`; each command calls a library function."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder.config import Config
+
+EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
+2 wrong usage (unknown option, missing file)."""
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from autograder.selfcheck import check_file
+
+    if not args.notebook.exists():
+        print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
+        return 2
+    checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None)
+    print(repr(checklist))
+    return 0 if checklist.passed else 1
+
+
+def _grade(args: argparse.Namespace, config: Config) -> int:
+    from autograder.grading import grade
+    from autograder.i18n import t
+    from autograder.report import summary_table, write_gradebook
+    from autograder.sandbox import isolation_for
+
+    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        print(f"autograder grade: {missing[0]}: no such file or folder", file=sys.stderr)
+        return 2
+    if config.jobs < 1:
+        print("autograder grade: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    lang = args.lang or "en"
+    if isolation_for(config.sandbox) != "bwrap":
+        print(t("ui.isolation_warning", lang), file=sys.stderr)
+
+    def progress(done: int, total: int, name: str) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}", end="", file=sys.stderr,
+              flush=True)
+
+    records = grade(args.paths, args.out, config, force=args.force, lang=args.lang, progress=progress)
+    print(file=sys.stderr)
+    write_gradebook(records, args.out / "grades.csv")
+    print(summary_table(records, lang))
+    print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
+    return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
+
+
+def _build(args: argparse.Namespace, config: Config) -> int:
+    from autograder.build import main as build_main
+
+    return build_main(check=args.check)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="autograder", description="Teaching and grading kit for chapter 3 (attention mechanisms).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check", help="self-check a notebook with the visible checks",
+        description="Run the visible checks on a notebook and print a checklist with hints.",
+        epilog="example:\n  autograder check assignments/en/ch03_attention.ipynb --lang zh_TW\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("notebook", type=Path, help="a .ipynb, marimo .py or plain .py file")
+    check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
+    check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
+    check.set_defaults(run=_check)
+
+    grade = commands.add_parser(
+        "grade", help="grade a class of submissions",
+        description="Grade submissions (files or folders) into one JSON record each and grades.csv.",
+        epilog="example:\n  autograder grade submissions/ --out graded/ --jobs 2\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grade.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="submission files or folders")
+    grade.add_argument("--out", type=Path, required=True, help="folder for the records and grades.csv")
+    grade.add_argument("--jobs", type=int, help="submissions graded in parallel (default: number of cores)")
+    grade.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: each notebook's)")
+    grade.add_argument("--force", action="store_true", help="regrade submissions that already have a record")
+    grade.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto",
+                       help="isolation of student code (default: bubblewrap when available)")
+    grade.set_defaults(run=_grade)
+
+    build = commands.add_parser(
+        "build", help="regenerate assignments/ from solutions/",
+        description="Generate the student notebooks (Jupyter and marimo, both languages) from solutions/.",
+        epilog="example:\n  autograder build --check\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is stale")
+    build.set_defaults(run=_build)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    config = Config()
+    if getattr(args, "jobs", None) is not None:
+        config = config.with_(jobs=args.jobs)
+    if getattr(args, "sandbox", None):
+        config = config.with_(sandbox=args.sandbox)
+    return args.run(args, config)

@@ -1,0 +1,162 @@
+"""Requests the judge can make of a submission's code, answered with plain data.
+
+The same Handler serves the sandboxed worker (student code under grading), the in-notebook
+self-check and the reference solution, so every check drives all three the same way.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Refused(Exception):
+    """The student's object does not have the kind the request needs (e.g. not an nn.Module)."""
+
+    def __init__(self, key: str, **params: Any):
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def execute(chunks: list[dict], module_name: str = "submission") -> tuple[dict, list[dict]]:
+    """Run definition chunks one by one in a fresh module; return its namespace and the failures."""
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module
+    failures = []
+    for chunk in chunks:
+        try:
+            exec(compile(chunk["code"], chunk["origin"], "exec"), module.__dict__)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is the student's error too
+            failures.append({"origin": chunk["origin"], **describe_exception(exc)})
+    return module.__dict__, failures
+
+
+def describe_exception(exc: BaseException) -> dict:
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        message = "<unprintable>"
+    tb, line = exc.__traceback__, None
+    while tb is not None:  # innermost frame in the student's code
+        if not tb.tb_frame.f_code.co_filename.startswith(("/", "<frozen")):
+            line = f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return {"type": type(exc).__name__, "message": message[:1000], "where": line}
+
+
+def plain(tensor: Any, what: str) -> torch.Tensor:
+    if not isinstance(tensor, torch.Tensor):
+        raise Refused("refused.not_tensor", what=what, got=type(tensor).__name__)
+    if tensor.layout != torch.strided or tensor.device.type != "cpu":
+        raise Refused("refused.not_tensor", what=what, got=f"{tensor.layout} tensor on {tensor.device}")
+    return tensor.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+
+
+class Handler:
+    """Answers requests against one namespace of definitions."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+        self.objects: dict[int, Any] = {}
+
+    def handle(self, request: dict) -> dict:
+        method = getattr(self, "op_" + str(request.get("op")), None)
+        if method is None:
+            return {"ok": False, "error": {"type": "ProtocolError", "message": "unknown op", "where": None}}
+        try:
+            return {"ok": True, "result": method(**request.get("args", {}))}
+        except Refused as exc:
+            return {"ok": False, "refused": {"key": exc.key, "params": exc.params}}
+        except BaseException as exc:  # noqa: BLE001 - the student's code raised (even SystemExit)
+            return {"ok": False, "error": describe_exception(exc)}
+
+    def op_names(self, names: list[str]) -> dict:
+        kinds = {}
+        for name in names:
+            value = self.namespace.get(name)
+            if value is None:
+                kinds[name] = "missing"
+            elif isinstance(value, type):
+                kinds[name] = "class"
+            elif callable(value):
+                kinds[name] = "function"
+            else:
+                kinds[name] = "other"
+        return kinds
+
+    def op_new(self, id: int, name: str, args: list, kwargs: dict) -> dict:
+        factory = self._named(name)
+        return self._store(id, factory(*args, **kwargs), f"{name}(...)")
+
+    def op_call(self, id: int, name: str, args: list) -> dict:
+        function = self._named(name)
+        resolved = [self.objects[a["$obj"]] if isinstance(a, dict) and "$obj" in a else a for a in args]
+        value = function(*resolved)
+        if isinstance(value, nn.Module):
+            return {"module": self._store(id, value, name)}
+        if isinstance(value, torch.Tensor):
+            return {"tensor": plain(value, f"{name}(...)")}
+        return {"other": type(value).__name__}
+
+    def op_child(self, id: int, parent: int, path: str) -> dict:
+        return self._store(id, self.objects[parent].get_submodule(path), path)
+
+    def op_describe(self, id: int) -> dict:
+        return self._describe(self.objects[id])
+
+    def op_state(self, id: int) -> dict:
+        return {k: plain(v, k) for k, v in self.objects[id].state_dict().items()}
+
+    def op_load(self, id: int, state: dict) -> None:
+        module = self.objects[id]
+        with torch.no_grad():
+            module.load_state_dict(state, strict=False)
+
+    def op_forward(self, id: int, x: torch.Tensor, train: bool, seed: int, grad_out: torch.Tensor | None = None) -> dict:
+        module = self.objects[id]
+        module.train(train)
+        module.zero_grad(set_to_none=True)
+        torch.manual_seed(seed)
+        x = x.clone().requires_grad_(grad_out is not None)
+        with torch.set_grad_enabled(grad_out is not None):
+            out = module(x)
+        result = {"out": plain(out, "forward")}
+        if grad_out is not None:
+            if out.shape != grad_out.shape or not out.requires_grad:
+                result["x_grad"], result["grads"] = None, {}
+                return result
+            out.backward(grad_out)
+            result["x_grad"] = None if x.grad is None else plain(x.grad, "x.grad")
+            result["grads"] = {
+                n: None if p.grad is None else plain(p.grad, n) for n, p in module.named_parameters()
+            }
+        return result
+
+    def _named(self, name: str) -> Any:
+        value = self.namespace.get(name)
+        if value is None:
+            raise Refused("refused.missing", name=name)
+        if not callable(value):
+            raise Refused("refused.not_callable", name=name, got=type(value).__name__)
+        return value
+
+    def _store(self, id: int, value: Any, what: str) -> dict:
+        if not isinstance(value, nn.Module):
+            raise Refused("refused.not_module", what=what, got=type(value).__name__)
+        self.objects[id] = value
+        return self._describe(value)
+
+    @staticmethod
+    def _describe(module: nn.Module) -> dict:
+        return {
+            "class": type(module).__name__,
+            "params": {n: list(p.shape) for n, p in module.named_parameters()},
+            "buffers": {n: list(b.shape) for n, b in module.named_buffers()},
+            "state_keys": list(module.state_dict().keys()),
+            "modules": {n: type(m).__name__ for n, m in module.named_modules() if n},
+            "dropout": {n: float(m.p) for n, m in module.named_modules() if isinstance(m, nn.Dropout)},
+        }

@@ -1,0 +1,186 @@
+"""The trusted side: run the pytest checks against submissions and turn outcomes into records."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from autograder.checking import CheckFailure
+from autograder.config import Config
+from autograder.i18n import t
+from autograder.notebook import Submission, SubmissionError, load_submission
+from autograder.results import CheckResult, SubmissionResult
+from autograder.subject import LocalSubject, StudentError, Subject, WorkerSubject
+
+CHECKS = Path(__file__).parent / "checks"
+
+
+@dataclass
+class Job:
+    """One submission to grade, as read by the judge (nothing of it has run yet)."""
+
+    path: Path
+    lang: str
+    submission: Submission | None = None
+    error: tuple[str, dict] | None = None
+    sha256: str = ""
+    subject: Subject | None = None
+    """A ready subject (the in-notebook self-check); otherwise a sandboxed worker is started."""
+    results: list[CheckResult] = field(default_factory=list)
+    started: float = 0.0
+
+    @classmethod
+    def read(cls, path: Path, config: Config, lang: str | None = None) -> Job:
+        job = cls(path=Path(path), lang=lang or config.lang)
+        try:
+            job.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
+            job.submission = load_submission(path, config.limits.source_bytes)
+            job.lang = lang or job.submission.lang
+        except SubmissionError as exc:
+            job.error = (exc.key, exc.params)
+        except OSError as exc:
+            job.error = ("load.unreadable", {"error": exc.strerror or str(exc)})
+        return job
+
+
+class _Unloadable(Subject):
+    """Stands in for a submission that could not be read: every request fails with the reason."""
+
+    def __init__(self, key: str, params: dict):
+        super().__init__()
+        self.key, self.params = key, params
+
+    def _send(self, message: dict, what: str) -> dict:
+        raise StudentError(self.key, **self.params)
+
+
+class Note:
+    """Lets a check add an explanation to its result, e.g. how it isolated a bug elsewhere."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def __call__(self, key: str) -> None:
+        self.keys.append(key)
+
+
+class GradingPlugin:
+    """Parametrises every check over the jobs and records one CheckResult per (job, check)."""
+
+    def __init__(self, jobs: list[Job], config: Config, isolation: str, parts: set[str] | None,
+                 visible_only: bool, on_result: Callable[[SubmissionResult], None]):
+        self.jobs, self.config, self.isolation = jobs, config, isolation
+        self.parts, self.visible_only, self.on_result = parts, visible_only, on_result
+        self._reference: LocalSubject | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "sub" in metafunc.fixturenames:
+            metafunc.parametrize("sub", self.jobs, indirect=True, scope="session",
+                                 ids=[f"job{i}" for i in range(len(self.jobs))])
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep = []
+        for item in items:
+            marker = item.get_closest_marker("check")
+            if marker is None:
+                raise RuntimeError(f"{item.nodeid} is not marked with @check")
+            if self.visible_only and marker.kwargs["hidden"]:
+                continue
+            if self.parts is not None and marker.kwargs["names"][0] not in self.parts:
+                continue
+            keep.append(item)
+        items[:] = keep
+
+    @pytest.fixture(scope="session")
+    def sub(self, request: pytest.FixtureRequest) -> Iterator[Subject]:
+        job: Job = request.param
+        job.started = time.monotonic()
+        if job.subject is not None:
+            subject = job.subject
+        elif job.error is not None:
+            subject = _Unloadable(*job.error)
+        else:
+            chunks = [{"origin": c.origin, "code": c.code} for c in job.submission.chunks]
+            subject = WorkerSubject(chunks, self.config.limits, self.isolation)
+        yield subject
+        if isinstance(subject, WorkerSubject):
+            subject.close()
+        self.on_result(self._record(job, subject))
+
+    @pytest.fixture(scope="session")
+    def ref(self) -> Subject:
+        if self._reference is None:
+            reference = load_submission(self.config.reference_notebook)
+            chunks = [{"origin": c.origin, "code": c.code} for c in reference.chunks]
+            self._reference = LocalSubject.from_chunks(chunks, "reference")
+        return self._reference
+
+    @pytest.fixture
+    def note(self) -> Note:
+        return Note()
+
+    @pytest.fixture(autouse=True)
+    def _budget(self, request: pytest.FixtureRequest, sub: Subject) -> None:
+        job: Job = request.node.callspec.params["sub"]
+        if time.monotonic() - job.started > self.config.limits.submission_seconds:
+            raise StudentError("student.submission_timeout", seconds=self.config.limits.submission_seconds)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        report = outcome.get_result()
+        if call.when == "call" or (call.when == "setup" and report.failed):
+            job: Job = item.callspec.params["sub"]
+            note = item.funcargs.get("note")
+            job.results.append(self._check_result(item, job.lang, call.excinfo, note))
+
+    def _check_result(self, item: pytest.Item, lang: str, excinfo, note: Note | None) -> CheckResult:
+        marker = item.get_closest_marker("check").kwargs
+        check_id = item.originalname
+        key, message = "", ""
+        if excinfo is not None:
+            error = excinfo.value
+            if isinstance(error, (CheckFailure, StudentError)):
+                key, params = error.key, error.params
+            else:
+                key, params = "fail.unexpected", {"type": type(error).__name__, "message": str(error)[:300]}
+            message = t(key, lang, **params)
+        notes = [t(k, lang) for k in (note.keys if note else [])]
+        return CheckResult(
+            name=t(f"check.{check_id}", lang), check_id=check_id, part=marker["names"][0],
+            score=0.0 if excinfo is not None else float(marker["points"]), max_score=float(marker["points"]),
+            status="failed" if excinfo is not None else "passed", output="\n".join([message, *notes]).strip(),
+            tags=list(marker["names"]), visibility="hidden" if marker["hidden"] else "visible", message_key=key,
+        )
+
+    def _record(self, job: Job, subject: Subject) -> SubmissionResult:
+        problems = list(job.submission.problems) if job.submission else []
+        stderr = b""
+        if isinstance(subject, WorkerSubject):
+            problems += [("load.failed_statement", f) for f in subject.load_failures]
+            stderr = subject.stderr
+        output = "\n".join(t(key, job.lang, **params) for key, params in problems)
+        return SubmissionResult(
+            submission=str(job.path), score=sum(r.score for r in job.results),
+            max_score=sum(r.max_score for r in job.results), execution_time=round(time.monotonic() - job.started, 3),
+            output=output, tests=job.results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
+            isolation=self.isolation if isinstance(subject, WorkerSubject) else "none",
+            language=job.lang, sha256=job.sha256, stderr=stderr.decode("utf-8", "replace"),
+        )
+
+
+def run_checks(jobs: list[Job], config: Config, isolation: str, on_result: Callable[[SubmissionResult], None],
+               parts: set[str] | None = None, visible_only: bool = False) -> int:
+    """Run the checks over `jobs`; `on_result` receives each submission's record as soon as it is done."""
+    plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result)
+    args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider",
+            "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise"]
+    return pytest.main(args, plugins=[plugin])

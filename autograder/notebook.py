@@ -1,0 +1,178 @@
+"""Read a submission (.ipynb, marimo .py or plain .py) into the definitions the worker runs.
+
+What is executed: from every code cell, in notebook order, the top-level imports, function and
+class definitions, and assignments whose right-hand side calls nothing (constants, aliases).
+Everything else -- prints, plots, instantiations, training loops, `check(...)` cells -- is
+skipped, so demo code can neither slow grading down nor break it. When a name is defined twice,
+the later definition wins, as when a notebook is run top to bottom.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+MAGIC = re.compile(r"^\s*[%!]")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+class SubmissionError(Exception):
+    """The file cannot be read as a submission; `key` names the message in the catalogue."""
+
+    def __init__(self, key: str, **params: object):
+        super().__init__(key, params)
+        self.key = key
+        self.params = params
+
+
+@dataclass
+class Chunk:
+    """One top-level statement kept for execution, with where it came from."""
+
+    origin: str
+    code: str
+
+
+@dataclass
+class Submission:
+    """A submission as data: the code the worker runs, and what was noticed while reading it."""
+
+    path: Path
+    kind: str
+    chunks: list[Chunk]
+    problems: list[tuple[str, dict]] = field(default_factory=list)
+    """(message key, params) for cells that could not be used, e.g. syntax errors."""
+    lang: str = "en"
+    """Language the notebook's prose is written in: "en" or "zh_TW"."""
+
+    @property
+    def defined(self) -> set[str]:
+        names = set()
+        for chunk in self.chunks:
+            for node in ast.parse(chunk.code).body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+        return names
+
+
+def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:
+    """Read `path` and keep its definitions. Raises SubmissionError with a specific reason."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SubmissionError("load.unreadable", error=exc.strerror or str(exc)) from None
+    if size > max_bytes:
+        raise SubmissionError("load.too_large", size=size, limit=max_bytes)
+    if size == 0:
+        raise SubmissionError("load.empty")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SubmissionError("load.not_text") from None
+    if "\x00" in text:
+        raise SubmissionError("load.not_text")
+    suffix = path.suffix.lower()
+    if suffix == ".ipynb":
+        cells, lang = _ipynb_cells(text)
+        kind = "ipynb"
+    elif suffix == ".py":
+        if _looks_like_marimo(text):
+            cells, lang = _marimo_cells(text), _lang_of(text)
+            kind = "marimo"
+        else:
+            cells, lang = [("file", text)], _lang_of(text)
+            kind = "py"
+    else:
+        raise SubmissionError("load.unknown_type", suffix=suffix or "(none)")
+    submission = Submission(path=path, kind=kind, chunks=[], lang=lang)
+    for origin, code in cells:
+        _keep_definitions(origin, code, submission)
+    return submission
+
+
+def _ipynb_cells(text: str) -> tuple[list[tuple[str, str]], str]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise SubmissionError("load.bad_json", error=str(exc)[:200]) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise SubmissionError("load.not_notebook")
+    major = data.get("nbformat")
+    if major != 4:
+        raise SubmissionError("load.old_nbformat", version=major)
+    try:
+        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several validation error types
+        raise SubmissionError("load.invalid_notebook", error=str(exc).splitlines()[0][:200]) from None
+    cells, prose = [], []
+    for index, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type == "code":
+            cells.append((f"cell {index}", cell.source))
+        elif cell.cell_type == "markdown":
+            prose.append(cell.source)
+    return cells, _lang_of("\n".join(prose))
+
+
+def _looks_like_marimo(text: str) -> bool:
+    return "marimo.App(" in text and "@app." in text
+
+
+def _marimo_cells(text: str) -> list[tuple[str, str]]:
+    from marimo._ast.parse import parse_notebook
+
+    try:
+        notebook = parse_notebook(text)
+    except SyntaxError as exc:
+        raise SubmissionError("load.syntax", origin="file", line=exc.lineno or 0, error=exc.msg) from None
+    if notebook is None or not notebook.cells:
+        raise SubmissionError("load.bad_marimo")
+    return [(f"cell {i} ({c.name})", c.code) for i, c in enumerate(notebook.cells, start=1)]
+
+
+def _lang_of(text: str) -> str:
+    return "zh_TW" if len(CJK.findall(text)) > 20 else "en"
+
+
+def _keep_definitions(origin: str, code: str, submission: Submission) -> None:
+    if code.lstrip().startswith("%%"):
+        return
+    lines = ["" if MAGIC.match(line) else line for line in code.splitlines()]
+    source = "\n".join(lines)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        submission.problems.append(
+            ("load.syntax", {"origin": origin, "line": exc.lineno or 0, "error": exc.msg})
+        )
+        return
+    except (RecursionError, MemoryError, ValueError):
+        submission.problems.append(("load.unparsable", {"origin": origin}))
+        return
+    for node in tree.body:
+        if _is_kept(node):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            # Blank lines in front keep the student's line numbers in tracebacks.
+            code = "\n" * (first - 1) + "\n".join(lines[first - 1 : node.end_lineno])
+            submission.chunks.append(Chunk(origin=origin, code=code))
+
+
+def _is_kept(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] != "autograder"
+    if isinstance(node, ast.Import):
+        return all(alias.name.split(".")[0] != "autograder" for alias in node.names)
+    if isinstance(node, KEPT):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        calls = any(isinstance(n, ast.Call) for n in ast.walk(node.value))
+        return not calls and all(isinstance(t, ast.Name) for t in targets)
+    return False

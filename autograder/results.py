@@ -1,0 +1,92 @@
+"""Result records and their JSON form (Gradescope's results.json schema plus the kit's fields)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class CheckResult:
+    """One graded check of one submission."""
+
+    name: str
+    """The check's title in the feedback language."""
+    check_id: str
+    """The pytest function name, stable across languages."""
+    part: str
+    """The graded name that earns the points."""
+    score: float
+    max_score: float
+    status: str
+    """"passed" or "failed"."""
+    output: str
+    """What the student should know: the failure message and any notes."""
+    tags: list[str]
+    """All graded names the check touches."""
+    visibility: str
+    """"visible" (in the self-check) or "hidden" (Gradescope hides it from students)."""
+    message_key: str = ""
+    """Catalogue key of the failure message, for statistics across languages."""
+
+
+@dataclass
+class SubmissionResult:
+    """Everything known about one submission after grading (or failing to)."""
+
+    submission: str
+    score: float
+    max_score: float
+    execution_time: float
+    output: str = ""
+    tests: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+    """Why the submission could not be graded at all, if it could not."""
+    isolation: str = ""
+    language: str = "en"
+    sha256: str = ""
+    stderr: str = ""
+
+    @property
+    def parts(self) -> dict[str, tuple[float, float]]:
+        totals: dict[str, tuple[float, float]] = {}
+        for test in self.tests:
+            got, out_of = totals.get(test.part, (0.0, 0.0))
+            totals[test.part] = (got + test.score, out_of + test.max_score)
+        return totals
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["parts"] = {k: {"score": s, "max_score": m} for k, (s, m) in self.parts.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> SubmissionResult:
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data["tests"] = [CheckResult(**t) for t in data.get("tests", [])]
+        return cls(**data)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(result: SubmissionResult, path: Path) -> None:
+    write_atomic(path, json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+
+
+def load(path: Path) -> SubmissionResult:
+    return SubmissionResult.from_json(json.loads(path.read_text(encoding="utf-8")))

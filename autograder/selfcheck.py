@@ -1,0 +1,80 @@
+"""The student's self-check: visible checks only, from the command line or inside the notebook."""
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+from autograder.config import GRADED, Config
+from autograder.judge import Job, run_checks
+from autograder.notebook import SubmissionError, load_submission
+from autograder.report import checklist_html, checklist_text
+from autograder.results import SubmissionResult
+from autograder.subject import LocalSubject
+
+
+class Checklist:
+    """A self-check result that shows itself as text, or as HTML in Jupyter and marimo."""
+
+    def __init__(self, result: SubmissionResult, lang: str):
+        self.result, self.lang = result, lang
+
+    @property
+    def passed(self) -> bool:
+        return not self.result.error and all(t.status == "passed" for t in self.result.tests)
+
+    def __repr__(self) -> str:
+        return checklist_text(self.result, self.lang)
+
+    def _repr_html_(self) -> str:
+        return checklist_html(self.result, self.lang)
+
+    def _mime_(self) -> tuple[str, str]:  # marimo's display protocol
+        return "text/html", self._repr_html_()
+
+
+def run_visible(job: Job, config: Config, isolation: str, parts: set[str] | None = None,
+                with_hidden: bool = False) -> SubmissionResult:
+    results: list[SubmissionResult] = []
+    run_checks([job], config, isolation, results.append, parts=parts, visible_only=not with_hidden)
+    return results[0]
+
+
+def check_file(path: Path, config: Config, lang: str | None = None, parts: set[str] | None = None) -> Checklist:
+    """`autograder check NOTEBOOK`: the submission runs in a worker process, as when it is graded."""
+    from autograder.sandbox import isolation_for
+
+    job = Job.read(path, config, lang)
+    result = run_visible(job, config, isolation_for(config.sandbox), parts)
+    return Checklist(result, job.lang)
+
+
+def _notebook_language(namespace: dict) -> str:
+    for candidate in (namespace.get("__file__"), os.environ.get("JPY_SESSION_NAME")):
+        if candidate and Path(candidate).is_file():
+            try:
+                return load_submission(Path(candidate)).lang
+            except SubmissionError:
+                pass
+    return "en"
+
+
+def check_in_notebook(name: str, lang: str | None = None, namespace: dict | None = None) -> Checklist:
+    """`check("CausalAttention")` in a notebook cell: visible checks on the kernel's own definitions."""
+    import torch
+
+    if name not in GRADED:
+        raise ValueError(f"{name!r} is not graded here; choose one of: {', '.join(GRADED)}")
+    if namespace is None:
+        frame = inspect.currentframe()
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("autograder"):
+            frame = frame.f_back
+        namespace = frame.f_globals if frame is not None else {}
+    lang = lang or os.environ.get("AUTOGRADER_LANG") or _notebook_language(namespace)
+    job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
+    rng = torch.random.get_rng_state()
+    try:
+        result = run_visible(job, Config(), "none", parts={name})
+    finally:
+        torch.random.set_rng_state(rng)
+    return Checklist(result, lang)

@@ -1,0 +1,42 @@
+"""The worker process: runs one submission's definitions and answers the judge's requests.
+
+Started by sandbox.py as `python -m autograder.worker`. Requests arrive on stdin, replies leave
+on the original stdout; the student's own prints are sent to stderr, which the judge caps.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from autograder.handler import Handler, execute
+from autograder.protocol import read_message, write_message
+
+
+def serve(requests: int, replies: int, max_bytes: int) -> None:
+    load = read_message(requests, max_bytes)
+    namespace, failures = execute(load["chunks"])
+    handler = Handler(namespace)
+    write_message(replies, {"ok": True, "result": {"failures": failures}})
+    while True:
+        request = read_message(requests, max_bytes)
+        if request.get("op") == "bye":
+            return
+        write_message(replies, handler.handle(request))
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    requests, replies = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # the student's prints go to the capped stderr, never into the replies
+    max_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 28
+    if len(sys.argv) > 2:
+        os.chdir(sys.argv[2])
+    serve(requests, replies, max_bytes)
+
+
+if __name__ == "__main__":
+    main()
