@@ -78,8 +78,19 @@ def expect_causal_gradients(module: Module, b: int, T: int, d_in: int, d_model: 
         result = module.forward(x, grad_out=grad_out)
         if result.x_grad is None:
             fail("fail.no_input_grad", where=module.label)
-        if result.x_grad[:, t + 1 :].abs().max().item() if t + 1 < T else 0.0:
+        scale = result.x_grad.abs().max().item() + 1e-12
+        if t + 1 < T and result.x_grad[:, t + 1 :].abs().max().item() > 1e-5 * scale:
             fail("fail.future_leak_grad", where=module.label, position=t + 1)
+
+
+def expect_mask_buffer(module: Module, context_length: int) -> None:
+    """mask is a (context_length, context_length) buffer saved in state_dict, not a parameter."""
+    where = module.label
+    expect("mask" not in module.params, "fail.mask_is_parameter", where=where)
+    expect("mask" in module.buffers, "fail.mask_missing", where=where)
+    expect("mask" in module.info["state_keys"], "fail.mask_not_persistent", where=where)
+    expect(module.buffers["mask"] == [context_length, context_length], "fail.mask_shape", where=where,
+           got=module.buffers["mask"], expected=[context_length, context_length])
 
 
 def identity_probe(sub: Subject, name: str, T: int, num_heads: int | None = None,

@@ -3,21 +3,12 @@ import torch
 
 from autograder.checking import check, expect, expect_close, expect_shape
 from autograder.checks.probes import (
-    expect_gradients,
+    expect_gradients, expect_mask_buffer,
     BATCH, SEEDS, SHAPES, expect_attention_dropout, expect_causal, expect_causal_gradients,
     identity_probe, randn, twin, weights_from_output,
 )
 
 NAME = "CausalAttention"
-
-
-def expect_mask_buffer(module, context_length):
-    where = module.label
-    expect("mask" not in module.params, "fail.mask_is_parameter", where=where)
-    expect("mask" in module.buffers, "fail.mask_missing", where=where)
-    expect("mask" in module.info["state_keys"], "fail.mask_not_persistent", where=where)
-    expect(module.buffers["mask"] == [context_length, context_length], "fail.mask_shape", where=where,
-           got=module.buffers["mask"], expected=[context_length, context_length])
 
 
 @check(NAME, points=2)

@@ -4,7 +4,7 @@ import torch
 from autograder.checking import check, expect, expect_close, expect_shape, fail
 from autograder.checks.probes import (
     BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
-    expect_gradients, identity_probe, is_mask, randn, twin, weights_of,
+    expect_gradients, expect_mask_buffer, identity_probe, is_mask, randn, twin, weights_of,
 )
 from autograder.subject import StudentError
 
@@ -131,10 +131,7 @@ def test_mha_layout(sub):
 
 @check(MHA, points=1)
 def test_mha_mask_is_buffer(sub):
-    module = sub.new(MHA, 3, 4, 7, 0.0, 2)
-    expect("mask" not in module.params, "fail.mask_is_parameter", where=MHA)
-    expect(module.buffers.get("mask") == [7, 7] and "mask" in module.info["state_keys"], "fail.mask_missing",
-           where=MHA)
+    expect_mask_buffer(sub.new(MHA, 3, 4, 7, 0.0, 2), 7)
 
 
 @check(MHA, points=3)

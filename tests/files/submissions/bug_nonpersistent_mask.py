@@ -1,4 +1,4 @@
-# Correct variant: the mask is a non-persistent buffer (register_buffer(..., persistent=False)), so it is not in state_dict().
+# Bug: the mask is a non-persistent buffer (register_buffer(..., persistent=False)), so it is missing from state_dict(); the assignment asks for a saved buffer.
 import torch
 import torch.nn as nn
 

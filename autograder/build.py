@@ -1,0 +1,138 @@
+"""Generate the student assignments (nbgrader .ipynb and marimo .py) from the instructor's solutions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbgrader.preprocessors import (
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    LockCells,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# nbgrader's GenerateAssignment pipeline (nbgrader/converters/generate_assignment.py), in its
+# order, without the steps that need a course database or a header file (SaveCells,
+# IncludeHeaderFooter) and without InstantiateTests (no `### AUTOTEST` cells here).
+# ClearHiddenTests runs after the first ComputeChecksums, and checksums are computed again after it.
+STUDENT_PIPELINE = (
+    LockCells,
+    ClearSolutions,
+    ClearOutput,
+    CheckCellMetadata,
+    ComputeChecksums,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ComputeChecksums,
+    CheckCellMetadata,
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the sources live and where the generated files go, relative to the repository root."""
+
+    solutions: str = "solutions"
+    """One folder per language (`en`, `zh_TW`, ...) holding the nbgrader source notebooks."""
+    assignments: str = "assignments"
+    """Same folders; each source `name.ipynb` becomes `name.ipynb` (nbgrader) and `name.py` (marimo)."""
+
+
+def student_notebook(source: NotebookNode) -> NotebookNode:
+    """Return the student version of an nbgrader source notebook (the argument is left untouched)."""
+    nb = nbformat.from_dict(source)  # deep copy: the preprocessors work in place
+    resources: dict = {}
+    for step in STUDENT_PIPELINE:
+        nb, resources = step().preprocess(nb, resources)
+    return nb
+
+
+def notebook_text(nb: NotebookNode) -> str:
+    """Serialise a notebook the way Jupyter does (sorted keys, one-space indent, final newline)."""
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def to_marimo(nb: NotebookNode) -> str:
+    """Convert a Jupyter notebook to the source of a marimo notebook with marimo's own converter."""
+    from marimo._convert.converters import MarimoConvert
+
+    return MarimoConvert.from_ipynb(notebook_text(nb)).to_py()
+
+
+def render(source_path: Path) -> dict[str, str]:
+    """Generated files for one source notebook: {file suffix: text}."""
+    student = student_notebook(nbformat.read(source_path, as_version=4))
+    return {".ipynb": notebook_text(student), ".py": to_marimo(student)}
+
+
+def planned(root: Path, layout: Layout = Layout()) -> dict[Path, str]:
+    """Every file assignments/ should contain, mapped to its expected text."""
+    files = {}
+    for source in sorted((root / layout.solutions).glob("*/*.ipynb")):
+        if source.parent.name.startswith("."):
+            continue
+        target = root / layout.assignments / source.parent.name / source.stem
+        for suffix, text in render(source).items():
+            files[target.with_suffix(suffix)] = text
+    return files
+
+
+def orphans(root: Path, expected: dict[Path, str], layout: Layout = Layout()) -> list[Path]:
+    """Generated-looking files in assignments/ whose source notebook no longer exists."""
+    found = [
+        path
+        for pattern in ("*/*.ipynb", "*/*.py")
+        for path in (root / layout.assignments).glob(pattern)
+        if not path.parent.name.startswith(".")
+    ]
+    return sorted(path for path in found if path not in expected)
+
+
+def build(check: bool = False, root: Path = ROOT) -> list[Path]:
+    """Regenerate assignments/ from solutions/ and return the files that were (or, with check, would be) changed.
+
+    With check=True nothing is written; a non-empty result means assignments/ is stale: a file is
+    missing, differs from what its source generates, or has no source any more.
+    """
+    root = Path(root)
+    expected = planned(root)
+    stale = [
+        path
+        for path, text in expected.items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
+    leftovers = orphans(root, expected)
+    if not check:
+        for path in stale:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(expected[path], encoding="utf-8", newline="\n")
+        for path in leftovers:
+            path.unlink()
+    return sorted(stale + leftovers)
+
+
+def main(check: bool = False, root: Path = ROOT) -> int:
+    """CLI entry point for `autograder build [--check]`; returns the exit code."""
+    changed = build(check=check, root=root)
+    shown = [str(path.relative_to(root)) for path in changed]
+    if check:
+        if not changed:
+            print("assignments/ is up to date with solutions/")
+            return 0
+        for name in shown:
+            print(f"stale: {name}")
+        print("run `autograder build` to regenerate assignments/ from solutions/")
+        return 1
+    for path, name in zip(changed, shown):
+        print(f"{'wrote' if path.exists() else 'removed'}: {name}")
+    if not changed:
+        print("assignments/ was already up to date")
+    return 0
