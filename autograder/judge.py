@@ -184,3 +184,35 @@ def run_checks(jobs: list[Job], config: Config, isolation: str, on_result: Calla
     args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider",
             "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise"]
     return pytest.main(args, plugins=[plugin])
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """A check as declared in its file, without running it."""
+
+    check_id: str
+    module: str
+    names: tuple[str, ...]
+    points: float
+    hidden: bool
+    fixtures: tuple[str, ...]
+
+
+def check_table() -> list[CheckInfo]:
+    """Every check in autograder/checks, in file order."""
+    import importlib
+    import inspect
+
+    table = []
+    for path in sorted(CHECKS.glob("test_*.py")):
+        module = importlib.import_module(f"autograder.checks.{path.stem}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if not name.startswith("test_") or function.__module__ != module.__name__:
+                continue
+            marks = [m for m in getattr(function, "pytestmark", []) if m.name == "check"]
+            kwargs = marks[0].kwargs if marks else {"names": (), "points": 0, "hidden": False}
+            table.append(CheckInfo(name, path.stem, tuple(kwargs["names"]), kwargs["points"], kwargs["hidden"],
+                                   tuple(inspect.signature(function).parameters)))
+    table.sort(key=lambda c: (c.module, inspect.getsourcelines(getattr(importlib.import_module(
+        f"autograder.checks.{c.module}"), c.check_id))[1]))
+    return table
