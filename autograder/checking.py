@@ -41,7 +41,7 @@ def expect_close(got: torch.Tensor, expected: torch.Tensor, where: str, key: str
 
     `equal_nan` is for comparing the student's code with itself, where NaN on both sides agrees.
     """
-    expect_shape(got, tuple(expected.shape), where, params.pop("meaning", ""))
+    expect_shape(got, tuple(expected.shape), where, str(params.get("meaning", "")))
     if not torch.is_floating_point(got):
         fail("fail.dtype", where=where, got=str(got.dtype))
     got = got.to(expected.dtype)

@@ -94,7 +94,7 @@ class Subject:
         kind = error.get("type", "Exception")
         key = "student.not_implemented" if kind == "NotImplementedError" else "student.raised"
         raise StudentError(key, where=what, type=kind, message=error.get("message", ""),
-                           line=error.get("where") or "")
+                           line=f" ({error['where']})" if error.get("where") else "")
 
     def names(self, names: list[str]) -> dict[str, str]:
         return self.request("names", "names", names=names)
