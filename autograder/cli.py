@@ -54,6 +54,12 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
+    if args.student:
+        from autograder.bundle import student_bundle
+
+        names = student_bundle(args.student)
+        print(f"wrote {args.student} ({len(names)} files: assignments and visible checks only)")
+        return 0
     from autograder.build import main as build_main
 
     return build_main(check=args.check)
@@ -95,10 +101,12 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build", help="regenerate assignments/ from solutions/",
         description="Generate the student notebooks (Jupyter and marimo, both languages) from solutions/.",
-        epilog="example:\n  autograder build --check\n\n" + EPILOG,
+        epilog="examples:\n  autograder build --check\n  autograder build --student ch03-student.zip\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is stale")
+    build.add_argument("--student", type=Path, metavar="ZIP",
+                       help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
     return top
 

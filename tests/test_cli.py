@@ -17,7 +17,7 @@ def test_every_command_has_help_with_an_example():
     for name in commands:
         help_text = run_cli(name, "--help")
         assert help_text.returncode == 0, name
-        assert "example:" in help_text.stdout and f"autograder {name}" in help_text.stdout, name
+        assert "example" in help_text.stdout and f"autograder {name}" in help_text.stdout, name
 
 
 def test_unknown_option_is_a_usage_error():
