@@ -1,7 +1,6 @@
 """Generate the student assignments (nbgrader .ipynb and marimo .py) from the instructor's solutions."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -17,6 +16,8 @@ from nbgrader.preprocessors import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = "solutions"  # one folder per language (en, zh_TW, ...) of nbgrader source notebooks
+ASSIGNMENTS = "assignments"  # the same folders; each name.ipynb becomes name.ipynb and name.py (marimo)
 
 # nbgrader's GenerateAssignment pipeline (nbgrader/converters/generate_assignment.py), in its
 # order, without the steps that need a course database or a header file (SaveCells,
@@ -35,16 +36,6 @@ STUDENT_PIPELINE = (
 )
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where the sources live and where the generated files go, relative to the repository root."""
-
-    solutions: str = "solutions"
-    """One folder per language (`en`, `zh_TW`, ...) holding the nbgrader source notebooks."""
-    assignments: str = "assignments"
-    """Same folders; each source `name.ipynb` becomes `name.ipynb` (nbgrader) and `name.py` (marimo)."""
-
-
 def student_notebook(source: NotebookNode) -> NotebookNode:
     """Return the student version of an nbgrader source notebook (the argument is left untouched)."""
     nb = nbformat.from_dict(source)  # deep copy: the preprocessors work in place
@@ -61,7 +52,12 @@ def notebook_text(nb: NotebookNode) -> str:
 
 
 def to_marimo(nb: NotebookNode) -> str:
-    """Convert a Jupyter notebook to the source of a marimo notebook with marimo's own converter."""
+    """Convert a Jupyter notebook to the source of a marimo notebook with marimo's own converter.
+
+    This is the call `marimo convert` makes (marimo/_cli/convert/commands.py); marimo has no public
+    Python API for it. The output records the marimo version (`__generated_with`), so upgrading
+    marimo makes `build --check` report the marimo files stale until they are rebuilt.
+    """
     from marimo._convert.converters import MarimoConvert
 
     return MarimoConvert.from_ipynb(notebook_text(nb)).to_py()
@@ -73,24 +69,24 @@ def render(source_path: Path) -> dict[str, str]:
     return {".ipynb": notebook_text(student), ".py": to_marimo(student)}
 
 
-def planned(root: Path, layout: Layout = Layout()) -> dict[Path, str]:
+def planned(root: Path) -> dict[Path, str]:
     """Every file assignments/ should contain, mapped to its expected text."""
     files = {}
-    for source in sorted((root / layout.solutions).glob("*/*.ipynb")):
+    for source in sorted((root / SOLUTIONS).glob("*/*.ipynb")):
         if source.parent.name.startswith("."):
             continue
-        target = root / layout.assignments / source.parent.name / source.stem
+        target = root / ASSIGNMENTS / source.parent.name / source.stem
         for suffix, text in render(source).items():
             files[target.with_suffix(suffix)] = text
     return files
 
 
-def orphans(root: Path, expected: dict[Path, str], layout: Layout = Layout()) -> list[Path]:
+def orphans(root: Path, expected: dict[Path, str]) -> list[Path]:
     """Generated-looking files in assignments/ whose source notebook no longer exists."""
     found = [
         path
         for pattern in ("*/*.ipynb", "*/*.py")
-        for path in (root / layout.assignments).glob(pattern)
+        for path in (root / ASSIGNMENTS).glob(pattern)
         if not path.parent.name.startswith(".")
     ]
     return sorted(path for path in found if path not in expected)
