@@ -45,7 +45,11 @@ def describe_exception(exc: BaseException) -> dict:
         if not tb.tb_frame.f_code.co_filename.startswith(("/", "<frozen")):
             line = f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
         tb = tb.tb_next
-    return {"type": type(exc).__name__, "message": message[:1000], "where": line}
+    try:  # the judge names limits from it: ENOMEM, EAGAIN (processes), EFBIG, ENOSPC
+        code = exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None
+    except BaseException:  # noqa: BLE001 - a hostile property
+        code = None
+    return {"type": type(exc).__name__, "message": message[:1000], "where": line, "errno": code}
 
 
 def plain(tensor: Any, what: str) -> torch.Tensor:
@@ -120,7 +124,7 @@ class Handler:
         module = self.objects[id]
         module.train(train)
         module.zero_grad(set_to_none=True)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA seeding
         x = x.clone().requires_grad_(grad_out is not None)
         with torch.set_grad_enabled(grad_out is not None):
             out = module(x)

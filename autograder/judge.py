@@ -1,8 +1,8 @@
 """The trusted side: run the pytest checks against submissions and turn outcomes into records."""
 from __future__ import annotations
 
-import hashlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,8 +12,9 @@ import pytest
 
 from autograder.checking import CheckFailure
 from autograder.config import Config
+from autograder.diagnosis import Explainer
 from autograder.i18n import t
-from autograder.notebook import Submission, SubmissionError, load_submission
+from autograder.notebook import Submission, SubmissionError, file_sha256, load_submission
 from autograder.results import CheckResult, SubmissionResult
 from autograder.subject import LocalSubject, StudentError, Subject, WorkerSubject
 
@@ -37,15 +38,21 @@ class Job:
     @classmethod
     def read(cls, path: Path, config: Config, lang: str | None = None) -> Job:
         job = cls(path=Path(path), lang=lang or config.lang)
-        try:
-            job.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
-            job.submission = load_submission(path, config.limits.source_bytes)
-            job.lang = lang or job.submission.lang
-        except SubmissionError as exc:
-            job.error = (exc.key, exc.params)
-        except OSError as exc:
-            job.error = ("load.unreadable", {"error": exc.strerror or str(exc)})
+        job.fill(config, lang)
         return job
+
+    def fill(self, config: Config, lang: str | None = None) -> None:
+        """Read the file (the batch reads each submission only when its turn comes)."""
+        try:
+            self.sha256 = file_sha256(self.path)
+            self.submission = load_submission(self.path, config.limits.source_bytes)
+            self.lang = lang or self.submission.lang
+        except SubmissionError as exc:
+            self.error = (exc.key, exc.params)
+        except OSError as exc:
+            self.error = ("load.unreadable", {"error": exc.strerror or str(exc)})
+        except Exception as exc:  # noqa: BLE001 - a file no reader expected must not stop the batch
+            self.error = ("load.unreadable", {"error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 class _Unloadable(Subject):
@@ -55,7 +62,7 @@ class _Unloadable(Subject):
         super().__init__()
         self.key, self.params = key, params
 
-    def _send(self, message: dict, what: str) -> dict:
+    def _send(self, message: dict, what: str, key: str) -> dict:
         raise StudentError(self.key, **self.params)
 
 
@@ -73,10 +80,14 @@ class GradingPlugin:
     """Parametrises every check over the jobs and records one CheckResult per (job, check)."""
 
     def __init__(self, jobs: list[Job], config: Config, isolation: str, parts: set[str] | None,
-                 visible_only: bool, on_result: Callable[[SubmissionResult], None]):
+                 visible_only: bool, on_result: Callable[[SubmissionResult], None],
+                 on_start: Callable[[Job], None] | None = None):
         self.jobs, self.config, self.isolation = jobs, config, isolation
         self.parts, self.visible_only, self.on_result = parts, visible_only, on_result
+        self.on_start = on_start
         self._reference: LocalSubject | None = None
+        self._reference_chunks: list[dict] = []
+        self._explainer: Explainer | None = None
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
@@ -103,6 +114,8 @@ class GradingPlugin:
     def sub(self, request: pytest.FixtureRequest) -> Iterator[Subject]:
         job: Job = request.param
         job.started = time.monotonic()
+        if self.on_start is not None:
+            self.on_start(job)
         if job.subject is not None:
             subject = job.subject
         elif job.error is not None:
@@ -111,17 +124,38 @@ class GradingPlugin:
             chunks = [{"origin": c.origin, "code": c.code} for c in job.submission.chunks]
             subject = WorkerSubject(chunks, self.config.limits, self.isolation)
         yield subject
+        diagnoses, attention = self._explain(job, subject)
         if isinstance(subject, WorkerSubject):
             subject.close()
-        self.on_result(self._record(job, subject))
+        record = self._record(job, subject)
+        record.diagnoses, record.attention = diagnoses, attention
+        record.output = "\n".join(filter(None, [record.output, *(d["message"] for d in diagnoses)]))
+        self.on_result(record)
 
     @pytest.fixture(scope="session")
     def ref(self) -> Subject:
+        return self._reference_subject()
+
+    def _reference_subject(self) -> LocalSubject:
         if self._reference is None:
             reference = load_submission(self.config.reference_notebook)
-            chunks = [{"origin": c.origin, "code": c.code} for c in reference.chunks]
-            self._reference = LocalSubject.from_chunks(chunks, "reference")
+            self._reference_chunks = [{"origin": c.origin, "code": c.code} for c in reference.chunks]
+            self._reference = LocalSubject.from_chunks(self._reference_chunks, "reference")
         return self._reference
+
+    def _explain(self, job: Job, subject: Subject) -> tuple[list[dict], dict]:
+        """Diagnoses of the failed parts and the attention pictures' data (sandboxed submissions only)."""
+        if not isinstance(subject, WorkerSubject) or job.error is not None:
+            return [], {}
+        try:
+            if self._explainer is None:
+                self._explainer = Explainer(self._reference_subject(), self._reference_chunks)
+            return self._explainer.explain(subject, job.results, job.lang)
+        except (OSError, SubmissionError):  # no reference solution here (the student bundle)
+            return [], {}
+        except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
+            print(f"autograder: no diagnosis for {job.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return [], {}
 
     @pytest.fixture
     def note(self) -> Note:
@@ -163,26 +197,29 @@ class GradingPlugin:
 
     def _record(self, job: Job, subject: Subject) -> SubmissionResult:
         problems = list(job.submission.problems) if job.submission else []
-        stderr = b""
+        stderr = ""
         if isinstance(subject, WorkerSubject):
             problems += [("load.failed_statement", f) for f in subject.load_failures]
-            stderr = subject.stderr
+            stderr = subject.stderr.decode("utf-8", "replace")
+            if subject.stderr_dropped:
+                stderr += "\n" + t("student.output_truncated", job.lang, dropped=subject.stderr_dropped)
         output = "\n".join(t(key, job.lang, **params) for key, params in problems)
         return SubmissionResult(
             submission=str(job.path), score=sum(r.score for r in job.results),
             max_score=sum(r.max_score for r in job.results), execution_time=round(time.monotonic() - job.started, 3),
             output=output, tests=job.results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
             isolation=self.isolation if isinstance(subject, WorkerSubject) else "none",
-            language=job.lang, sha256=job.sha256, stderr=stderr.decode("utf-8", "replace"),
+            language=job.lang, sha256=job.sha256, stderr=stderr,
         )
 
 
 def run_checks(jobs: list[Job], config: Config, isolation: str, on_result: Callable[[SubmissionResult], None],
-               parts: set[str] | None = None, visible_only: bool = False) -> int:
+               parts: set[str] | None = None, visible_only: bool = False,
+               on_start: Callable[[Job], None] | None = None) -> int:
     """Run the checks over `jobs`; `on_result` receives each submission's record as soon as it is done."""
-    plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result)
+    plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result, on_start)
     args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider",
-            "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise"]
+            "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise", "-p", "no:unraisableexception", "-p", "no:threadexception"]
     return pytest.main(args, plugins=[plugin])
 
 

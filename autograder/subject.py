@@ -1,9 +1,11 @@
 """What the checks drive: a submission (in its worker) or the reference (in the judge), alike."""
 from __future__ import annotations
 
+import errno
 import itertools
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -45,7 +47,8 @@ class Module:
     def forward(self, x: torch.Tensor, train: bool = False, seed: int = 0,
                 grad_out: torch.Tensor | None = None) -> Forward:
         result = self.subject.request(
-            "forward", f"{self.label}.forward", id=self.id, x=x, train=train, seed=seed, grad_out=grad_out
+            "forward", f"{self.label}.forward", self._key("forward"), id=self.id, x=x, train=train, seed=seed,
+            grad_out=grad_out,
         )
         return Forward(result["out"], result.get("x_grad"), result.get("grads"))
 
@@ -53,7 +56,7 @@ class Module:
         return self.forward(x, **kwargs).out
 
     def state(self) -> dict[str, torch.Tensor]:
-        return self.subject.request("state", f"{self.label}.state_dict", id=self.id)
+        return self.subject.request("state", f"{self.label}.state_dict", self._key("state"), id=self.id)
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
         """Copy `state` in by name (a subset of the state_dict); the names must be the chapter's."""
@@ -66,12 +69,17 @@ class Module:
             if shape is not None and list(tensor.shape) != shape:
                 raise StudentError("student.param_shape", where=self.label, name=name,
                                    got=tuple(shape), expected=tuple(tensor.shape))
-        self.subject.request("load", f"{self.label}.load_state_dict", id=self.id, state=state)
+        self.subject.request("load", f"{self.label}.load_state_dict", self._key("load"), id=self.id, state=state)
 
     def child(self, path: str) -> Module:
         id = next(self.subject.ids)
-        info = self.subject.request("child", f"{self.label}.{path}", id=id, parent=self.id, path=path)
+        info = self.subject.request("child", f"{self.label}.{path}", self._key("child"), id=id, parent=self.id,
+                                    path=path)
         return Module(self.subject, id, info, f"{self.label}.{path}")
+
+    def _key(self, op: str) -> str:
+        """What a call does, whatever the module is called here: its class's code runs either way."""
+        return f"{op}:{self.info.get('class')}"
 
 
 class Subject:
@@ -79,36 +87,46 @@ class Subject:
 
     def __init__(self) -> None:
         self.ids = itertools.count(1)
+        self.cache: dict[str, Any] = {}
+        """Objects several checks share (e.g. the GPT-2-sized module); cleared when a worker restarts."""
 
-    def _send(self, message: dict, what: str) -> dict:
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def _send(self, message: dict, what: str, key: str) -> dict:
         raise NotImplementedError
 
-    def request(self, op: str, what: str, **args: Any) -> Any:
-        reply = self._send({"op": op, "args": args}, what)
+    def request(self, op: str, what: str, key: str | None = None, **args: Any) -> Any:
+        """Send one request; `what` names the call for the student, `key` what code it runs."""
+        reply = self._send({"op": op, "args": args}, what, key or f"{op}:{what}")
         if reply.get("ok"):
             return reply.get("result")
         if "refused" in reply:
             refused = reply["refused"]
             raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}))
-        error = reply.get("error") or {}
+        raise self._error(reply.get("error") or {}, what)
+
+    def _error(self, error: dict, what: str) -> StudentError:
         kind = error.get("type", "Exception")
         key = "student.not_implemented" if kind == "NotImplementedError" else "student.raised"
-        raise StudentError(key, where=what, type=kind, message=error.get("message", ""),
-                           line=f" ({error['where']})" if error.get("where") else "")
+        return StudentError(key, where=what, type=kind, message=error.get("message", ""),
+                            line=f" ({error['where']})" if error.get("where") else "")
 
     def names(self, names: list[str]) -> dict[str, str]:
         return self.request("names", "names", names=names)
 
     def new(self, name: str, *args: Any, **kwargs: Any) -> Module:
         id = next(self.ids)
-        info = self.request("new", name, id=id, name=name, args=list(args), kwargs=kwargs)
+        info = self.request("new", name, f"new:{name}", id=id, name=name, args=list(args), kwargs=kwargs)
         return Module(self, id, info, name)
 
     def call(self, name: str, *args: Any) -> Any:
         """Call a graded function; modules in `args` are passed by reference."""
         id = next(self.ids)
         wire = [{"$obj": a.id} if isinstance(a, Module) else a for a in args]
-        result = self.request("call", name, id=id, name=name, args=wire)
+        result = self.request("call", name, f"call:{name}", id=id, name=name, args=wire)
         if "module" in result:
             return Module(self, id, result["module"], name + "()")
         if "tensor" in result:
@@ -133,12 +151,17 @@ class LocalSubject(Subject):
             raise RuntimeError(f"the reference solution does not define {missing}: {failures}")
         return cls(namespace)
 
-    def _send(self, message: dict, what: str) -> dict:
+    def _send(self, message: dict, what: str, key: str) -> dict:
         return self.handler.handle(_cloned(message))
 
 
 class WorkerSubject(Subject):
-    """A submission running in its own sandboxed worker, restarted after a crash."""
+    """A submission running in its own sandboxed worker, restarted after a crash.
+
+    A call that hung or crashed the worker is not made again for the same submission (the same
+    class's code would run again): later checks that need it fail at once with the same reason,
+    so one infinite loop costs one timeout, not one per check.
+    """
 
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
         super().__init__()
@@ -148,11 +171,19 @@ class WorkerSubject(Subject):
         self.load_failures: list[dict] = []
         self.incidents: list[tuple[str, dict]] = []
         self.stderr = b""
+        self.stderr_dropped = 0
+        """Bytes of output beyond Limits.output_bytes, counted and not kept."""
+        self.deadline = time.monotonic() + limits.submission_seconds
+        self._broken: dict[str, tuple[str, dict]] = {}
+        self._load_error: tuple[str, dict] | None = None
 
     def ensure_worker(self) -> None:
         if self.worker is not None and self.worker.alive():
             return
         self._retire()
+        self.cache.clear()
+        if self._load_error is not None:  # loading is deterministic: it would fail again
+            raise StudentError(self._load_error[0], **self._load_error[1])
         self.restarts += 1
         if self.restarts > self.limits.restarts:
             raise StudentError("student.too_many_crashes", count=self.restarts)
@@ -160,28 +191,67 @@ class WorkerSubject(Subject):
             self.worker = Worker(self.chunks, self.limits, self.isolation)
         except WorkerGone as exc:
             self.worker = None
-            key = "student.load_timeout" if exc.reason == "timeout" else "student.load_crashed"
-            raise StudentError(key, seconds=self.limits.load_seconds, detail=exc.detail) from None
+            key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
+            params = {"where": "loading the definitions", "seconds": self.limits.load_seconds,
+                      "detail": exc.detail, "limit": self.limits.cpu_seconds}
+            self._load_error = (key, params)
+            self.incidents.append(self._load_error)
+            raise StudentError(key, **params) from None
         self.load_failures = self.worker.failures
 
-    def _send(self, message: dict, what: str) -> dict:
+    def _send(self, message: dict, what: str, key: str) -> dict:
+        if key in self._broken:
+            failure, params = self._broken[key]
+            raise StudentError(failure, **{**params, "where": what})
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds)
         self.ensure_worker()
+        seconds = min(self.limits.call_seconds, left)
         try:
-            return self.worker.request(message, self.limits.call_seconds)
+            return self.worker.request(message, seconds)
         except WorkerGone as exc:
-            key = {"timeout": "student.timeout", "crashed": "student.crashed"}.get(exc.reason, "student.protocol")
-            params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail}
-            self.incidents.append((key, params))
-            raise StudentError(key, **params) from None
+            if exc.reason == "timeout" and seconds < self.limits.call_seconds:
+                raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds) from None
+            failure = {"timeout": "student.timeout", "crashed": "student.crashed",
+                       "cpu": "student.cpu_limit"}.get(exc.reason, "student.protocol")
+            params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
+                      "limit": self.limits.cpu_seconds}
+            self.incidents.append((failure, params))
+            self._broken[key] = (failure, params)
+            raise StudentError(failure, **params) from None
+
+    def _error(self, error: dict, what: str) -> StudentError:
+        """The worker's limits show up as ordinary exceptions in the student's code; name them."""
+        kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
+        if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
+            return StudentError("student.memory_limit", where=what, limit=_size(self.limits.memory_bytes))
+        if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
+            return StudentError("student.process_limit", where=what, limit=self.limits.processes)
+        if code == errno.EFBIG:
+            return StudentError("student.file_limit", where=what, limit=_size(self.limits.file_bytes))
+        if code == errno.ENOSPC:
+            return StudentError("student.disk_limit", where=what, limit=_size(self.limits.disk_bytes))
+        return super()._error(error, what)
 
     def _retire(self) -> None:
         if self.worker is not None:
             self.worker.close()
-            self.stderr += bytes(self.worker.stderr)
+            kept = bytes(self.worker.stderr)
+            room = max(self.limits.output_bytes - len(self.stderr), 0)
+            self.stderr += kept[:room]
+            self.stderr_dropped += self.worker.stderr_dropped + len(kept) - len(kept[:room])
             self.worker = None
 
     def close(self) -> None:
         self._retire()
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
 
 
 def _cloned(value: Any) -> Any:
