@@ -9,8 +9,11 @@ the later definition wins, as when a notebook is run top to bottom.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +61,17 @@ class Submission:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     names.add(node.name)
         return names
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a regular file, read in pieces ("" for anything else: a FIFO would never end)."""
+    digest = hashlib.sha256()
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return ""
+        while piece := handle.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:
