@@ -26,7 +26,7 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     from autograder.grading import grade
     from autograder.i18n import t
     from autograder.report import summary_table, write_gradebook
-    from autograder.sandbox import isolation_for
+    from autograder.sandbox import isolation_for, weaknesses
 
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
     if missing:
@@ -36,8 +36,15 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         print("autograder grade: --jobs must be at least 1", file=sys.stderr)
         return 2
     lang = args.lang or "en"
-    if isolation_for(config.sandbox) != "bwrap":
+    try:
+        isolation = isolation_for(config.sandbox)
+    except RuntimeError as exc:
+        print(f"autograder grade: {exc}", file=sys.stderr)
+        return 2
+    if isolation != "bwrap":
         print(t("ui.isolation_warning", lang), file=sys.stderr)
+    for weakness in weaknesses(isolation):
+        print(f"WARNING: {weakness}", file=sys.stderr)
 
     def progress(done: int, total: int, name: str) -> None:
         width = 30
@@ -96,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--force", action="store_true", help="regrade submissions that already have a record")
     grade.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto",
                        help="isolation of student code (default: bubblewrap when available)")
+    grade.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                       help="change one resource limit, e.g. call_seconds=5 or memory_bytes=2GiB "
+                            "(repeatable; names and defaults: autograder/config.py Limits)")
     grade.set_defaults(run=_grade)
 
     build = commands.add_parser(
@@ -118,4 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config.with_(jobs=args.jobs)
     if getattr(args, "sandbox", None):
         config = config.with_(sandbox=args.sandbox)
+    if getattr(args, "limit", None):
+        try:
+            config = config.with_(limits=config.limits.with_overrides(args.limit))
+        except ValueError as exc:
+            print(f"autograder {args.command}: {exc}", file=sys.stderr)
+            return 2
     return args.run(args, config)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,30 +25,59 @@ GRADED: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits for one submission's worker."""
+    """Resource limits for one submission's worker; `autograder grade --limit NAME=VALUE` overrides them."""
 
     call_seconds: float = 10.0
     """Wall time allowed for one call into the student's code (construct, forward, ...)."""
     load_seconds: float = 30.0
-    """Wall time allowed for importing the submission's definitions."""
+    """Wall time allowed for starting the worker and running the submission's definitions."""
     submission_seconds: float = 180.0
     """Wall time allowed for all checks of one submission together."""
     cpu_seconds: int = 120
     """CPU time of the worker process (RLIMIT_CPU)."""
     memory_bytes: int = 3 * 2**30
-    """Address space of the worker process (RLIMIT_AS)."""
+    """Address space of each worker process (RLIMIT_AS); importing torch takes about 0.7 GiB of it."""
     processes: int = 32
-    """Processes and threads the worker may have (RLIMIT_NPROC, inside its own user namespace)."""
+    """Processes and threads the worker may have at once (RLIMIT_NPROC, counted for the worker alone)."""
     file_bytes: int = 16 * 2**20
     """Largest file the worker may write (RLIMIT_FSIZE)."""
+    disk_bytes: int = 64 * 2**20
+    """Size of the worker's private /tmp and /dev/shm together (bubblewrap only)."""
     output_bytes: int = 32 * 1024
-    """Bytes of the worker's stdout/stderr kept for the feedback."""
+    """Bytes of the worker's stdout/stderr kept for the feedback; the rest is counted and dropped."""
     message_bytes: int = 256 * 2**20
     """Largest reply the judge accepts from the worker."""
     source_bytes: int = 8 * 2**20
     """Largest submission file accepted; larger files are rejected before parsing."""
     restarts: int = 20
     """How many times a crashed worker is restarted for later checks of the same submission."""
+
+    def with_overrides(self, assignments: list[str]) -> Limits:
+        """Apply "name=value" strings; byte sizes may end in KiB, MiB or GiB ("memory_bytes=2GiB")."""
+        changes: dict[str, float | int] = {}
+        for assignment in assignments:
+            name, sep, value = assignment.partition("=")
+            name = name.strip()
+            if not sep or name not in self.__dataclass_fields__:
+                known = ", ".join(self.__dataclass_fields__)
+                raise ValueError(f"--limit {assignment!r}: expected NAME=VALUE with NAME one of {known}")
+            kind = float if isinstance(getattr(self, name), float) else int
+            changes[name] = _number(value.strip(), kind, name)
+        return replace(self, **changes)
+
+
+_UNITS = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def _number(text: str, kind: type, name: str) -> float | int:
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)", text)
+    unit = _UNITS.get(match.group(2).lower()) if match and match.group(2) else 1
+    if match is None or unit is None:
+        raise ValueError(f"--limit {name}={text}: not a number (byte sizes may end in KiB, MiB or GiB)")
+    value = float(match.group(1)) * unit
+    if value <= 0:
+        raise ValueError(f"--limit {name}={text}: must be positive")
+    return kind(value)
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,64 @@
 """Start and talk to a submission's worker: the only module that starts processes.
 
-Under bubblewrap (when available) the worker gets its own user, PID, IPC, network and UTS
-namespaces, a read-only view of the Python installation, and an empty /tmp; the kit's
-solutions, checks, other submissions and the grader's environment are not visible. Without
-bubblewrap the worker is a plain subprocess with resource limits in a new session, a scrubbed
-environment and a temporary working directory.
+Under bubblewrap (when available) the worker gets its own user, PID, IPC, network, UTS and
+mount namespaces: a read-only view of /usr and the Python installation, a minimal /etc, a small
+private /tmp, and nothing of the kit's solutions or checks, other submissions, the output folder
+or the grader's environment. Without bubblewrap the worker is a plain subprocess with resource
+limits in a new session, a scrubbed environment and a temporary working directory.
+
+When the grader runs as root, every worker runs under a user id of its own (root is exempt from
+RLIMIT_NPROC, and a uid of its own lets the judge kill everything the worker started).
 """
 from __future__ import annotations
 
+import ctypes
+import itertools
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
+from functools import cache
 from pathlib import Path
 
-from autograder.config import Limits
+from autograder.config import ROOT, Limits
 from autograder.protocol import ProtocolError, read_message, write_message
 
 PACKAGE = Path(__file__).resolve().parent
 WORKER_FILES = ("__init__.py", "handler.py", "protocol.py", "worker.py")
 KIT_IN_SANDBOX = "/opt/kit"
+HOME_IN_SANDBOX = "/tmp/work"
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "localtime",
+             "alternatives")
+"""The only parts of /etc a worker sees: what the dynamic loader and Python need to start."""
+UID_BASE = 1 << 28
+"""Workers of a root grader run as UID_BASE + judge pid * 64 + n: unique among live judges."""
+UIDS_PER_JUDGE = 64
+
+_LINUX = sys.platform.startswith("linux")
+_LIBC = ctypes.CDLL(None, use_errno=True) if _LINUX else None
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
 
 class WorkerGone(Exception):
-    """The worker stopped answering: `reason` is "timeout", "crashed" or "protocol"."""
+    """The worker stopped answering: `reason` is "timeout", "crashed", "cpu" or "protocol"."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason} {detail}".strip())
         self.reason = reason
         self.detail = detail
 
+
+# ---------------------------------------------------------------------------------------------
+# What this machine supports
+# ---------------------------------------------------------------------------------------------
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
@@ -43,38 +67,160 @@ def bwrap_path() -> str | None:
 def isolation_for(mode: str) -> str:
     """Resolve "auto" to the isolation this machine supports: "bwrap" or "process"."""
     if mode == "auto":
-        return "bwrap" if bwrap_path() and _bwrap_works() else "process"
+        return "bwrap" if bwrap_path() and _probe("bwrap") else "process"
     if mode == "bwrap" and not bwrap_path():
         raise RuntimeError("bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap'")
+    if mode == "bwrap" and not _probe("bwrap"):
+        raise RuntimeError(f"bubblewrap cannot start a worker here: {_PROBE_ERRORS.get('bwrap', '')}")
     return mode
 
 
-_BWRAP_OK: bool | None = None
+def weaknesses(isolation: str) -> list[str]:
+    """What a submission could still do under `isolation` on this machine (empty for full isolation)."""
+    found = []
+    if isolation == "process":
+        if bwrap_path() and _PROBE_ERRORS.get("bwrap"):
+            found.append(f"bubblewrap is installed but cannot start a worker here: {_PROBE_ERRORS['bwrap']}")
+        found.append("no file system or network isolation: a submission can read every file the grader's user "
+                     "can read (solutions, checks, other submissions) and open network connections")
+        if os.geteuid() != 0:
+            found.append("a submission runs as your user: it can read the environment of your processes, signal "
+                         "them (the grader too), and RLIMIT_NPROC counts all of your processes")
+    if os.geteuid() == 0 and not _can_drop_root():
+        found.append("the worker runs as root: process limits do not apply to it, so a fork bomb is not contained")
+    return found
 
 
-def _bwrap_works() -> bool:
-    global _BWRAP_OK
-    if _BWRAP_OK is None:
-        probe = subprocess.run(
-            [bwrap_path(), "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True
-        )
-        _BWRAP_OK = probe.returncode == 0
-    return _BWRAP_OK
+_PROBE_ERRORS: dict[str, str] = {}
 
 
-def _limit(limits: Limits) -> None:
-    """Runs in the child between fork and exec."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+@cache
+def _probe(isolation: str) -> bool:
+    """Can a worker's Python start under `isolation` and read torch? (Fast: torch is not imported.)"""
+    code = "import importlib.util as u; open(u.find_spec('torch').origin, 'rb').close()"
+    try:
+        with _Spawn(Limits(), isolation) as spawn:
+            process = spawn.popen([sys.executable, "-E", "-s", "-c", code], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+            _, err = process.communicate(timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        _PROBE_ERRORS[isolation] = str(exc)
+        return False
+    if process.returncode != 0:
+        _PROBE_ERRORS[isolation] = err.decode("utf-8", "replace").strip()[-500:]
+    return process.returncode == 0
 
+
+# ---------------------------------------------------------------------------------------------
+# Dropping root
+# ---------------------------------------------------------------------------------------------
+
+_uid_counter = itertools.count()
+
+
+def _fresh_uid() -> int | None:
+    """A user id for the next worker when the grader is root, else None (the worker keeps ours)."""
+    if os.geteuid() != 0 or not _can_drop_root():
+        return None
+    return UID_BASE + os.getpid() * UIDS_PER_JUDGE + next(_uid_counter) % UIDS_PER_JUDGE
+
+
+def clean_up_after(pid: int) -> None:
+    """Remove what the workers of a judge process `pid` that has ended may have left behind.
+
+    A judge cleans up after each worker itself; this is for a judge that was killed. Under
+    bubblewrap nothing survives the judge; without it, processes a submission daemonised may.
+    """
+    if os.geteuid() == 0:
+        start = UID_BASE + pid * UIDS_PER_JUDGE
+        kill_uids(range(start, start + UIDS_PER_JUDGE))
+    for leftover in Path(tempfile.gettempdir()).glob(f"autograder-{pid}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+@cache
+def _can_drop_root() -> bool:
+    """Python must be reachable for an unprivileged user, directly or through a private mount namespace."""
+    if not _LINUX:
+        return False
+    if not _blockers(_python_roots()):
+        return True
+    try:
+        with _Spawn(Limits(), "process", uid=UID_BASE - 1) as spawn:
+            return spawn.popen([sys.executable, "-E", "-s", "-c", "pass"]).wait(timeout=60) == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@cache
+def _python_roots() -> list[str]:
+    """Folders the worker's Python needs (outermost only); the kit inside them is hidden separately."""
+    roots = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for entry in sys.path:
+        if entry and os.path.isdir(entry) and "site-packages" in entry:
+            roots.add(entry)
+    roots = {os.path.realpath(r) for r in roots}
+    return sorted(r for r in roots if not any(r.startswith(o + os.sep) for o in roots))
+
+
+def _blockers(roots: list[str]) -> list[str]:
+    """The outermost folders that stop an unprivileged user from reaching `roots`."""
+    found = set()
+    for root in roots:
+        parts = Path(root).parts
+        for i in range(2, len(parts) + 1):
+            folder = os.path.join(*parts[:i])
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                found.add(folder)
+                break
+    return sorted(f for f in found if not any(f.startswith(o + os.sep) for o in found))
+
+
+def _libc(name: str, *args) -> None:
+    if getattr(_LIBC, name)(*args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{name}: {os.strerror(errno)}")
+
+
+def _expose(roots: list[str], stash: str, hide: list[str]) -> None:
+    """In a private mount namespace, make `roots` reachable at their own paths for any user.
+
+    Runs as root in the child before it drops root: each blocking folder (e.g. /root, mode 0700)
+    is covered by an empty tmpfs, and the roots are bound back into it. The kit's own folders are
+    covered too. The grader's own view of the file system is not touched. Without the right to
+    make a mount namespace (e.g. in Docker) this only works when nothing blocks the roots.
+    """
+    blockers = _blockers(roots)
+    try:
+        _libc("unshare", CLONE_NEWNS)
+    except OSError:
+        if blockers:
+            raise
+        return
+    _libc("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    hidden = [r for r in roots if any(r.startswith(b + os.sep) for b in blockers)]
+    for i, root in enumerate(hidden):
+        os.mkdir(os.path.join(stash, str(i)), 0o700)
+        _libc("mount", root.encode(), os.path.join(stash, str(i)).encode(), None, MS_BIND | MS_REC, None)
+    for blocker in blockers:
+        _libc("mount", b"tmpfs", blocker.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+    for i, root in enumerate(hidden):
+        os.makedirs(root, 0o755, exist_ok=True)
+        _libc("mount", os.path.join(stash, str(i)).encode(), root.encode(), None, MS_BIND | MS_REC, None)
+    for path in hide:
+        if os.path.isdir(path):
+            _libc("mount", b"tmpfs", path.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting a worker
+# ---------------------------------------------------------------------------------------------
 
 def _environment(home: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
+        "TMPDIR": home,
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -83,31 +229,253 @@ def _environment(home: str) -> dict[str, str]:
     }
 
 
-def _python_roots() -> list[str]:
-    """Folders the worker's Python needs, excluding anything that holds the kit itself."""
-    roots = {sys.base_prefix, sys.prefix}
-    for entry in sys.path:
-        if entry and os.path.isdir(entry) and "site-packages" in entry:
-            roots.add(entry)
-    kit = str(PACKAGE.parent)
-    return sorted(r for r in roots if not (r == kit or r.startswith(kit + os.sep)))
+def _hidden_paths() -> list[str]:
+    """Folders no worker may see even when they lie inside a folder it needs.
+
+    The installed package (its checks) and, in a source checkout, everything in the checkout
+    (solutions, tests, history) except a virtual environment the worker's Python lives in.
+    """
+    paths = {str(PACKAGE)}
+    if (ROOT / "pyproject.toml").exists():
+        roots = _python_roots()
+        inside = [r for r in roots if r.startswith(str(ROOT) + os.sep)]
+        if not inside:
+            paths.add(str(ROOT))
+        else:
+            for entry in ROOT.iterdir():
+                if entry.is_dir() and not any(r == str(entry) or r.startswith(f"{entry}{os.sep}") for r in inside):
+                    paths.add(str(entry))
+    return sorted(paths)
 
 
-def _bwrap_argv(kit_copy: str, work: str, max_bytes: int) -> list[str]:
-    argv = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
-    for top in ("/usr", "/bin", "/lib", "/lib64", "/etc"):
-        if os.path.exists(top):
+def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str]) -> list[str]:
+    argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+            "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
-    for root in _python_roots():
+    for name in ETC_FILES:
+        if os.path.exists(f"/etc/{name}"):
+            argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    roots = _python_roots()
+    for root in roots:
         argv += ["--ro-bind", root, root]
-    installed = str(PACKAGE)
-    if any(installed.startswith(r + os.sep) for r in _python_roots()):
-        argv += ["--tmpfs", installed]  # a non-editable install: hide the kit's checks
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    argv += ["--ro-bind", kit_copy, KIT_IN_SANDBOX, "--bind", work, "/tmp/work", "--chdir", KIT_IN_SANDBOX]
-    for key, value in _environment("/tmp/work").items():
+    visible = roots + ["/usr", "/lib", "/lib64", "/bin"]
+    for hidden in _hidden_paths():
+        if any(hidden == v or hidden.startswith(v + os.sep) for v in visible):
+            argv += ["--tmpfs", hidden, "--remount-ro", hidden]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    shm, tmp = max(limits.disk_bytes // 4, 1 << 20), max(limits.disk_bytes - limits.disk_bytes // 4, 1 << 20)
+    argv += ["--size", str(shm), "--tmpfs", "/dev/shm", "--size", str(tmp), "--tmpfs", "/tmp"]
+    argv += ["--dir", HOME_IN_SANDBOX]
+    for name, fd in kit_fds.items():
+        argv += ["--ro-bind-data", str(fd), f"{KIT_IN_SANDBOX}/autograder/{name}"]
+    argv += ["--remount-ro", "/", "--chdir", KIT_IN_SANDBOX]
+    for key, value in _environment(HOME_IN_SANDBOX).items():
         argv += ["--setenv", key, value]
-    return argv + ["--", sys.executable, "-E", "-s", "-m", "autograder.worker", str(max_bytes), "/tmp/work"]
+    return argv + ["--", *command]
+
+
+def _user_tasks(uid: int) -> int:
+    """Processes and threads of `uid` (what RLIMIT_NPROC counts), 0 where /proc is missing."""
+    return sum(threads for owner, threads in map(_owner, _pids()) if owner == uid)
+
+
+def _owner(pid: int) -> tuple[int | None, int]:
+    """(real uid, threads) of `pid`; from status, which even a non-dumpable process cannot hide."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+        return int(fields[b"Uid"].split()[0]), int(fields[b"Threads"])
+    except (OSError, KeyError, ValueError):
+        return None, 0
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+
+
+class _Spawn:
+    """Everything needed to start one worker process, and to remove all trace of it afterwards."""
+
+    def __init__(self, limits: Limits, isolation: str, uid: int | None = None):
+        self.limits, self.isolation = limits, isolation
+        self.uid = uid if uid is not None else _fresh_uid()
+        self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-")
+        os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
+        self.fds: list[int] = []
+        self.kit = os.path.join(self.tmp, "kit")
+        self.work = os.path.join(self.tmp, "work")
+        self.stash = os.path.join(self.tmp, "stash")
+        os.mkdir(self.stash, 0o700)
+
+    def __enter__(self) -> _Spawn:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    @property
+    def home(self) -> str:
+        """The worker's private writable folder, as the worker sees it."""
+        return HOME_IN_SANDBOX if self.isolation == "bwrap" else self.work
+
+    def popen(self, command: list[str], **streams) -> subprocess.Popen:
+        if self.isolation == "bwrap":
+            kit_fds = {name: self._data_fd((PACKAGE / name).read_bytes()) for name in WORKER_FILES}
+            argv, env, cwd = _bwrap_argv(self.limits, kit_fds, command), {}, "/"
+        else:
+            package = os.path.join(self.kit, "autograder")
+            os.makedirs(package)
+            for folder in (self.kit, package):
+                os.chmod(folder, 0o755)
+            for name in WORKER_FILES:
+                shutil.copy(PACKAGE / name, os.path.join(package, name))
+                os.chmod(os.path.join(package, name), 0o644)
+            os.mkdir(self.work, 0o700)
+            if self.uid is not None:
+                os.chown(self.work, self.uid, self.uid)
+            argv, env, cwd = command, _environment(self.work), self.kit
+        nproc = self._nproc()
+        roots, stash, uid, limits, hide = _python_roots(), self.stash, self.uid, self.limits, _hidden_paths()
+        process = subprocess.Popen(
+            argv, env=env, cwd=cwd, start_new_session=True, pass_fds=self.fds,
+            preexec_fn=lambda: _child(limits, nproc, uid, roots, stash, hide), **streams,
+        )
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        return process
+
+    def _nproc(self) -> int | None:
+        """RLIMIT_NPROC for the child; under bwrap the worker sets it inside its user namespace."""
+        if self.isolation == "bwrap":
+            return None
+        if self.uid is not None:
+            return self.limits.processes  # a uid of its own: the count is the worker's alone
+        if os.geteuid() == 0 or not _LINUX:  # root is exempt; elsewhere we cannot count what is running
+            return None
+        return _user_tasks(os.getuid()) + self.limits.processes
+
+    def _data_fd(self, data: bytes) -> int:
+        fd = os.memfd_create("kit", 0)  # bwrap runs on Linux only
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        self.fds.append(fd)
+        return fd
+
+    def cleanup(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _child(limits: Limits, nproc: int | None, uid: int | None, roots: list[str], stash: str,
+           hide: list[str]) -> None:
+    """Runs in the child between fork and exec, as the grader's user."""
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if uid is not None:
+        _expose(roots, stash, hide)
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    if _LINUX:  # after the uid change, which clears it
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def start_judge(argv: list[str], spec: str) -> subprocess.Popen:
+    """A judge process of `autograder grade`, reading `spec` on stdin and dying with its parent."""
+    def die_with_parent() -> None:
+        if _LINUX:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=die_with_parent)
+    process.stdin.write(spec)
+    process.stdin.close()
+    return process
+
+
+# ---------------------------------------------------------------------------------------------
+# Making sure nothing survives a worker
+# ---------------------------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
+_SUBREAPER = False
+
+
+def _become_subreaper() -> None:
+    """Orphans of a fallback worker (double-forked daemons) become our children, so we can find them."""
+    global _SUBREAPER
+    if _LINUX and not _SUBREAPER:
+        _SUBREAPER = _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _stat(pid: int) -> tuple[int, int, int, int] | None:
+    """(ppid, pgid, sid, start time) of `pid`, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kill_uids(uids: range | list[int]) -> int:
+    """SIGKILL every process whose owner is in `uids` (root only); returns how many were found."""
+    wanted, found = set(uids), 0
+    for _ in range(50):
+        victims = [pid for pid in _pids() if _owner(pid)[0] in wanted]
+        if not victims:
+            break
+        found += len(victims)
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _reap(victims)
+        time.sleep(0.01)
+    return found
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _strays(worker_pid: int, since: int) -> list[int]:
+    """Processes left by a fallback worker: its session or group, and orphans reparented to us."""
+    me, known = os.getpid(), {w.process.pid for w in _LIVE if w.alive()}
+    found = []
+    for pid in _pids():
+        info = _stat(pid)
+        if info is None or pid == me or pid in known:
+            continue
+        ppid, pgid, sid, start = info
+        if worker_pid in (pgid, sid) or (ppid == me and start >= since):
+            found.append(pid)
+    return found
+
+
+def _proc_start(pid: int) -> int:
+    info = _stat(pid)
+    return info[3] if info else 0
 
 
 class Worker:
@@ -118,40 +486,62 @@ class Worker:
         self.isolation = isolation
         self.stderr = bytearray()
         self.stderr_dropped = 0
-        self._tmp = tempfile.mkdtemp(prefix="autograder-")
-        kit_copy, work = os.path.join(self._tmp, "kit"), os.path.join(self._tmp, "work")
-        os.makedirs(os.path.join(kit_copy, "autograder"))
-        os.makedirs(work)
-        for name in WORKER_FILES:
-            shutil.copy(PACKAGE / name, os.path.join(kit_copy, "autograder", name))
-        if isolation == "bwrap":
-            argv, env, cwd = _bwrap_argv(kit_copy, work, limits.message_bytes), {}, kit_copy
-        else:
-            argv = [sys.executable, "-E", "-s", "-m", "autograder.worker", str(limits.message_bytes), work]
-            env, cwd = _environment(work), kit_copy
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd, start_new_session=True, preexec_fn=lambda: _limit(limits),
-        )
+        if isolation != "bwrap":
+            _become_subreaper()
+        self._spawn = _Spawn(limits, isolation)
+        nproc = limits.processes if isolation == "bwrap" else 0  # set inside the worker's user namespace
+        command = [sys.executable, "-E", "-s", "-m", "autograder.worker", str(limits.message_bytes),
+                   self._spawn.home, str(nproc)]
+        try:
+            self.process = self._spawn.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE)
+        except BaseException:
+            self._spawn.cleanup()
+            raise
+        self._started = _proc_start(self.process.pid)
+        _LIVE.add(self)
         self._drain = threading.Thread(target=self._keep_stderr, daemon=True)
         self._drain.start()
         self.failures = self.request({"op": "load", "chunks": chunks}, limits.load_seconds)["result"]["failures"]
 
+    @property
+    def uid(self) -> int | None:
+        return self._spawn.uid
+
     def request(self, message: dict, seconds: float) -> dict:
         if self.process.poll() is not None:
-            raise WorkerGone("crashed", f"exit code {self.process.returncode}")
+            raise self._gone("crashed")
         try:
             write_message(self.process.stdin.fileno(), message)
             return read_message(self.process.stdout.fileno(), self.limits.message_bytes, time.monotonic() + seconds)
         except ProtocolError as exc:
-            reason = "timeout" if exc.reason == "timeout" else "protocol"
-            if exc.reason == "eof" or self.process.poll() is not None:
-                reason = "crashed"
+            if exc.reason == "timeout" and self.process.poll() is None:
+                self.kill()
+                raise WorkerGone("timeout", f"{seconds:g} s") from None
+            if exc.reason == "eof" or self._exited():
+                raise self._gone("crashed") from None
             self.kill()
-            raise WorkerGone(reason, f"exit code {self.process.returncode}" if reason == "crashed" else str(exc)) from None
-        except (BrokenPipeError, OSError):
-            self.kill()
-            raise WorkerGone("crashed", f"exit code {self.process.returncode}") from None
+            raise WorkerGone("protocol", str(exc)) from None
+        except OSError:
+            raise self._gone("crashed") from None
+
+    def _exited(self) -> bool:
+        try:
+            self.process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def _gone(self, reason: str) -> WorkerGone:
+        """The worker has ended (or is ending): kill what is left and say why it ended."""
+        self._exited()
+        self.kill()
+        code = self.process.returncode
+        # bwrap reports a worker killed by signal N as exit status 128 + N.
+        signum = -code if code is not None and code < 0 else (code - 128 if code and code > 128 else 0)
+        if signum == signal.SIGXCPU:
+            return WorkerGone("cpu", f"{self.limits.cpu_seconds} s")
+        return WorkerGone(reason, f"exit code {code}")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -166,6 +556,7 @@ class Worker:
         self.kill()
 
     def kill(self) -> None:
+        """SIGKILL the worker and everything it started; remove its temporary files."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -174,16 +565,34 @@ class Worker:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if self.uid is not None:
+            kill_uids([self.uid])
+        elif self.isolation != "bwrap" and _LINUX:  # bwrap: the PID namespace dies with its init
+            for _ in range(50):
+                strays = _strays(self.process.pid, self._started)
+                if not strays:
+                    break
+                for pid in strays:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                time.sleep(0.01)
+                _reap(strays)
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        _LIVE.discard(self)
+        self._spawn.cleanup()
 
     def _keep_stderr(self) -> None:
         stream = self.process.stderr
-        while chunk := stream.read1(65536):
-            room = self.limits.output_bytes - len(self.stderr)
-            self.stderr += chunk[: max(room, 0)]
-            self.stderr_dropped += max(len(chunk) - max(room, 0), 0)
+        try:
+            while chunk := stream.read1(65536):
+                room = max(self.limits.output_bytes - len(self.stderr), 0)
+                self.stderr += chunk[:room]
+                self.stderr_dropped += len(chunk) - len(chunk[:room])
+        except (OSError, ValueError):
+            pass

@@ -6,6 +6,7 @@ on the original stdout; the student's own prints are sent to stderr, which the j
 from __future__ import annotations
 
 import os
+import resource
 import sys
 
 import torch
@@ -27,6 +28,7 @@ def serve(requests: int, replies: int, max_bytes: int) -> None:
 
 
 def main() -> None:
+    """argv: largest request in bytes, the private writable folder, RLIMIT_NPROC to set (0: none)."""
     torch.set_num_threads(1)
     requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -35,6 +37,9 @@ def main() -> None:
     max_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 28
     if len(sys.argv) > 2:
         os.chdir(sys.argv[2])
+    processes = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    if processes:  # inside the sandbox's user namespace, so only the worker's own processes count
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     serve(requests, replies, max_bytes)
 
 
