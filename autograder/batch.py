@@ -2,36 +2,47 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
 
 from autograder.config import Config, Limits
+from autograder.feedback import write_feedback
 from autograder.judge import Job, run_checks
 from autograder.results import SubmissionResult, save
 
 
 def main() -> None:
     torch.set_num_threads(1)
+    # pytest captures fd 1 while checks run; the parent reads progress from a copy taken before.
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     spec = json.load(sys.stdin)
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
     out = Path(spec["out"])
     jobs, names = [], {}
     for entry in spec["entries"]:
+        job = Job(Path(entry["path"]), spec["lang"] or config.lang)
         if entry["outside"]:  # never read what the link points to
-            job = Job(Path(entry["path"]), spec["lang"] or config.lang, error=("load.symlink_outside", {}))
-        else:
-            job = Job.read(Path(entry["path"]), config, spec["lang"])
+            job.error = ("load.symlink_outside", {})
         jobs.append(job)
-        names[str(job.path)] = entry["name"]
+        names[id(job)] = entry["name"]
+    current: list[str] = []
+
+    def started(job: Job) -> None:
+        # Announced before the file is even read, so the parent knows whom to blame if this process dies.
+        current[:] = [names[id(job)]]
+        channel.write(f"start\t{current[0]}\n")
+        if job.error is None:
+            job.fill(config, spec["lang"])
 
     def record(result: SubmissionResult) -> None:
-        save(result, out / f"{names[result.submission]}.json")
-        print(names[result.submission], flush=True)
+        save(result, out / f"{current[0]}.json")
+        write_feedback(result, out / f"{current[0]}.html")
+        channel.write(f"done\t{current[0]}\n")
 
-    run_checks(jobs, config, spec["isolation"], record)
-
+    run_checks(jobs, config, spec["isolation"], record, on_start=started)
 
 if __name__ == "__main__":
     main()
