@@ -72,6 +72,19 @@ def _build(args: argparse.Namespace, config: Config) -> int:
     return build_main(check=args.check)
 
 
+def _export(args: argparse.Namespace, config: Config) -> int:
+    from autograder.gradescope import GradescopeSettings, export
+
+    settings = GradescopeSettings(hidden_checks=args.hidden_visibility)
+    try:
+        names = export(args.out, settings)
+    except FileNotFoundError as exc:
+        print(f"autograder export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({len(names)} files); upload it as the assignment's autograder on Gradescope")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="autograder", description="Teaching and grading kit for chapter 3 (attention mechanisms).",
@@ -118,6 +131,20 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--student", type=Path, metavar="ZIP",
                        help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
+    export = commands.add_parser(
+        "export", help="write the autograder zip for a course platform (gradescope)",
+        description="Write the autograder zip Gradescope expects: setup.sh, run_autograder, the kit and the "
+                    "solutions. Each submission is then graded in its own Gradescope container.",
+        epilog="example:\n  autograder export gradescope --out autograder.zip --hidden-visibility after_published\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("platform", choices=["gradescope"], help="the platform to export for")
+    export.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write "
+                        "(default: autograder.zip)")
+    export.add_argument("--hidden-visibility", choices=["hidden", "after_due_date", "after_published"],
+                        default="hidden", help="when students see the hidden checks' results (default: hidden)")
+    export.set_defaults(run=_export)
     return top
 
 
