@@ -15,7 +15,7 @@ import pytest
 
 from autograder.config import GRADED
 from autograder.gradescope import find_submission
-from tests.conftest import ROOT, SUBMISSIONS, run_cli
+from tests.conftest import SUBMISSIONS, run_cli
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
 
