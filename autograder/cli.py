@@ -19,6 +19,10 @@ def _check(args: argparse.Namespace, config: Config) -> int:
         return 2
     checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None)
     print(repr(checklist))
+    if args.html:
+        from autograder.feedback import write_feedback
+
+        write_feedback(checklist.result, args.html, checklist.lang)
     return 0 if checklist.passed else 1
 
 
@@ -58,6 +62,16 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     print(summary_table(records, lang))
     print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
+
+
+def _report(args: argparse.Namespace, config: Config) -> int:
+    from autograder.overview import write_overview
+
+    if not args.folder.is_dir():
+        print(f"autograder report: {args.folder}: no such folder", file=sys.stderr)
+        return 2
+    print(f"wrote {write_overview(args.folder, args.lang)}")
+    return 0
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
@@ -101,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("notebook", type=Path, help="a .ipynb, marimo .py or plain .py file")
     check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
     check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
+    check.add_argument("--html", type=Path, metavar="FILE",
+                       help="also write the feedback page (diagnoses, attention pictures, checklist) to FILE")
     check.set_defaults(run=_check)
 
     grade = commands.add_parser(
@@ -120,6 +136,17 @@ def parser() -> argparse.ArgumentParser:
                        help="change one resource limit, e.g. call_seconds=5 or memory_bytes=2GiB "
                             "(repeatable; names and defaults: autograder/config.py Limits)")
     grade.set_defaults(run=_grade)
+
+    report = commands.add_parser(
+        "report", help="write the class overview of a grade folder",
+        description="Write DIR/report.html for the instructor: score distribution, pass rate per check, "
+                    "the most frequent misconceptions and the submissions that could not be graded.",
+        epilog="example:\n  autograder report graded/ --lang zh_TW\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
+    report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
+    report.set_defaults(run=_report)
 
     build = commands.add_parser(
         "build", help="regenerate assignments/ from solutions/",

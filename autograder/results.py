@@ -48,6 +48,10 @@ class SubmissionResult:
     language: str = "en"
     sha256: str = ""
     stderr: str = ""
+    diagnoses: list[dict] = field(default_factory=list)
+    """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"}."""
+    attention: dict = field(default_factory=dict)
+    """Attention weights on the chapter's sentence: {"student" | "reference": {class: (heads, T, T) or reason}}."""
 
     @property
     def parts(self) -> dict[str, tuple[float, float]]:

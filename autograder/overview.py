@@ -1,0 +1,113 @@
+"""The instructor's class overview of a grade folder: scores, pass rates, misconceptions, ungraded work."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from autograder.i18n import t
+from autograder.results import SubmissionResult, write_atomic
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em auto;padding:0 1em;color:#24292f}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #eaeef2;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.bar{background:#54aeff;height:.7em;display:inline-block}"""
+
+
+def read_records(folder: Path) -> list[tuple[str, SubmissionResult]]:
+    """Every record in a grade folder, by file name (other JSON files are skipped)."""
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or "submission" not in data or "tests" not in data:
+                continue
+            records.append((path.name[: -len(".json")], SubmissionResult.from_json(data)))
+        except (OSError, ValueError, TypeError):
+            continue
+    return records
+
+
+def _histogram(scores: list[float], maximum: float, lang: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
+    ax.hist(scores, bins=[maximum * i / 10 for i in range(11)] if maximum > 0 else 10, color="#54aeff",
+            edgecolor="#0969da")
+    ax.set_xlabel(t("ui.report_histogram_x", "en"))
+    ax.set_ylabel(t("ui.report_histogram_y", "en"))
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en") -> str:
+    graded = [(n, r) for n, r in records if not r.error and r.tests]
+    ungraded = [(n, r) for n, r in records if r.error or not r.tests]
+    scores = [r.score for _, r in graded]
+    maximum = max([r.max_score for _, r in graded] or [100.0])
+    esc = html.escape
+    rows = [f"<h1>{esc(t('ui.report_title', lang))}</h1>",
+            f"<p class='summary'>{esc(t('ui.report_summary', lang, graded=len(graded), total=len(records), mean=statistics.fmean(scores) if scores else 0.0, median=statistics.median(scores) if scores else 0))}</p>",
+            f"<h2>{esc(t('ui.report_scores', lang))}</h2>"]
+    if scores:
+        rows.append(f"<img alt='histogram' src='{_histogram(scores, maximum, lang)}'>")
+    # pass rate per check, in check order
+    passed: dict[str, list[int]] = {}
+    titles: dict[str, str] = {}
+    for _, record in graded:
+        for test in record.tests:
+            counts = passed.setdefault(test.check_id, [0, 0])
+            counts[0] += test.status == "passed"
+            counts[1] += 1
+            titles.setdefault(test.check_id, t(f"check.{test.check_id}", lang))
+    rows.append(f"<h2>{esc(t('ui.report_checks', lang))}</h2><table class='checks'>"
+                f"<tr><th>{esc(t('ui.report_check', lang))}</th><th>{esc(t('ui.report_passed', lang))}</th><th></th></tr>")
+    for check_id, (ok, total) in passed.items():
+        rate = ok / total if total else 0.0
+        rows.append(f"<tr><td title='{esc(check_id)}'>{esc(titles[check_id])}</td><td class='num'>{ok}/{total} "
+                    f"({rate:.0%})</td><td><span class='bar' style='width:{8 * rate:.2f}em'></span></td></tr>")
+    rows.append("</table>")
+    # misconceptions
+    counts = Counter((d.get("part", ""), d.get("misconception")) for _, r in graded for d in r.diagnoses)
+    rows.append(f"<h2>{esc(t('ui.report_misconceptions', lang))}</h2>")
+    if counts:
+        rows.append(f"<table class='misconceptions'><tr><th>{esc(t('ui.part', lang))}</th>"
+                    f"<th>{esc(t('ui.report_misconception', lang))}</th><th>{esc(t('ui.report_count', lang))}</th></tr>")
+        for (part, id), count in counts.most_common():
+            name = t(f"misconception.{id}", lang) if id else t("ui.report_none_matched", lang)
+            rows.append(f"<tr><td><code>{esc(part)}</code></td><td data-id='{esc(str(id))}'>{esc(name)}</td>"
+                        f"<td class='num'>{count}</td></tr>")
+        rows.append("</table>")
+    else:
+        rows.append(f"<p>{esc(t('ui.report_nothing', lang))}</p>")
+    # ungraded
+    rows.append(f"<h2>{esc(t('ui.report_ungraded', lang))}</h2>")
+    if ungraded:
+        rows.append(f"<table class='ungraded'><tr><th>{esc(t('ui.submission', lang))}</th>"
+                    f"<th>{esc(t('ui.report_reason', lang))}</th></tr>")
+        for name, record in ungraded:
+            rows.append(f"<tr><td>{esc(name)}</td><td>{esc(record.error or '-')}</td></tr>")
+        rows.append("</table>")
+    else:
+        rows.append(f"<p>{esc(t('ui.report_nothing', lang))}</p>")
+    return (f"<!DOCTYPE html>\n<html lang='{lang.replace('_', '-')}'><head><meta charset='utf-8'>"
+            f"<title>{esc(t('ui.report_title', lang))}</title><style>{STYLE}</style></head><body>\n"
+            + "\n".join(rows) + "\n</body></html>\n")
+
+
+def write_overview(folder: Path, lang: str = "en") -> Path:
+    """`autograder report DIR`: DIR/report.html from the records in DIR; returns its path."""
+    path = Path(folder) / "report.html"
+    write_atomic(path, overview_html(read_records(folder), lang))
+    return path
