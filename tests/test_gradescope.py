@@ -175,3 +175,17 @@ def test_visibility_settings_are_checked():
 
     with pytest.raises(ValueError, match="after_published"):
         GradescopeSettings(hidden_checks="secret")
+
+
+@pytest.mark.slow
+def test_zip_installs_as_setup_sh_does(tmp_path, autograder_zip):
+    """setup.sh ends with `pip install /autograder/source`: the package, its checks and catalogues get installed."""
+    with zipfile.ZipFile(autograder_zip) as archive:
+        archive.extractall(tmp_path / "source")
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                             "--target", str(tmp_path / "site"), str(tmp_path / "source")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    package = tmp_path / "site" / "autograder"
+    for name in ("gradescope.py", "worker.py", "checks/test_4_multihead.py", "locales/zh_TW.json"):
+        assert (package / name).is_file(), f"pip install of the zip's source misses autograder/{name}"
