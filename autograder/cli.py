@@ -10,6 +10,14 @@ from autograder.config import Config
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
 2 wrong usage (unknown option, missing file)."""
 
+TOP_EXAMPLES = """examples:
+  autograder check assignments/en/ch03_attention.ipynb     # a student's self-check
+  autograder grade submissions/ --out graded/              # grade a class
+  autograder export gradescope --out autograder.zip        # the Gradescope autograder
+  autograder COMMAND --help                                # the options of one command
+
+"""
+
 
 def _check(args: argparse.Namespace, config: Config) -> int:
     from autograder.selfcheck import check_file
@@ -102,7 +110,7 @@ def _export(args: argparse.Namespace, config: Config) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="autograder", description="Teaching and grading kit for chapter 3 (attention mechanisms).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=TOP_EXAMPLES + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

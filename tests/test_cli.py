@@ -12,6 +12,7 @@ from tests.conftest import ROOT, SUBMISSIONS, run_cli
 def test_every_command_has_help_with_an_example():
     result = run_cli("--help")
     assert result.returncode == 0 and "exit codes" in result.stdout
+    assert "examples:" in result.stdout and "autograder export gradescope" in result.stdout, result.stdout
     commands = parser()._subparsers._group_actions[0].choices
     assert set(commands) >= {"check", "grade", "build"}
     for name in commands:
