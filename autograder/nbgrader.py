@@ -29,6 +29,9 @@ def grade(name: str) -> float:
     namespace = frame.f_globals if frame is not None else {}
     lang = os.environ.get("AUTOGRADER_LANG", "en")
     solutions = Path(os.environ.get("AUTOGRADER_SOLUTIONS", Config().solutions))
+    if not Config(solutions=solutions).reference_notebook.is_file():
+        raise FileNotFoundError(f"{Config(solutions=solutions).reference_notebook}: no reference solution; set "
+                                "AUTOGRADER_SOLUTIONS to the kit's solutions/ folder before running nbgrader")
     job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
     rng = torch.random.get_rng_state()
     captured = io.StringIO()
