@@ -478,6 +478,11 @@ def _proc_start(pid: int) -> int:
     return info[3] if info else 0
 
 
+def _failure(failure: dict) -> dict:
+    """A statement that failed while loading, as plain strings."""
+    return {key: str(failure.get(key) or "")[:1000] for key in ("origin", "type", "message", "where")}
+
+
 class Worker:
     """One running worker holding one submission's definitions."""
 
@@ -502,7 +507,12 @@ class Worker:
         _LIVE.add(self)
         self._drain = threading.Thread(target=self._keep_stderr, daemon=True)
         self._drain.start()
-        self.failures = self.request({"op": "load", "chunks": chunks}, limits.load_seconds)["result"]["failures"]
+        reply = self.request({"op": "load", "chunks": chunks}, limits.load_seconds)
+        try:  # the student's code ran before this reply was written: trust nothing in it
+            self.failures = [_failure(f) for f in reply["result"]["failures"][:100]]
+        except (KeyError, TypeError, AttributeError):
+            self.kill()
+            raise WorkerGone("protocol", "the reply to loading the definitions is not what the worker sends") from None
 
     @property
     def uid(self) -> int | None:

@@ -158,9 +158,9 @@ class LocalSubject(Subject):
 class WorkerSubject(Subject):
     """A submission running in its own sandboxed worker, restarted after a crash.
 
-    A call that hung or crashed the worker is not made again for the same submission (the same
-    class's code would run again): later checks that need it fail at once with the same reason,
-    so one infinite loop costs one timeout, not one per check.
+    A call that hung, crashed the worker or ran out of memory is not made again for the same
+    submission (the same class's code would run again): later checks that need it fail at once
+    with the same reason, so one infinite loop costs one timeout, not one per check.
     """
 
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
@@ -175,6 +175,7 @@ class WorkerSubject(Subject):
         """Bytes of output beyond Limits.output_bytes, counted and not kept."""
         self.deadline = time.monotonic() + limits.submission_seconds
         self._broken: dict[str, tuple[str, dict]] = {}
+        self._calling = ""
         self._load_error: tuple[str, dict] | None = None
 
     def ensure_worker(self) -> None:
@@ -208,6 +209,7 @@ class WorkerSubject(Subject):
             raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds)
         self.ensure_worker()
         seconds = min(self.limits.call_seconds, left)
+        self._calling = key
         try:
             return self.worker.request(message, seconds)
         except WorkerGone as exc:
@@ -225,7 +227,9 @@ class WorkerSubject(Subject):
         """The worker's limits show up as ordinary exceptions in the student's code; name them."""
         kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
         if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
-            return StudentError("student.memory_limit", where=what, limit=_size(self.limits.memory_bytes))
+            params = {"where": what, "limit": _size(self.limits.memory_bytes)}
+            self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
+            return StudentError("student.memory_limit", **params)
         if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
             return StudentError("student.process_limit", where=what, limit=self.limits.processes)
         if code == errno.EFBIG:

@@ -1,0 +1,171 @@
+# Functions the sandbox tests call inside a worker (tests/test_sandbox.py): each tries one escape.
+# Results come back as tensors, or as one JSON line on stderr starting with "REPORT ".
+import json
+import os
+import socket
+import sys
+import time
+
+import torch
+
+
+def report(data):
+    sys.stderr.write("REPORT " + json.dumps(data) + "\n")
+    sys.stderr.flush()
+    return torch.zeros(1)
+
+
+def _readable(path):
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+        return True
+    except OSError:
+        return False
+
+
+def _listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return exc.strerror
+
+
+def _writable(path):
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
+def look_around(secret_name, secret_value, repo, port):
+    """What the worker can see of the machine: files, environment, network, processes, identity."""
+    environ_hits = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    if secret_value.encode() in handle.read():
+                        environ_hits.append(int(pid))
+            except OSError:
+                pass
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        connected = True
+    except OSError:
+        connected = False
+    import resource
+
+    return report({
+        "uid": os.getuid(),
+        "secret_in_environ": secret_name in os.environ or secret_value in json.dumps(dict(os.environ)),
+        "secret_in_proc": environ_hits,
+        "connected": connected,
+        "repo_listing": _listing(repo),
+        "solution_readable": _readable(os.path.join(repo, "solutions", "en", "ch03_attention.ipynb")),
+        "checks_readable": _readable(os.path.join(repo, "autograder", "checks", "test_3_causal.py")),
+        "shadow_readable": _readable("/etc/shadow"),
+        "root_listing": _listing("/root"),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "ppid": os.getppid(),
+        "cwd": os.getcwd(),
+        "home_writable": _writable(os.path.join(os.environ.get("HOME", "/nonexistent"), "probe.txt")),
+        "usr_writable": _writable("/usr/probe.txt"),
+        "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+    })
+
+
+def fork_bomb(marker, seconds):
+    """Fork until refused; the children sleep under the name `marker`. Returns how many forks succeeded."""
+    count = 0
+    try:
+        while count < 5000:
+            if os.fork() == 0:
+                os.execv("/bin/sleep", [marker, str(seconds)])
+            count += 1
+    except OSError:
+        pass
+    return torch.tensor([count])
+
+
+def threads(count):
+    """Start `count` threads that sleep briefly; returns how many started."""
+    import threading
+
+    started = 0
+    try:
+        for _ in range(int(count)):
+            threading.Thread(target=time.sleep, args=(0.5,)).start()
+            started += 1
+    except RuntimeError:
+        pass
+    return torch.tensor([started])
+
+
+def daemon(marker):
+    """Double-fork a session leader that runs `sleep` under the name `marker`, then return at once."""
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv("/bin/sleep", [marker, "300"])
+        os._exit(0)
+    os.wait()
+    return torch.zeros(1)
+
+
+def daemon_then_hang(marker):
+    daemon(marker)
+    while True:
+        pass
+
+
+def allocate(gib):
+    return torch.ones(int(gib * 2**28)).sum().reshape(1)
+
+
+def burn_cpu():
+    while True:
+        pass
+
+
+def write_file(name, mib):
+    with open(name, "wb") as handle:
+        for _ in range(int(mib)):
+            handle.write(b"x" * 2**20)
+    return torch.zeros(1)
+
+
+def fill_tmp(mib):
+    """Write 1 MiB files into the temporary folder until refused; returns how many MiB were written."""
+    written = 0
+    try:
+        while written < mib:
+            with open(os.path.join(os.environ["HOME"], f"fill{written}"), "wb") as handle:
+                handle.write(b"x" * 2**20)
+            written += 1
+    except OSError:
+        pass
+    return torch.tensor([written])
+
+
+def shout(mib):
+    for _ in range(int(mib) * 16):
+        print("y" * 65535)
+    return torch.zeros(1)
+
+
+def kill_parent():
+    import signal
+
+    try:
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:
+        pass
+    return torch.zeros(1)
+
+
+def exit_now():
+    os._exit(0)

@@ -1,0 +1,241 @@
+"""The worker's sandbox: what it can see, the limits it runs under, and that nothing of it survives.
+
+Each test starts real workers (about 2 s each: Python and torch) running the attack functions in
+tests/files/sandbox/attacks.py, in every isolation this machine offers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox
+from autograder.config import ROOT, Limits
+from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
+from autograder.subject import StudentError, WorkerSubject
+
+ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
+CHUNKS = [{"origin": "attacks.py", "code": ATTACKS.read_text()}]
+ROOT_GRADER = os.geteuid() == 0
+MODES = [pytest.param("bwrap", marks=pytest.mark.skipif(isolation_for("auto") != "bwrap",
+                                                        reason="bubblewrap cannot run here")), "process"]
+
+pytestmark = pytest.mark.slow
+
+
+def call(worker: Worker, name: str, *args, seconds: float = 30) -> dict:
+    return worker.request({"op": "call", "args": {"id": 1, "name": name, "args": list(args)}}, seconds)
+
+
+def named(marker: str) -> list[int]:
+    """Live processes whose argv[0] is `marker` (zombies have no command line)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == marker.encode():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def appears(marker: str, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not named(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(named(marker))
+
+
+def gone(marker: str, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while named(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not named(marker)
+
+
+def report(worker: Worker) -> dict:
+    lines = [line for line in bytes(worker.stderr).decode().splitlines() if line.startswith("REPORT ")]
+    assert lines, f"the worker reported nothing; its stderr: {bytes(worker.stderr)[-500:]!r}"
+    return json.loads(lines[-1][len("REPORT "):])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
+    secret = "s3cret-only-in-the-grader"
+    monkeypatch.setenv("AUTOGRADER_TEST_SECRET", secret)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    worker = Worker(CHUNKS, Limits(), mode)
+    try:
+        call(worker, "look_around", "AUTOGRADER_TEST_SECRET", secret, str(ROOT), listener.getsockname()[1])
+        seen = report(worker)
+        assert worker.alive(), "looking around must not end the worker"
+    finally:
+        worker.close()
+    assert not seen["secret_in_environ"], "the grader's environment leaked into the worker's own"
+    assert seen["cwd"].endswith("work"), f"the worker should start in its private folder, not {seen['cwd']}"
+    assert seen["home_writable"], "the worker's private folder should be writable"
+    assert not seen["usr_writable"], "/usr must be read-only for the worker"
+    assert not seen["shadow_readable"], "/etc/shadow must not be readable"
+    if ROOT_GRADER:
+        assert seen["uid"] != 0, "a root grader must run the worker under a uid of its own"
+        assert not seen["secret_in_proc"], f"the grader's environment is readable through /proc: {seen['secret_in_proc']}"
+    if mode == "bwrap":
+        assert seen["nproc"] == Limits().processes, f"RLIMIT_NPROC should be set inside the sandbox: {seen['nproc']}"
+        assert not seen["secret_in_proc"], "the grader's environment is readable through /proc"
+        assert not seen["connected"], "the worker reached a listener on the grader's loopback"
+        assert not isinstance(seen["repo_listing"], list), f"the checkout is visible: {seen['repo_listing']}"
+        assert not seen["solution_readable"] and not seen["checks_readable"], "solutions or checks are readable"
+        assert seen["ppid"] == 1 and len(seen["pids"]) <= 3, f"the worker sees other processes: {seen['pids']}"
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    elif ROOT_GRADER and sandbox._can_drop_root():
+        assert not seen["solution_readable"] and not seen["checks_readable"], "solutions or checks are readable"
+    listener.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fork_bomb_is_contained_and_cleared(mode):
+    limits = Limits(processes=16)
+    worker = Worker(CHUNKS, limits, mode)
+    try:
+        count = call(worker, "fork_bomb", "sandbox-test-forkbomb", 300)["result"]["tensor"].item()
+    finally:
+        worker.close()
+    if mode == "bwrap" or ROOT_GRADER:  # otherwise RLIMIT_NPROC also counts the user's other processes
+        assert 0 < count <= limits.processes, f"{count} forks succeeded with processes={limits.processes}"
+    else:
+        assert 0 < count < 5000, "the fork bomb was not refused"
+    assert gone("sandbox-test-forkbomb"), "processes of the fork bomb survived the worker"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_daemon_and_hung_worker_leave_nothing(mode):
+    worker = Worker(CHUNKS, Limits(), mode)
+    with pytest.raises(WorkerGone) as gone_worker:
+        call(worker, "daemon_then_hang", "sandbox-test-daemon", seconds=3)
+    assert gone_worker.value.reason == "timeout", f"expected a timeout, got {gone_worker.value}"
+    assert not worker.alive(), "the worker outlived its timeout"
+    assert gone("sandbox-test-daemon"), "a double-forked daemon outlived the worker"
+    assert not os.path.exists(worker._spawn.tmp), "the worker's temporary folder is left behind"
+
+
+JUDGE = """
+import sys, time
+from autograder.config import Limits
+from autograder.sandbox import Worker
+worker = Worker([{"origin": "attacks.py", "code": open(sys.argv[2]).read()}], Limits(), sys.argv[1])
+worker.request({"op": "call", "args": {"id": 1, "name": "daemon", "args": [sys.argv[3]]}}, 30)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_workers_die_with_their_judge(mode):
+    if mode == "process" and not ROOT_GRADER:
+        pytest.skip("without bubblewrap or root, a daemonised process can outlive a killed judge (a known gap)")
+    marker = f"sandbox-test-judge-{mode}"
+    judge = subprocess.Popen([sys.executable, "-c", JUDGE, mode, str(ATTACKS), marker], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert judge.stdout.readline().strip() == "ready", "the judge did not start its worker"
+        assert appears(marker), "the daemon did not start"
+    finally:
+        judge.kill()
+        judge.wait()
+    clean_up_after(judge.pid)  # what `autograder grade` does when a judge ends
+    assert gone(marker), f"processes of a killed judge's worker survived ({mode})"
+    assert not list(Path("/tmp").glob(f"autograder-{judge.pid}-*")), "a killed judge's temporary folders remain"
+
+
+def test_limits_are_named_and_the_worker_goes_on():
+    isolation = isolation_for("auto")
+    limits = Limits(file_bytes=2**20, disk_bytes=8 * 2**20, output_bytes=4096, memory_bytes=2 * 2**30)
+    subject = WorkerSubject(CHUNKS, limits, isolation)
+    try:
+        with pytest.raises(StudentError) as memory:
+            subject.call("allocate", 3.0)
+        assert memory.value.key == "student.memory_limit", memory.value.params
+        assert memory.value.params["limit"] == "2 GiB", memory.value.params
+        with pytest.raises(StudentError) as again:
+            subject.call("allocate", 0.001)  # the same call is not tried again: filling memory is slow
+        assert again.value.key == "student.memory_limit", again.value.params
+        with pytest.raises(StudentError) as big_file:
+            subject.call("write_file", "big.bin", 3)
+        assert big_file.value.key == "student.file_limit", big_file.value.params
+        if isolation == "bwrap":  # the fallback's temporary folder is on the grader's disk
+            written = subject.call("fill_tmp", 100).item()
+            assert written <= 8, f"{written} MiB written into a private /tmp of 8 MiB"
+        subject.call("shout", 4)
+        assert subject.worker.alive(), "limits that only refuse must not end the worker"
+        assert subject.restarts == 0, "no limit so far should have needed a new worker"
+    finally:
+        subject.close()
+    assert len(subject.stderr) <= limits.output_bytes, f"{len(subject.stderr)} bytes of output kept"
+    total = len(subject.stderr) + subject.stderr_dropped
+    assert total >= 4 * 2**20, f"only {total} bytes of 4 MiB printed were counted"
+
+
+def test_timeouts_and_cpu_limit_name_the_call_and_are_not_repeated():
+    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), isolation_for("auto"))
+    try:
+        with pytest.raises(StudentError) as hung:
+            subject.call("daemon_then_hang", "sandbox-test-hang")
+        assert hung.value.key == "student.timeout" and hung.value.params["where"] == "daemon_then_hang", hung.value
+        started = time.monotonic()
+        with pytest.raises(StudentError) as repeated:
+            subject.call("daemon_then_hang", "sandbox-test-hang")
+        assert repeated.value.key == "student.timeout", repeated.value
+        assert time.monotonic() - started < 1, "a call that hung once was run (and waited for) again"
+        subject.limits = Limits(call_seconds=30, cpu_seconds=6)  # counts from the start: importing torch too
+        with pytest.raises(StudentError) as burnt:
+            subject.call("burn_cpu")
+        assert burnt.value.key == "student.cpu_limit", burnt.value
+        assert subject.call("threads", 4).item() == 4, "a fresh worker should serve the next call"
+    finally:
+        subject.close()
+    assert gone("sandbox-test-hang"), "the hung call's daemon survived"
+
+
+def test_a_fork_bomb_does_not_starve_a_parallel_worker():
+    isolation = isolation_for("auto")
+    if isolation != "bwrap" and not ROOT_GRADER:
+        pytest.skip("without bubblewrap or root, workers share the user's process count (a known gap)")
+    limits = Limits(processes=16)
+    bomber, neighbour = Worker(CHUNKS, limits, isolation), Worker(CHUNKS, limits, isolation)
+    try:
+        call(bomber, "fork_bomb", "sandbox-test-neighbour", 300)
+        started = call(neighbour, "threads", 8)["result"]["tensor"].item()
+        assert started == 8, f"a parallel worker could start only {started} of 8 threads"
+    finally:
+        bomber.close()
+        neighbour.close()
+    assert gone("sandbox-test-neighbour")
+
+
+def test_killing_its_parent_does_not_reach_the_grader():
+    isolation = isolation_for("auto")
+    if isolation != "bwrap" and not ROOT_GRADER:
+        pytest.skip("without bubblewrap or root, a worker can signal the grader (a known gap)")
+    worker = Worker(CHUNKS, Limits(), isolation)
+    try:
+        reply = call(worker, "kill_parent")  # the parent is this test process, or bwrap's init
+        assert reply["ok"] and worker.alive(), f"the worker's parent was reached: {reply}"
+    finally:
+        worker.close()
+
+
+def test_weaknesses_are_listed_for_the_fallback():
+    listed = " ".join(weaknesses("process"))
+    assert "file system" in listed and "network" in listed, listed
+    if not ROOT_GRADER:
+        assert "environment" in listed, listed
