@@ -15,10 +15,12 @@ from autograder.misconceptions import CATALOGUE, Misconception
 from autograder.subject import Module, StudentError, Subject
 
 DIAGNOSIS_SECONDS = 20.0
-"""At most this long is spent diagnosing one submission (mutants' probes are cached per judge)."""
+"""At most this long is spent probing one submission's code (the mutants' outcomes are computed once per judge)."""
 DEPENDS = {"MultiHeadAttentionWrapper": "CausalAttention", "exercise_3_2": "MultiHeadAttentionWrapper",
            "exercise_3_3": "MultiHeadAttention"}
 """Parts built on another graded name: their failures may be that name's mistakes showing through."""
+STABLE_KEYS = {"student.raised", "student.names_differ", "student.param_shape", "student.not_implemented"}
+"""Failures of the student's code that probes can safely meet again (anything else: hangs, crashes, limits)."""
 SKIP_KEYS = {"student.not_implemented", "refused.missing"}
 """A part whose failures are all of these kinds is simply unfinished: there is nothing to diagnose."""
 
@@ -205,8 +207,17 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def run_probes(sub: Subject, part: str) -> dict[str, Any]:
-    return {name: _outcome(probe) for name, probe in probes(sub, part).items()}
+class OutOfTime(Exception):
+    """The diagnosis budget ran out in the middle of a part's probes."""
+
+
+def run_probes(sub: Subject, part: str, deadline: float = float("inf")) -> dict[str, Any]:
+    outcomes = {}
+    for name, probe in probes(sub, part).items():
+        if time.monotonic() > deadline:
+            raise OutOfTime(part)
+        outcomes[name] = _outcome(probe)
+    return outcomes
 
 
 class Diagnoser:
@@ -227,11 +238,12 @@ class Diagnoser:
         for part in parts:
             if time.monotonic() > deadline:
                 break
-            theirs = run_probes(sub, part)
+            try:
+                theirs = run_probes(sub, part, deadline)
+            except OutOfTime:
+                break
             match = None
-            for misconception in (m for m in CATALOGUE if m.part == part):
-                if time.monotonic() > deadline:
-                    break
+            for misconception in (m for m in CATALOGUE if m.part == part):  # trusted and cached: no deadline
                 ours = self.outcomes(misconception)
                 if ours.keys() == theirs.keys() and all(same(theirs[k], ours[k]) for k in ours):
                     match = misconception
@@ -247,14 +259,24 @@ class Diagnoser:
         return found
 
 
+def _unstable(key: str) -> bool:
+    """The code hung, crashed or hit a limit: probing it again would only repeat that, slowly."""
+    return key.startswith("student.") and key not in STABLE_KEYS
+
+
 def failed_parts(results: list) -> list[str]:
-    """Parts that lost points for a reason other than being unfinished, in check order."""
+    """Parts that lost points for a reason other than being unfinished or unstable, in check order."""
     parts: dict[str, list] = {}
     for result in results:
         parts.setdefault(result.part, []).append(result)
     return [part for part, checks in parts.items()
             if any(c.status == "failed" for c in checks)
-            and not all(c.message_key in SKIP_KEYS for c in checks if c.status == "failed")]
+            and not all(c.message_key in SKIP_KEYS for c in checks if c.status == "failed")
+            and not any(_unstable(c.message_key) for c in checks if c.status == "failed")]
+
+
+def unstable_parts(results: list) -> set[str]:
+    return {r.part for r in results if r.status == "failed" and _unstable(r.message_key)}
 
 
 class Explainer:
@@ -275,4 +297,7 @@ class Explainer:
         diagnoses = self.diagnoser.diagnose(sub, failed_parts(results), lang, deadline)
         if self._reference_maps is None:
             self._reference_maps = attention_maps(self.reference)
-        return diagnoses, {"student": attention_maps(sub), "reference": self._reference_maps}
+        skip = unstable_parts(results)
+        if {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"} & skip:
+            skip |= {"MultiHeadAttentionWrapper"}  # built from CausalAttention heads
+        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": self._reference_maps}

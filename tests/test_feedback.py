@@ -1,0 +1,88 @@
+"""Feedback pages: the student's page from `autograder check --html`, the instructor's class overview."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder.overview import overview_html
+from autograder.results import CheckResult, SubmissionResult
+from tests.conftest import SUBMISSIONS, run_cli
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+def render(page_path: Path, screenshot: Path) -> str:
+    """Open a page in headless Chromium from a file:// URL; save a screenshot and return the visible text."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth == 0).length")
+            assert broken == 0, "every embedded image decodes"
+            assert all(url.startswith(("file:", "data:")) for url in requests), f"the page fetched {requests}"
+            page.screenshot(path=str(screenshot), full_page=True)
+            return page.inner_text("body")
+        finally:
+            browser.close()
+
+
+def test_overview_counts_on_a_hand_made_class():
+    def record(name: str, score: float, passed: bool, diagnoses: list[dict], error: str | None = None):
+        tests = [] if error else [CheckResult("title", "test_causal_no_peeking", "CausalAttention", 3.0 if passed else 0.0,
+                                              3.0, "passed" if passed else "failed", "", ["CausalAttention"], "visible")]
+        return name, SubmissionResult(name, score, 3.0, 1.0, tests=tests, error=error, diagnoses=diagnoses)
+
+    tril = {"part": "CausalAttention", "misconception": "causal_mask_tril", "message": "m"}
+    page = overview_html([record("a", 3, True, []), record("b", 0, False, [tril]), record("c", 0, False, [tril]),
+                          record("d", 0, False, [], error="The file is empty.")])
+    assert "3 of 4 submissions graded" in page
+    assert "1/3 (33%)" in page, "pass rate of the one check"
+    assert "data-id='causal_mask_tril'" in page and "<td class='num'>2</td>" in page, "the misconception, twice"
+    assert "The file is empty." in page, "the ungraded submission and its reason"
+
+
+@pytest.mark.slow
+def test_class_overview_renders_in_a_browser(graded_fixtures, tmp_path):
+    folder = tmp_path / "graded"
+    shutil.copytree(graded_fixtures["__out__"]["path"], folder)
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [', encoding="utf-8")  # cut off mid-file
+    graded = run_cli("grade", str(broken), "--out", str(folder))
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    result = run_cli("report", str(folder))
+    assert result.returncode == 0 and "report.html" in result.stdout, result.stderr
+    text = render(folder / "report.html", tmp_path / "report.png")
+    assert (tmp_path / "report.png").stat().st_size > 10_000, "a screenshot with content"
+    assert "Class overview" in text and "Score distribution" in text
+    assert "Pass rate per check" in text and "CausalAttention never looks at later tokens" in text
+    assert "Most frequent misconceptions" in text and "lower triangle masked instead of the upper" in text
+    assert "broken.ipynb" in text and "not valid JSON" in text, "the ungraded submission with its reason"
+    chinese = run_cli("report", str(folder), "--lang", "zh_TW")
+    assert chinese.returncode == 0 and "全班概況" in (folder / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_check_writes_a_feedback_page_in_traditional_chinese(tmp_path):
+    page = tmp_path / "feedback.html"
+    result = run_cli("check", str(SUBMISSIONS / "bug_causal_tril_mask.py"), "--part", "CausalAttention",
+                     "--lang", "zh_TW", "--html", str(page))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "遮住了下三角而不是上三角" in result.stdout, "the diagnosis is in the checklist"
+    text = render(page, tmp_path / "feedback.png")
+    assert "遮住了下三角而不是上三角" in text and "注意力權重" in text
+    html = page.read_text(encoding="utf-8")
+    assert "data-misconception='causal_mask_tril'" in html and html.count("data:image/png;base64,") == 1
+
+
+def test_report_of_a_missing_folder_is_a_usage_error(tmp_path):
+    result = run_cli("report", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "nowhere" in result.stderr
