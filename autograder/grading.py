@@ -143,7 +143,7 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
         if rest:
             start(rest)
 
-    for i in range(slots):
+    for i in range(slots if todo else 0):
         start(todo[i::slots])
     while judges:
         for key, _ in selector.select(timeout=10):

@@ -85,13 +85,16 @@ def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:
         raise SubmissionError("load.too_large", size=size, limit=max_bytes)
     if size == 0:
         raise SubmissionError("load.empty")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SubmissionError("load.not_text") from None
-    if "\x00" in text:
+    with open(path, "rb") as handle:  # never more than the cap, even if the file grew since stat
+        raw = handle.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise SubmissionError("load.too_large", size=len(raw), limit=max_bytes)
+    if b"\x00" in raw:
         raise SubmissionError("load.not_text")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not code
+    except UnicodeDecodeError as exc:
+        raise SubmissionError("load.not_utf8", error=str(exc)[:200]) from None
     suffix = path.suffix.lower()
     if suffix == ".ipynb":
         cells, lang = _ipynb_cells(text)

@@ -1,0 +1,1 @@
+does_not_exist.py

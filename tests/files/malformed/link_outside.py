@@ -1,0 +1,1 @@
+../submissions/correct_reference.py
