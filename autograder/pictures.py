@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import torch
 
@@ -74,7 +75,9 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
             maps[name] = t("ui.picture_skipped", lang)
             continue
         try:
-            maps[name] = [[[round(float(v), 4) for v in row] for row in head] for head in read_weights(sub, name, heads)]
+            # NaN and infinities become None: records are strict JSON (Gradescope reads them too)
+            maps[name] = [[[round(v, 4) if math.isfinite(v) else None for v in row.tolist()] for row in head]
+                          for head in read_weights(sub, name, heads)]
         except StudentError as error:
             maps[name] = t(error.key, lang, **error.params)
         except Exception as error:  # noqa: BLE001 - an output of the wrong shape cannot be drawn
@@ -105,7 +108,8 @@ def attention_png(student: dict, reference: dict, labels: tuple[str, str]) -> st
                 continue
             for h, matrix in enumerate(maps[:heads]):
                 left = block(side * heads + h)
-                grid[top : top + T, left : left + T] = torch.tensor(matrix, dtype=torch.float32)
+                values = [[float("nan") if v is None else v for v in row] for row in matrix]
+                grid[top : top + T, left : left + T] = torch.tensor(values, dtype=torch.float32)
                 filled[top : top + T, left : left + T] = True
     image = torch.where(filled & grid.isnan(), torch.tensor(-1.0), grid)  # NaN weights: below the scale
     cmap = matplotlib.colormaps["Blues"].copy()
