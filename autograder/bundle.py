@@ -30,6 +30,13 @@ def visible_only(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
+def student_readme(readme: str) -> str:
+    """The README's introduction and student section: nothing written for instructors."""
+    sections = readme.split("\n## ")
+    keep = [sections[0]] + [s for s in sections[1:] if s.startswith("For students")]
+    return "\n## ".join(keep).rstrip() + "\n"
+
+
 def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
     """Write the zip at `out`; returns the names it contains."""
     package = root / "autograder"
@@ -52,6 +59,6 @@ def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
                 archive.writestr(relative, json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True))
             else:
                 archive.write(path, relative)
-        for extra in ("pyproject.toml", "README.md"):
-            archive.write(root / extra, extra)
+        archive.write(root / "pyproject.toml", "pyproject.toml")
+        archive.writestr("README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
         return archive.namelist()
