@@ -115,6 +115,10 @@ def test_each_mutant_gets_a_feedback_page_naming_its_misconception(graded_mutant
     assert "lower triangle masked instead of the upper" in page
     assert page.count("src='data:image/png;base64,") == 1, "one picture with every attention class"
     assert "http://" not in page and "https://" not in page, "the page fetches nothing"
+    # NaN attention weights (the first query sees nothing) must not make the record invalid JSON
+    text = (out / "causal_mask_diagonal0.py.json").read_text(encoding="utf-8")
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a record: not strict JSON"))
+    assert record["attention"]["student"]["CausalAttention"][0][0] == [None] * 6
 
 
 # Fixture submissions written by hand (tests/files/submissions) whose bug is in the catalogue.
