@@ -255,7 +255,10 @@ class Diagnoser:
                 message = t("ui.diagnosis_dependency", lang, part=part, dependency=DEPENDS[part])
             else:
                 message = t("ui.no_diagnosis", lang, part=part, hint=t(f"diagnosis.hint.{part}", lang))
-            found.append({"part": part, "misconception": match.id if match else None, "message": message})
+            entry = {"part": part, "misconception": match.id if match else None, "message": message}
+            if match is None and DEPENDS.get(part) in parts:
+                entry["depends_on"] = DEPENDS[part]
+            found.append(entry)
         return found
 
 

@@ -15,7 +15,7 @@ from autograder.results import SubmissionResult, write_atomic
 STYLE = """body{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em auto;padding:0 1em;color:#24292f}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #eaeef2;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.bar{background:#54aeff;height:.7em;display:inline-block}"""
+td.who{font-size:.8em;color:#57606a}td.num{text-align:right;font-variant-numeric:tabular-nums}.bar{background:#54aeff;height:.7em;display:inline-block}"""
 
 
 def read_records(folder: Path) -> list[tuple[str, SubmissionResult]]:
@@ -79,15 +79,25 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
                     f"({rate:.0%})</td><td><span class='bar' style='width:{8 * rate:.2f}em'></span></td></tr>")
     rows.append("</table>")
     # misconceptions
-    counts = Counter((d.get("part", ""), d.get("misconception")) for _, r in graded for d in r.diagnoses)
+    def key(d: dict) -> tuple:
+        return d.get("part", ""), d.get("misconception"), d.get("depends_on")
+
+    counts = Counter(key(d) for _, r in graded for d in r.diagnoses)
+    who: dict[tuple, list[str]] = {}
+    for name, record in graded:
+        for d in record.diagnoses:
+            who.setdefault(key(d), []).append(name)
     rows.append(f"<h2>{esc(t('ui.report_misconceptions', lang))}</h2>")
     if counts:
         rows.append(f"<table class='misconceptions'><tr><th>{esc(t('ui.part', lang))}</th>"
-                    f"<th>{esc(t('ui.report_misconception', lang))}</th><th>{esc(t('ui.report_count', lang))}</th></tr>")
-        for (part, id), count in counts.most_common():
-            name = t(f"misconception.{id}", lang) if id else t("ui.report_none_matched", lang)
+                    f"<th>{esc(t('ui.report_misconception', lang))}</th><th>{esc(t('ui.report_count', lang))}</th>"
+                    f"<th>{esc(t('ui.submission', lang))}</th></tr>")
+        for (part, id, depends_on), count in counts.most_common():
+            name = (t(f"misconception.{id}", lang) if id else t("ui.report_dependency", lang, dependency=depends_on)
+                    if depends_on else t("ui.report_none_matched", lang))
             rows.append(f"<tr><td><code>{esc(part)}</code></td><td data-id='{esc(str(id))}'>{esc(name)}</td>"
-                        f"<td class='num'>{count}</td></tr>")
+                        f"<td class='num'>{count}</td><td class='who'>{esc(', '.join(who[(part, id, depends_on)][:12]))}"
+                        f"{' …' if len(who[(part, id, depends_on)]) > 12 else ''}</td></tr>")
         rows.append("</table>")
     else:
         rows.append(f"<p>{esc(t('ui.report_nothing', lang))}</p>")

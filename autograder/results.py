@@ -49,7 +49,8 @@ class SubmissionResult:
     sha256: str = ""
     stderr: str = ""
     diagnoses: list[dict] = field(default_factory=list)
-    """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"}."""
+    """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
+    and "depends_on" (a failed part this one builds on) when none matched."""
     attention: dict = field(default_factory=dict)
     """Attention weights on the chapter's sentence: {"student" | "reference": {class: (heads, T, T) or reason}}."""
 

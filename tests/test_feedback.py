@@ -42,11 +42,14 @@ def test_overview_counts_on_a_hand_made_class():
         return name, SubmissionResult(name, score, 3.0, 1.0, tests=tests, error=error, diagnoses=diagnoses)
 
     tril = {"part": "CausalAttention", "misconception": "causal_mask_tril", "message": "m"}
-    page = overview_html([record("a", 3, True, []), record("b", 0, False, [tril]), record("c", 0, False, [tril]),
+    heads = {"part": "MultiHeadAttentionWrapper", "misconception": None, "message": "m", "depends_on": "CausalAttention"}
+    page = overview_html([record("a", 3, True, []), record("b", 0, False, [tril]), record("c", 0, False, [tril, heads]),
                           record("d", 0, False, [], error="The file is empty.")])
     assert "3 of 4 submissions graded" in page
     assert "1/3 (33%)" in page, "pass rate of the one check"
     assert "data-id='causal_mask_tril'" in page and "<td class='num'>2</td>" in page, "the misconception, twice"
+    assert "failed together with CausalAttention" in page, "a part failing because of the part it builds on"
+    assert "<td class='who'>b, c</td>" in page, "who made the mistake"
     assert "The file is empty." in page, "the ungraded submission and its reason"
 
 
