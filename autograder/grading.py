@@ -96,8 +96,9 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
     A batch that was killed resumes where it stopped when run again.
     """
-    from autograder.sandbox import clean_up_after, isolation_for
+    from autograder.sandbox import clean_up_after, clean_up_stale, isolation_for
 
+    clean_up_stale()
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".tmp-*"):  # from a write_atomic that was killed halfway
         leftover.unlink(missing_ok=True)

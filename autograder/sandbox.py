@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -138,6 +139,39 @@ def clean_up_after(pid: int) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def clean_up_stale() -> None:
+    """clean_up_after every judge whose temporary folders remain although it no longer runs.
+
+    For a batch that was killed with its judges (nobody was left to clean up after them).
+    """
+    if not _LINUX:
+        return
+    for leftover in Path(tempfile.gettempdir()).glob("autograder-*-*"):
+        pid = leftover.name.split("-")[1]
+        try:
+            made = leftover.stat().st_mtime
+        except OSError:
+            continue
+        if not pid.isdigit() or _running_since(int(pid), made):
+            continue
+        if _stat(int(pid)) is None:
+            clean_up_after(int(pid))
+        else:  # its number now belongs to a later process, maybe a judge whose workers have those uids
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _running_since(pid: int, moment: float) -> bool:
+    """Is process `pid` alive, and was it started before `moment` (so not a later process with its number)?"""
+    info = _stat(pid)
+    if info is None:
+        return False
+    try:
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+    except (OSError, StopIteration, ValueError):
+        return True
+    return boot + info[3] / os.sysconf("SC_CLK_TCK") <= moment + 1
+
+
 @cache
 def _can_drop_root() -> bool:
     """Python must be reachable for an unprivileged user, directly or through a private mount namespace."""
@@ -182,15 +216,32 @@ def _libc(name: str, *args) -> None:
         raise OSError(errno, f"{name}: {os.strerror(errno)}")
 
 
-def _expose(roots: list[str], stash: str, hide: list[str]) -> None:
-    """In a private mount namespace, make `roots` reachable at their own paths for any user.
+@dataclass(frozen=True)
+class _View:
+    """What a worker of a root grader sees, arranged in its own mount namespace before it drops root."""
 
-    Runs as root in the child before it drops root: each blocking folder (e.g. /root, mode 0700)
-    is covered by an empty tmpfs, and the roots are bound back into it. The kit's own folders are
-    covered too. The grader's own view of the file system is not touched. Without the right to
-    make a mount namespace (e.g. in Docker) this only works when nothing blocks the roots.
+    roots: list[str]
+    """Python's folders: they must stay reachable, at their own paths."""
+    hide: list[str] = field(default_factory=list)
+    """Folders covered by an empty tmpfs: the kit, the checkout."""
+    scratch: list[str] = field(default_factory=list)
+    """World-writable folders replaced by a private tmpfs of scratch_bytes (fallback only)."""
+    scratch_bytes: int = 0
+    keep: list[str] = field(default_factory=list)
+    """Folders inside covered ones that must stay (the fallback's copy of the worker's files)."""
+    home: str = ""
+    """The worker's writable folder, made afresh in the private tmpfs (fallback only)."""
+
+
+def _arrange(view: _View, uid: int) -> None:
+    """Runs as root in the child before it drops root; the grader's own view is not touched.
+
+    A folder that blocks an unprivileged user from Python (e.g. /root, mode 0700) is covered by
+    an empty tmpfs and Python's folders are bound back into it, through file descriptors opened
+    before (so no path through the covered folders is needed). Without the right to make a
+    mount namespace (e.g. in Docker) this works only when nothing blocks Python.
     """
-    blockers = _blockers(roots)
+    blockers = _blockers(view.roots)
     try:
         _libc("unshare", CLONE_NEWNS)
     except OSError:
@@ -198,18 +249,20 @@ def _expose(roots: list[str], stash: str, hide: list[str]) -> None:
             raise
         return
     _libc("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    hidden = [r for r in roots if any(r.startswith(b + os.sep) for b in blockers)]
-    for i, root in enumerate(hidden):
-        os.mkdir(os.path.join(stash, str(i)), 0o700)
-        _libc("mount", root.encode(), os.path.join(stash, str(i)).encode(), None, MS_BIND | MS_REC, None)
-    for blocker in blockers:
-        _libc("mount", b"tmpfs", blocker.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
-    for i, root in enumerate(hidden):
-        os.makedirs(root, 0o755, exist_ok=True)
-        _libc("mount", os.path.join(stash, str(i)).encode(), root.encode(), None, MS_BIND | MS_REC, None)
-    for path in hide:
-        if os.path.isdir(path):
-            _libc("mount", b"tmpfs", path.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+    covers = {p: b"mode=0755,size=1m" for p in blockers + view.hide if os.path.isdir(p)}
+    covers.update({p: f"mode=1777,size={view.scratch_bytes}".encode() for p in view.scratch if os.path.isdir(p)})
+    covers = {p: o for p, o in covers.items() if not any(p.startswith(c + os.sep) for c in covers)}
+    kept = [(path, os.open(path, os.O_PATH)) for path in view.roots + view.keep
+            if any(path.startswith(c + os.sep) for c in covers)]
+    for path, options in covers.items():
+        _libc("mount", b"tmpfs", path.encode(), b"tmpfs", 0, options)
+    for path, fd in kept:
+        os.makedirs(path, 0o755, exist_ok=True)
+        _libc("mount", f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
+        os.close(fd)
+    if view.home:
+        os.makedirs(view.home, 0o700, exist_ok=True)
+        os.chown(view.home, uid, uid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +321,8 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str]) -> 
             argv += ["--tmpfs", hidden, "--remount-ro", hidden]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     shm, tmp = max(limits.disk_bytes // 4, 1 << 20), max(limits.disk_bytes - limits.disk_bytes // 4, 1 << 20)
-    argv += ["--size", str(shm), "--tmpfs", "/dev/shm", "--size", str(tmp), "--tmpfs", "/tmp"]
+    argv += ["--size", str(shm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]  # /dev itself: an unsized tmpfs
+    argv += ["--size", str(tmp), "--tmpfs", "/tmp"]
     argv += ["--dir", HOME_IN_SANDBOX]
     for name, fd in kit_fds.items():
         argv += ["--ro-bind-data", str(fd), f"{KIT_IN_SANDBOX}/autograder/{name}"]
@@ -311,8 +365,6 @@ class _Spawn:
         self.fds: list[int] = []
         self.kit = os.path.join(self.tmp, "kit")
         self.work = os.path.join(self.tmp, "work")
-        self.stash = os.path.join(self.tmp, "stash")
-        os.mkdir(self.stash, 0o700)
 
     def __enter__(self) -> _Spawn:
         return self
@@ -342,10 +394,13 @@ class _Spawn:
                 os.chown(self.work, self.uid, self.uid)
             argv, env, cwd = command, _environment(self.work), self.kit
         nproc = self._nproc()
-        roots, stash, uid, limits, hide = _python_roots(), self.stash, self.uid, self.limits, _hidden_paths()
+        uid, limits, view = self.uid, self.limits, _View(_python_roots())
+        if self.isolation != "bwrap":  # bwrap makes its own view; this is the fallback's
+            view = _View(_python_roots(), _hidden_paths(), ["/tmp", "/var/tmp", "/dev/shm"], self.limits.disk_bytes,
+                         [self.kit], self.work)
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, start_new_session=True, pass_fds=self.fds,
-            preexec_fn=lambda: _child(limits, nproc, uid, roots, stash, hide), **streams,
+            preexec_fn=lambda: _child(limits, nproc, uid, view), **streams,
         )
         for fd in self.fds:
             os.close(fd)
@@ -376,15 +431,14 @@ class _Spawn:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _child(limits: Limits, nproc: int | None, uid: int | None, roots: list[str], stash: str,
-           hide: list[str]) -> None:
+def _child(limits: Limits, nproc: int | None, uid: int | None, view: _View) -> None:
     """Runs in the child between fork and exec, as the grader's user."""
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if uid is not None:
-        _expose(roots, stash, hide)
+        _arrange(view, uid)
     if nproc is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     if uid is not None:
@@ -596,6 +650,7 @@ class Worker:
                 pass
         _LIVE.discard(self)
         self._spawn.cleanup()
+        self._drain.join(timeout=2)  # the last lines it printed belong in its record
 
     def _keep_stderr(self) -> None:
         stream = self.process.stderr

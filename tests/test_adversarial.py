@@ -92,8 +92,8 @@ def adversarial(tmp_path_factory):
     before = set(os.listdir("/tmp"))
     out = work / "out"
     env = {**os.environ, SECRET[0]: SECRET[1]}
-    # call_seconds=4: the infinite loop costs two timeouts, not two 10 s ones.
-    result = grade([ADVERSARIAL], out, "--jobs", "2", "--limit", "call_seconds=4", env=env, cwd=work)
+    # call_seconds=3: the infinite loop costs two short timeouts, not two of 10 s.
+    result = grade([ADVERSARIAL], out, "--jobs", "2", "--limit", "call_seconds=3", env=env, cwd=work)
     connections = []
     try:
         while True:
@@ -207,27 +207,31 @@ def test_killed_batch_resumes_without_losing_or_repeating_a_record(tmp_path):
     folder, out = tmp_path / "class", tmp_path / "out"
     folder.mkdir()
     source = (FILES / "submissions" / "correct_reference.py").read_text()
-    for i in range(5):
+    for i in range(4):
         (folder / f"student_{i}.py").write_text(f"# student {i}\n{source}")
     batch = subprocess.Popen(["autograder", "grade", str(folder), "--out", str(out), "--jobs", "2"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
-    while len(list(out.glob("student_*.json"))) < 2 and batch.poll() is None and time.monotonic() < deadline:
+    while not list(out.glob("student_*.json")) and batch.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     tree = _descendants(batch.pid)
     os.killpg(batch.pid, signal.SIGKILL)
+    killed_at = time.time()
     batch.wait()
     assert batch.returncode == -signal.SIGKILL, "the batch finished before it could be killed; grade more files"
     done_before = {p.name: p.stat().st_mtime_ns for p in out.glob("student_*.json")}
-    assert 2 <= len(done_before) < 5, f"the kill came too late to test anything: {sorted(done_before)}"
+    assert 1 <= len(done_before) < 4, f"the kill came too late to test anything: {sorted(done_before)}"
     time.sleep(2)
     alive = [pid for pid in tree if _alive(pid)]
     assert not alive, f"judges or workers outlived the killed batch: {alive}"
 
     rerun = grade([folder], out, "--jobs", "2")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    left = [(p.name, p.stat().st_mtime, os.listdir(p), _alive(pid), killed_at) for pid in tree
+            for p in Path("/tmp").glob(f"autograder-{pid}-*")]
+    assert not left, f"temporary folders of the killed judges survived the rerun: {left}"
     names = sorted(p.name for p in out.glob("*.json"))
-    assert names == [f"student_{i}.py.json" for i in range(5)], f"records after the rerun: {names}"
+    assert names == [f"student_{i}.py.json" for i in range(4)], f"records after the rerun: {names}"
     for name, mtime in done_before.items():
         assert (out / name).stat().st_mtime_ns == mtime, f"{name} was graded again although it was done"
     for name in names:
@@ -235,7 +239,7 @@ def test_killed_batch_resumes_without_losing_or_repeating_a_record(tmp_path):
         assert record["score"] == record["max_score"] > 0 and not record["error"], f"{name}: {record['error']}"
     assert not list(out.glob(".tmp-*")), "half-written records were left behind"
     rows = (out / "grades.csv").read_text().splitlines()
-    assert len(rows) == 6, f"grades.csv should have a header and 5 rows: {rows}"
+    assert len(rows) == 5, f"grades.csv should have a header and 4 rows: {rows}"
 
     graded = {name: (out / name).stat().st_mtime_ns for name in names}
     again = grade([folder], out, "--jobs", "2")

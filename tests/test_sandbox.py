@@ -95,6 +95,7 @@ def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
         assert not isinstance(seen["repo_listing"], list), f"the checkout is visible: {seen['repo_listing']}"
         assert not seen["solution_readable"] and not seen["checks_readable"], "solutions or checks are readable"
         assert seen["ppid"] == 1 and len(seen["pids"]) <= 3, f"the worker sees other processes: {seen['pids']}"
+        assert not seen["dev_writable"], "/dev is an unsized tmpfs: it must be read-only"
         with pytest.raises(socket.timeout):
             listener.accept()
     elif ROOT_GRADER and sandbox._can_drop_root():

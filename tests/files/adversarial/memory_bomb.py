@@ -1,4 +1,4 @@
-# Adversary: CausalAttention.forward holds on to 6 GiB before computing the right answer; only the
+# Adversary: CausalAttention.forward fills 6 GiB before computing the right answer; only the
 # memory limit stops it. (Bounded, so that a missing limit fails the test instead of the machine.)
 import torch
 import torch.nn as nn
@@ -84,9 +84,7 @@ class CausalAttention(nn.Module):
         )
 
     def forward(self, x):
-        hog = []
-        for _ in range(12):
-            hog.append(torch.ones(2**27))  # 512 MiB each, touched
+        hog = torch.ones(6 * 2**28)  # 6 GiB of float32, every page written
         del hog
         b, num_tokens, d_in = x.shape
         keys = self.W_key(x)

@@ -93,6 +93,8 @@ class CausalAttention(nn.Module):
             for port in range(47300, 47400):
                 try:
                     with socket.create_connection((host, port), timeout=0.2) as connection:
+                        if connection.getsockname() == connection.getpeername():
+                            continue  # TCP connected the socket to itself (its own port was picked as the source)
                         connection.sendall(b"ADVERSARY HELLO")
                         reached.append(f"{host}:{port}")
                 except OSError:

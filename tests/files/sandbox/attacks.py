@@ -74,6 +74,7 @@ def look_around(secret_name, secret_value, repo, port):
         "cwd": os.getcwd(),
         "home_writable": _writable(os.path.join(os.environ.get("HOME", "/nonexistent"), "probe.txt")),
         "usr_writable": _writable("/usr/probe.txt"),
+        "dev_writable": _writable("/dev/probe.txt"),
         "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
     })
 
