@@ -142,34 +142,29 @@ def clean_up_after(pid: int) -> None:
 def clean_up_stale() -> None:
     """clean_up_after every judge whose temporary folders remain although it no longer runs.
 
-    For a batch that was killed with its judges (nobody was left to clean up after them).
+    For a batch that was killed with its judges (nobody was left to clean up after them). The
+    folders are named after their process and its start time, so a later process that got the
+    same number is not mistaken for their owner.
     """
     if not _LINUX:
         return
-    for leftover in Path(tempfile.gettempdir()).glob("autograder-*-*"):
-        pid = leftover.name.split("-")[1]
-        try:
-            made = leftover.stat().st_mtime
-        except OSError:
+    for leftover in Path(tempfile.gettempdir()).glob("autograder-*-*-*"):
+        _, pid, started, _ = leftover.name.split("-", 3)
+        if not (pid.isdigit() and started.isdigit()):
             continue
-        if not pid.isdigit() or _running_since(int(pid), made):
-            continue
-        if _stat(int(pid)) is None:
+        now = _stat(int(pid))
+        if now is not None and now[3] == int(started):
+            continue  # its owner still runs
+        if now is None:
             clean_up_after(int(pid))
-        else:  # its number now belongs to a later process, maybe a judge whose workers have those uids
+        else:  # the number belongs to a later process, maybe a judge whose workers have those uids
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _running_since(pid: int, moment: float) -> bool:
-    """Is process `pid` alive, and was it started before `moment` (so not a later process with its number)?"""
-    info = _stat(pid)
-    if info is None:
-        return False
-    try:
-        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-    except (OSError, StopIteration, ValueError):
-        return True
-    return boot + info[3] / os.sysconf("SC_CLK_TCK") <= moment + 1
+@cache
+def _start_of(pid: int) -> int:
+    info = _stat(pid) if _LINUX else None
+    return info[3] if info else 0
 
 
 @cache
@@ -337,13 +332,18 @@ def _user_tasks(uid: int) -> int:
     return sum(threads for owner, threads in map(_owner, _pids()) if owner == uid)
 
 
-def _owner(pid: int) -> tuple[int | None, int]:
-    """(real uid, threads) of `pid`; from status, which even a non-dumpable process cannot hide."""
+def _owner(pid: int, living: bool = False) -> tuple[int | None, int]:
+    """(real uid, threads) of `pid`; from status, which even a non-dumpable process cannot hide.
+
+    With `living`, a zombie (dead, waiting for a parent that may never ask) has no owner.
+    """
     try:
         with open(f"/proc/{pid}/status", "rb") as handle:
             fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+        if living and fields[b"State"].split()[0] in (b"Z", b"X"):
+            return None, 0
         return int(fields[b"Uid"].split()[0]), int(fields[b"Threads"])
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, IndexError):
         return None, 0
 
 
@@ -360,7 +360,7 @@ class _Spawn:
     def __init__(self, limits: Limits, isolation: str, uid: int | None = None):
         self.limits, self.isolation = limits, isolation
         self.uid = uid if uid is not None else _fresh_uid()
-        self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-")
+        self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_start_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
         self.fds: list[int] = []
         self.kit = os.path.join(self.tmp, "kit")
@@ -478,10 +478,12 @@ def _become_subreaper() -> None:
 
 
 def _stat(pid: int) -> tuple[int, int, int, int] | None:
-    """(ppid, pgid, sid, start time) of `pid`, or None when it is gone."""
+    """(ppid, pgid, sid, start time) of `pid`, or None when it is gone (or dead, a zombie nobody reaps)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):
+            return None
         return int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
@@ -491,7 +493,7 @@ def kill_uids(uids: range | list[int]) -> int:
     """SIGKILL every process whose owner is in `uids` (root only); returns how many were found."""
     wanted, found = set(uids), 0
     for _ in range(50):
-        victims = [pid for pid in _pids() if _owner(pid)[0] in wanted]
+        victims = [pid for pid in _pids() if _owner(pid, living=True)[0] in wanted]
         if not victims:
             break
         found += len(victims)
@@ -525,6 +527,19 @@ def _strays(worker_pid: int, since: int) -> list[int]:
         if worker_pid in (pgid, sid) or (ppid == me and start >= since):
             found.append(pid)
     return found
+
+
+def _reap_orphans(since: int) -> None:
+    """Collect the exit status of orphans that were reparented to us and died since `since`."""
+    me, known = os.getpid(), {w.process.pid for w in _LIVE}
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if fields[0] == b"Z" and int(fields[1]) == me and int(fields[19]) >= since and pid not in known:
+                os.waitpid(pid, os.WNOHANG)
+        except (OSError, IndexError, ValueError):
+            pass
 
 
 def _proc_start(pid: int) -> int:
@@ -642,7 +657,7 @@ class Worker:
                     except (ProcessLookupError, PermissionError):
                         pass
                 time.sleep(0.01)
-                _reap(strays)
+            _reap_orphans(self._started)
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()
