@@ -41,10 +41,12 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "pass
 UID_BASE = 1 << 28
 """Workers of a root grader run as UID_BASE + judge pid * 64 + n: unique among live judges."""
 UIDS_PER_JUDGE = 64
+KEEP_UID = -1
+"""Passed as a worker's uid: it keeps the grader's."""
 
 _LINUX = sys.platform.startswith("linux")
 _LIBC = ctypes.CDLL(None, use_errno=True) if _LINUX else None
-CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+CLONE_NEWNS, CLONE_NEWNET, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x40000000, 0x1000, 0x4000, 0x40000
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
 
@@ -68,10 +70,10 @@ def bwrap_path() -> str | None:
 def isolation_for(mode: str) -> str:
     """Resolve "auto" to the isolation this machine supports: "bwrap" or "process"."""
     if mode == "auto":
-        return "bwrap" if bwrap_path() and _probe("bwrap") else "process"
+        return "bwrap" if bwrap_path() and _bwrap_usable() else "process"
     if mode == "bwrap" and not bwrap_path():
         raise RuntimeError("bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap'")
-    if mode == "bwrap" and not _probe("bwrap"):
+    if mode == "bwrap" and not _bwrap_usable():
         raise RuntimeError(f"bubblewrap cannot start a worker here: {_PROBE_ERRORS.get('bwrap', '')}")
     return mode
 
@@ -87,8 +89,10 @@ def weaknesses(isolation: str) -> list[str]:
         if os.geteuid() != 0:
             found.append("a submission runs as your user: it can read the environment of your processes, signal "
                          "them (the grader too), and RLIMIT_NPROC counts all of your processes")
-    if os.geteuid() == 0 and not _can_drop_root():
-        found.append("the worker runs as root: process limits do not apply to it, so a fork bomb is not contained")
+    if os.geteuid() == 0 and (not _can_drop_root() or isolation == "bwrap" and _bwrap_as_root()):
+        found.append("the worker runs as root: process limits do not apply to it, so a fork bomb is not contained"
+                     + (" (unprivileged user namespaces are blocked here, e.g. by AppArmor's "
+                        "kernel.apparmor_restrict_unprivileged_userns)" if isolation == "bwrap" else ""))
     return found
 
 
@@ -96,11 +100,27 @@ _PROBE_ERRORS: dict[str, str] = {}
 
 
 @cache
-def _probe(isolation: str) -> bool:
-    """Can a worker's Python start under `isolation` and read torch? (Fast: torch is not imported.)"""
+def _bwrap_usable() -> bool:
+    return _probe("bwrap", _probe_uid()) or _bwrap_as_root()
+
+
+@cache
+def _bwrap_as_root() -> bool:
+    """bwrap works here for root only: unprivileged user namespaces are blocked (e.g. by AppArmor)."""
+    uid = _probe_uid()
+    return uid != KEEP_UID and not _probe("bwrap", uid) and _probe("bwrap", KEEP_UID)
+
+
+def _probe_uid() -> int:
+    return UID_BASE - 2 if os.geteuid() == 0 and _can_drop_root() else KEEP_UID
+
+
+@cache
+def _probe(isolation: str, uid: int) -> bool:
+    """Can a worker's Python start under `isolation` as `uid` and read torch? (Fast: torch is not imported.)"""
     code = "import importlib.util as u; open(u.find_spec('torch').origin, 'rb').close()"
     try:
-        with _Spawn(Limits(), isolation) as spawn:
+        with _Spawn(Limits(), isolation, uid=uid) as spawn:
             process = spawn.popen([sys.executable, "-E", "-s", "-c", code], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
             _, err = process.communicate(timeout=60)
@@ -119,9 +139,9 @@ def _probe(isolation: str) -> bool:
 _uid_counter = itertools.count()
 
 
-def _fresh_uid() -> int | None:
+def _fresh_uid(isolation: str) -> int | None:
     """A user id for the next worker when the grader is root, else None (the worker keeps ours)."""
-    if os.geteuid() != 0 or not _can_drop_root():
+    if os.geteuid() != 0 or not _can_drop_root() or isolation == "bwrap" and _bwrap_as_root():
         return None
     return UID_BASE + os.getpid() * UIDS_PER_JUDGE + next(_uid_counter) % UIDS_PER_JUDGE
 
@@ -237,12 +257,15 @@ def _arrange(view: _View, uid: int) -> None:
     mount namespace (e.g. in Docker) this works only when nothing blocks Python.
     """
     blockers = _blockers(view.roots)
-    try:
-        _libc("unshare", CLONE_NEWNS)
+    try:  # a network namespace of its own too: no interface, so no connection anywhere
+        _libc("unshare", CLONE_NEWNS | CLONE_NEWNET)
     except OSError:
-        if blockers:
-            raise
-        return
+        try:
+            _libc("unshare", CLONE_NEWNS)
+        except OSError:
+            if blockers:
+                raise
+            return
     _libc("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
     covers = {p: b"mode=0755,size=1m" for p in blockers + view.hide if os.path.isdir(p)}
     covers.update({p: f"mode=1777,size={view.scratch_bytes}".encode() for p in view.scratch if os.path.isdir(p)})
@@ -307,6 +330,8 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str]) -> 
     for name in ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
             argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    shm, tmp = max(limits.disk_bytes // 4, 1 << 20), max(limits.disk_bytes - limits.disk_bytes // 4, 1 << 20)
+    argv += ["--size", str(tmp), "--tmpfs", "/tmp"]  # before Python's folders: a venv may live in /tmp
     roots = _python_roots()
     for root in roots:
         argv += ["--ro-bind", root, root]
@@ -315,9 +340,7 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str]) -> 
         if any(hidden == v or hidden.startswith(v + os.sep) for v in visible):
             argv += ["--tmpfs", hidden, "--remount-ro", hidden]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    shm, tmp = max(limits.disk_bytes // 4, 1 << 20), max(limits.disk_bytes - limits.disk_bytes // 4, 1 << 20)
     argv += ["--size", str(shm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]  # /dev itself: an unsized tmpfs
-    argv += ["--size", str(tmp), "--tmpfs", "/tmp"]
     argv += ["--dir", HOME_IN_SANDBOX]
     for name, fd in kit_fds.items():
         argv += ["--ro-bind-data", str(fd), f"{KIT_IN_SANDBOX}/autograder/{name}"]
@@ -359,7 +382,7 @@ class _Spawn:
 
     def __init__(self, limits: Limits, isolation: str, uid: int | None = None):
         self.limits, self.isolation = limits, isolation
-        self.uid = uid if uid is not None else _fresh_uid()
+        self.uid = _fresh_uid(isolation) if uid is None else (None if uid == KEEP_UID else uid)
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_start_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
         self.fds: list[int] = []
