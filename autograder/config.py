@@ -33,6 +33,8 @@ class Limits:
     """Wall time allowed for starting the worker and running the submission's definitions."""
     submission_seconds: float = 180.0
     """Wall time allowed for all checks of one submission together."""
+    diagnosis_seconds: float = 20.0
+    """Wall time allowed for naming the misconceptions of one submission's failed parts."""
     cpu_seconds: int = 120
     """CPU time of the worker process (RLIMIT_CPU)."""
     memory_bytes: int = 3 * 2**30

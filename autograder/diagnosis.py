@@ -14,8 +14,6 @@ from autograder.i18n import t
 from autograder.misconceptions import CATALOGUE, Misconception
 from autograder.subject import Module, StudentError, Subject
 
-DIAGNOSIS_SECONDS = 20.0
-"""At most this long is spent probing one submission's code (the mutants' outcomes are computed once per judge)."""
 DEPENDS = {"MultiHeadAttentionWrapper": "CausalAttention", "exercise_3_2": "MultiHeadAttentionWrapper",
            "exercise_3_3": "MultiHeadAttention"}
 """Parts built on another graded name: their failures may be that name's mistakes showing through."""
@@ -285,18 +283,18 @@ def unstable_parts(results: list) -> set[str]:
 class Explainer:
     """What the judge adds to a record beyond the checks: diagnoses and attention pictures' data."""
 
-    def __init__(self, reference: Subject, chunks: list[dict]):
+    def __init__(self, reference: Subject, chunks: list[dict], seconds: float):
         from autograder.misconceptions import mutate
         from autograder.subject import LocalSubject
 
-        self.reference = reference
+        self.reference, self.seconds = reference, seconds
         self.diagnoser = Diagnoser(lambda m: LocalSubject.from_chunks(mutate(chunks, m), f"mutant_{m.id}"))
         self._reference_maps: dict | None = None
 
     def explain(self, sub: Subject, results: list, lang: str) -> tuple[list[dict], dict]:
         from autograder.pictures import attention_maps
 
-        deadline = time.monotonic() + DIAGNOSIS_SECONDS
+        deadline = time.monotonic() + self.seconds
         diagnoses = self.diagnoser.diagnose(sub, failed_parts(results), lang, deadline)
         if self._reference_maps is None:
             self._reference_maps = attention_maps(self.reference)

@@ -151,7 +151,8 @@ class GradingPlugin:
             return [], {}
         try:
             if self._explainer is None:
-                self._explainer = Explainer(self._reference_subject(), self._reference_chunks)
+                self._explainer = Explainer(self._reference_subject(), self._reference_chunks,
+                                            self.config.limits.diagnosis_seconds)
             return self._explainer.explain(subject, job.results, job.lang)
         except (OSError, SubmissionError):  # no reference solution here (the student bundle)
             return [], {}
