@@ -246,13 +246,11 @@ def check_table() -> list[CheckInfo]:
     table = []
     for path in sorted(CHECKS.glob("test_*.py")):
         module = importlib.import_module(f"autograder.checks.{path.stem}")
-        for name, function in inspect.getmembers(module, inspect.isfunction):
-            if not name.startswith("test_") or function.__module__ != module.__name__:
-                continue
+        functions = [f for name, f in inspect.getmembers(module, inspect.isfunction)
+                     if name.startswith("test_") and f.__module__ == module.__name__]
+        for function in sorted(functions, key=lambda f: f.__code__.co_firstlineno):
             marks = [m for m in getattr(function, "pytestmark", []) if m.name == "check"]
             kwargs = marks[0].kwargs if marks else {"names": (), "points": 0, "hidden": False}
-            table.append(CheckInfo(name, path.stem, tuple(kwargs["names"]), kwargs["points"], kwargs["hidden"],
-                                   tuple(inspect.signature(function).parameters)))
-    table.sort(key=lambda c: (c.module, inspect.getsourcelines(getattr(importlib.import_module(
-        f"autograder.checks.{c.module}"), c.check_id))[1]))
+            table.append(CheckInfo(function.__name__, path.stem, tuple(kwargs["names"]), kwargs["points"],
+                                   kwargs["hidden"], tuple(inspect.signature(function).parameters)))
     return table
