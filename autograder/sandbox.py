@@ -11,12 +11,16 @@ RLIMIT_NPROC, and a uid of its own lets the judge kill everything the worker sta
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import itertools
+import json
 import os
 import resource
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -32,7 +36,7 @@ from autograder.config import ROOT, Limits
 from autograder.protocol import ProtocolError, read_message, write_message
 
 PACKAGE = Path(__file__).resolve().parent
-WORKER_FILES = ("__init__.py", "handler.py", "protocol.py", "worker.py")
+WORKER_FILES = ("__init__.py", "handler.py", "protocol.py", "worker.py", "zygote.py")
 KIT_IN_SANDBOX = "/opt/kit"
 HOME_IN_SANDBOX = "/tmp/work"
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "localtime",
@@ -380,8 +384,8 @@ def _pids() -> list[int]:
 class _Spawn:
     """Everything needed to start one worker process, and to remove all trace of it afterwards."""
 
-    def __init__(self, limits: Limits, isolation: str, uid: int | None = None):
-        self.limits, self.isolation = limits, isolation
+    def __init__(self, limits: Limits, isolation: str, uid: int | None = None, cpu_limit: bool = True):
+        self.limits, self.isolation, self.cpu_limit = limits, isolation, cpu_limit
         self.uid = _fresh_uid(isolation) if uid is None else (None if uid == KEEP_UID else uid)
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_start_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
@@ -417,13 +421,13 @@ class _Spawn:
                 os.chown(self.work, self.uid, self.uid)
             argv, env, cwd = command, _environment(self.work), self.kit
         nproc = self._nproc()
-        uid, limits, view = self.uid, self.limits, _View(_python_roots())
+        uid, limits, view, cpu = self.uid, self.limits, _View(_python_roots()), self.cpu_limit
         if self.isolation != "bwrap":  # bwrap makes its own view; this is the fallback's
             view = _View(_python_roots(), _hidden_paths(), ["/tmp", "/var/tmp", "/dev/shm"], self.limits.disk_bytes,
                          [self.kit], self.work)
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, start_new_session=True, pass_fds=self.fds,
-            preexec_fn=lambda: _child(limits, nproc, uid, view), **streams,
+            preexec_fn=lambda: _child(limits, nproc, uid, view, cpu), **streams,
         )
         for fd in self.fds:
             os.close(fd)
@@ -454,9 +458,10 @@ class _Spawn:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _child(limits: Limits, nproc: int | None, uid: int | None, view: _View) -> None:
+def _child(limits: Limits, nproc: int | None, uid: int | None, view: _View, cpu: bool = True) -> None:
     """Runs in the child between fork and exec, as the grader's user."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    if cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -575,26 +580,204 @@ def _failure(failure: dict) -> dict:
     return {key: str(failure.get(key) or "")[:1000] for key in ("origin", "type", "message", "where")}
 
 
+# ---------------------------------------------------------------------------------------------
+# Pre-warmed sandboxes: torch imported once per judge slot, one forked worker per submission
+# ---------------------------------------------------------------------------------------------
+
+ZYGOTE_SECONDS = 10.0
+"""Time a running zygote has to answer (a reset kills and waits for everything a worker left)."""
+
+
+class Zygote:
+    """A judge slot's bubblewrap sandbox around autograder/zygote.py, which forks the workers.
+
+    Before the next worker starts, the zygote kills every other process in the sandbox and
+    empties its /tmp, /dev/shm and SysV IPC, so nothing of one submission meets the next. When
+    it fails to, or stops answering, the whole sandbox is killed and the next worker gets a new one.
+    """
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._spawn = _Spawn(limits, "bwrap", cpu_limit=False)  # each worker gets its own CPU limit
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        settings = {k: getattr(limits, k) for k in ("cpu_seconds", "memory_bytes", "file_bytes", "processes",
+                                                    "message_bytes")}
+        command = [sys.executable, "-E", "-s", "-m", "autograder.zygote", json.dumps(settings)]
+        self.log = os.path.join(self._spawn.tmp, "zygote.log")
+        try:
+            with theirs, open(self.log, "wb") as log:
+                self.process = self._spawn.popen(command, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log)
+        except BaseException:
+            ours.close()
+            self._spawn.cleanup()
+            raise
+        self.control = ours
+        self.ready = False
+        self.busy = False
+        """A worker of it has run since its last reset."""
+
+    @property
+    def uid(self) -> int | None:
+        return self._spawn.uid
+
+    def ask(self, message: dict, seconds: float, fds: list[int] | None = None) -> dict:
+        """One request to the zygote; WorkerGone (and the sandbox stopped) when it fails to answer."""
+        try:
+            socket.send_fds(self.control, [json.dumps(message).encode()], fds or [])
+            if not select.select([self.control], [], [], seconds)[0]:
+                self.stop()
+                raise WorkerGone("timeout", f"the sandbox did not answer {message['op']} in {seconds:g} s")
+            data = self.control.recv(65536)
+            reply = json.loads(data) if data else None
+        except (OSError, ValueError):
+            reply = None
+        if not isinstance(reply, dict) or "error" in reply:
+            detail = self._last_words() if reply is None else str(reply.get("error"))[:300]
+            self.stop()
+            raise WorkerGone("crashed", f"the sandbox ended: {detail}")
+        return reply
+
+    def fork(self) -> _Forked:
+        """A new worker on fresh pipes; the zygote must have been reset since the last one."""
+        requests, replies, errors = os.pipe(), os.pipe(), os.pipe()
+        theirs = [requests[0], replies[1], errors[1]]
+        try:
+            self.ask({"op": "spawn"}, ZYGOTE_SECONDS if self.ready else self.limits.load_seconds, theirs)
+        except BaseException:
+            for fd in (requests[1], replies[0], errors[0]):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.ready = self.busy = True
+        return _Forked(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
+                       open(errors[0], "rb"))
+
+    def reset(self) -> None:
+        """Kill what the last worker left; stop the whole sandbox if that fails."""
+        if self.alive() and not self.ask({"op": "reset"}, ZYGOTE_SECONDS).get("ok"):
+            self.stop()  # something of the last worker stays: the next one gets a new sandbox
+        self.busy = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Kill the sandbox and everything in it (its PID namespace ends with bwrap)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.uid is not None:
+            kill_uids([self.uid])
+        self.control.close()
+        self._spawn.cleanup()
+        if self in _ZYGOTES:
+            _ZYGOTES.remove(self)
+
+    def _last_words(self) -> str:
+        try:
+            with open(self.log, "rb") as handle:
+                return handle.read()[-300:].decode("utf-8", "replace").strip() or "no message"
+        except OSError:
+            return "no message"
+
+
+class _Forked:
+    """A worker forked by a zygote, with the parts of subprocess.Popen that Worker uses."""
+
+    def __init__(self, zygote: Zygote, stdin, stdout, stderr):
+        self.zygote, self.stdin, self.stdout, self.stderr = zygote, stdin, stdout, stderr
+        self.pid = zygote.process.pid  # the sandbox's, on our side of its PID namespace
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                code = self.zygote.ask({"op": "wait", "seconds": timeout or 0}, (timeout or 0) + ZYGOTE_SECONDS)
+                self.returncode = code.get("code") if isinstance(code.get("code"), int) else None
+            except WorkerGone:
+                self.returncode = -signal.SIGKILL
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired("worker", timeout)
+        return self.returncode
+
+    def end(self) -> None:
+        """Kill the worker and all it started (the zygote's reset)."""
+        try:
+            self.zygote.reset()
+        except WorkerGone:
+            pass
+        if self.returncode is None:
+            try:
+                self.wait(0)
+            except subprocess.TimeoutExpired:
+                self.returncode = -signal.SIGKILL
+
+
+_ZYGOTES: list[Zygote] = []
+"""This process's pre-warmed sandboxes (a judge needs one: it runs one worker at a time)."""
+
+
+def zygote_for(limits: Limits) -> Zygote:
+    """A running zygote for workers with `limits` that has no worker now; started if there is none."""
+    for zygote in list(_ZYGOTES):
+        if not zygote.alive():
+            zygote.stop()
+        elif zygote.limits == limits and not zygote.busy:
+            return zygote
+    zygote = Zygote(limits)
+    _ZYGOTES.append(zygote)
+    return zygote
+
+
+def prestart(limits: Limits, isolation: str) -> None:
+    """Start the slot's sandbox now, so torch is imported there while the judge prepares."""
+    if isolation == "bwrap":
+        zygote_for(limits)
+
+
+@atexit.register
+def _stop_zygotes() -> None:
+    for zygote in list(_ZYGOTES):
+        zygote.stop()
+
+
 class Worker:
-    """One running worker holding one submission's definitions."""
+    """One running worker holding one submission's definitions.
+
+    Under bubblewrap it is forked by the judge slot's zygote (torch already imported); otherwise
+    it is a fresh interpreter of its own.
+    """
 
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
         self.limits = limits
         self.isolation = isolation
         self.stderr = bytearray()
         self.stderr_dropped = 0
-        if isolation != "bwrap":
+        if isolation == "bwrap":
+            zygote = zygote_for(limits)
+            self._spawn = zygote._spawn
+            self.process: subprocess.Popen | _Forked = zygote.fork()
+        else:
             _become_subreaper()
-        self._spawn = _Spawn(limits, isolation)
-        nproc = limits.processes if isolation == "bwrap" else 0  # set inside the worker's user namespace
-        command = [sys.executable, "-E", "-s", "-m", "autograder.worker", str(limits.message_bytes),
-                   self._spawn.home, str(nproc)]
-        try:
-            self.process = self._spawn.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE)
-        except BaseException:
-            self._spawn.cleanup()
-            raise
+            self._spawn = _Spawn(limits, isolation)
+            command = [sys.executable, "-E", "-s", "-m", "autograder.worker", str(limits.message_bytes),
+                       self._spawn.home]
+            try:
+                self.process = self._spawn.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE)
+            except BaseException:
+                self._spawn.cleanup()
+                raise
         self._started = _proc_start(self.process.pid)
         _LIVE.add(self)
         self._drain = threading.Thread(target=self._keep_stderr, daemon=True)
@@ -649,16 +832,15 @@ class Worker:
         return self.process.poll() is None
 
     def close(self) -> None:
-        if self.alive():
-            try:
-                write_message(self.process.stdin.fileno(), {"op": "bye"})
-                self.process.wait(timeout=1)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+        """End the worker: it keeps nothing worth a clean exit (its prints are not buffered)."""
         self.kill()
 
     def kill(self) -> None:
         """SIGKILL the worker and everything it started; remove its temporary files."""
+        if isinstance(self.process, _Forked):
+            self.process.end()
+            self._close_streams()
+            return
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -681,13 +863,16 @@ class Worker:
                         pass
                 time.sleep(0.01)
             _reap_orphans(self._started)
+        self._spawn.cleanup()
+        self._close_streams()
+
+    def _close_streams(self) -> None:
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
         _LIVE.discard(self)
-        self._spawn.cleanup()
         self._drain.join(timeout=2)  # the last lines it printed belong in its record
 
     def _keep_stderr(self) -> None:

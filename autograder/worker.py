@@ -6,7 +6,6 @@ on the original stdout; the student's own prints are sent to stderr, which the j
 from __future__ import annotations
 
 import os
-import resource
 import sys
 
 import torch
@@ -28,18 +27,20 @@ def serve(requests: int, replies: int, max_bytes: int) -> None:
 
 
 def main() -> None:
-    """argv: largest request in bytes, the private writable folder, RLIMIT_NPROC to set (0: none)."""
+    """A worker of its own (the fallback sandbox); argv: largest request in bytes, the private writable folder.
+
+    Under bubblewrap, workers are forked by autograder/zygote.py instead.
+    """
     torch.set_num_threads(1)
     requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # the student's prints go to the capped stderr, never into the replies
+    for stream in (sys.stdout, sys.stderr):  # a worker is killed, not shut down: buffer nothing
+        stream.reconfigure(line_buffering=True, write_through=True)
     max_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 28
     if len(sys.argv) > 2:
         os.chdir(sys.argv[2])
-    processes = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    if processes:  # inside the sandbox's user namespace, so only the worker's own processes count
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     serve(requests, replies, max_bytes)
 
 
