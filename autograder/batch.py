@@ -6,20 +6,25 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
+from autograder.cli import skip_slow_imports
 from autograder.config import Config, Limits
-from autograder.feedback import write_feedback
-from autograder.judge import Job, run_checks
-from autograder.results import SubmissionResult, save
+from autograder.sandbox import prestart
 
 
 def main() -> None:
-    torch.set_num_threads(1)
     # pytest captures fd 1 while checks run; the parent reads progress from a copy taken before.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     spec = json.load(sys.stdin)
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
+    prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
+    skip_slow_imports()
+    import torch
+
+    from autograder.feedback import write_feedback
+    from autograder.judge import Job, run_checks
+    from autograder.results import SubmissionResult, save
+
+    torch.set_num_threads(1)
     out = Path(spec["out"])
     jobs, names = [], {}
     for entry in spec["entries"]:

@@ -20,12 +20,16 @@ TOP_EXAMPLES = """examples:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from autograder.selfcheck import check_file
+    from autograder.sandbox import isolation_for, prestart
 
     if not args.notebook.exists():
         print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
         return 2
-    checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None)
+    prestart(config.limits, isolation_for(config.sandbox))  # its torch loads while ours does
+    from autograder.selfcheck import check_file
+
+    checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None,
+                           pictures=bool(args.html))
     print(repr(checklist))
     if args.html:
         from autograder.feedback import write_feedback
@@ -183,7 +187,14 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def skip_slow_imports() -> None:
+    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
+    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    skip_slow_imports()
     args = parser().parse_args(argv)
     config = Config()
     if getattr(args, "jobs", None) is not None:

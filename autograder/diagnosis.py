@@ -291,11 +291,13 @@ class Explainer:
         self.diagnoser = Diagnoser(lambda m: LocalSubject.from_chunks(mutate(chunks, m), f"mutant_{m.id}"))
         self._reference_maps: dict | None = None
 
-    def explain(self, sub: Subject, results: list, lang: str) -> tuple[list[dict], dict]:
+    def explain(self, sub: Subject, results: list, lang: str, pictures: bool = True) -> tuple[list[dict], dict]:
         from autograder.pictures import attention_maps
 
         deadline = time.monotonic() + self.seconds
         diagnoses = self.diagnoser.diagnose(sub, failed_parts(results), lang, deadline)
+        if not pictures:
+            return diagnoses, {}
         if self._reference_maps is None:
             self._reference_maps = attention_maps(self.reference)
         skip = unstable_parts(results)

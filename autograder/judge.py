@@ -81,8 +81,8 @@ class GradingPlugin:
 
     def __init__(self, jobs: list[Job], config: Config, isolation: str, parts: set[str] | None,
                  visible_only: bool, on_result: Callable[[SubmissionResult], None],
-                 on_start: Callable[[Job], None] | None = None):
-        self.jobs, self.config, self.isolation = jobs, config, isolation
+                 on_start: Callable[[Job], None] | None = None, pictures: bool = True):
+        self.jobs, self.config, self.isolation, self.pictures = jobs, config, isolation, pictures
         self.parts, self.visible_only, self.on_result = parts, visible_only, on_result
         self.on_start = on_start
         self._reference: LocalSubject | None = None
@@ -149,11 +149,13 @@ class GradingPlugin:
         """Diagnoses of the failed parts and the attention pictures' data (sandboxed submissions only)."""
         if not isinstance(subject, WorkerSubject) or job.error is not None:
             return [], {}
+        if not self.pictures and all(r.status == "passed" for r in job.results):
+            return [], {}  # nothing to diagnose, no page to draw on
         try:
             if self._explainer is None:
                 self._explainer = Explainer(self._reference_subject(), self._reference_chunks,
                                             self.config.limits.diagnosis_seconds)
-            return self._explainer.explain(subject, job.results, job.lang)
+            return self._explainer.explain(subject, job.results, job.lang, self.pictures)
         except (OSError, SubmissionError):  # no reference solution here (the student bundle)
             return [], {}
         except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
@@ -218,9 +220,12 @@ class GradingPlugin:
 
 def run_checks(jobs: list[Job], config: Config, isolation: str, on_result: Callable[[SubmissionResult], None],
                parts: set[str] | None = None, visible_only: bool = False,
-               on_start: Callable[[Job], None] | None = None) -> int:
-    """Run the checks over `jobs`; `on_result` receives each submission's record as soon as it is done."""
-    plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result, on_start)
+               on_start: Callable[[Job], None] | None = None, pictures: bool = True) -> int:
+    """Run the checks over `jobs`; `on_result` receives each submission's record as soon as it is done.
+
+    `pictures`: draw the attention maps for a feedback page (not needed for a text checklist).
+    """
+    plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result, on_start, pictures)
     args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider",
             "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise", "-p", "no:unraisableexception", "-p", "no:threadexception"]
     return pytest.main(args, plugins=[plugin])

@@ -33,7 +33,6 @@ from functools import cache
 from pathlib import Path
 
 from autograder.config import ROOT, Limits
-from autograder.protocol import ProtocolError, read_message, write_message
 
 PACKAGE = Path(__file__).resolve().parent
 WORKER_FILES = ("__init__.py", "handler.py", "protocol.py", "worker.py", "zygote.py")
@@ -794,6 +793,8 @@ class Worker:
         return self._spawn.uid
 
     def request(self, message: dict, seconds: float) -> dict:
+        from autograder.protocol import ProtocolError, read_message, write_message  # torch: not before needed
+
         if self.process.poll() is not None:
             raise self._gone("crashed")
         try:

@@ -34,18 +34,19 @@ class Checklist:
 
 
 def run_visible(job: Job, config: Config, isolation: str, parts: set[str] | None = None,
-                with_hidden: bool = False) -> SubmissionResult:
+                with_hidden: bool = False, pictures: bool = True) -> SubmissionResult:
     results: list[SubmissionResult] = []
-    run_checks([job], config, isolation, results.append, parts=parts, visible_only=not with_hidden)
+    run_checks([job], config, isolation, results.append, parts=parts, visible_only=not with_hidden, pictures=pictures)
     return results[0]
 
 
-def check_file(path: Path, config: Config, lang: str | None = None, parts: set[str] | None = None) -> Checklist:
+def check_file(path: Path, config: Config, lang: str | None = None, parts: set[str] | None = None,
+               pictures: bool = True) -> Checklist:
     """`autograder check NOTEBOOK`: the submission runs in a worker process, as when it is graded."""
     from autograder.sandbox import isolation_for
 
     job = Job.read(path, config, lang)
-    result = run_visible(job, config, isolation_for(config.sandbox), parts)
+    result = run_visible(job, config, isolation_for(config.sandbox), parts, pictures=pictures)
     return Checklist(result, job.lang)
 
 
