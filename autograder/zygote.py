@@ -34,8 +34,9 @@ SCRATCH = ("/tmp", "/dev/shm")
 HOME = "/tmp/work"
 """Each worker's writable folder, made afresh (a reset empties /tmp)."""
 IPC_RMID = 0
-PRELOAD = ("numpy", "matplotlib.pyplot")
-"""What the assignment's notebooks import besides torch: imported once here, not once per worker."""
+PRELOAD = ("numpy", "matplotlib.pyplot", "torch.fx.experimental.symbolic_shapes")
+"""Imported once here, not once per worker: what the assignment's notebooks import besides torch, and
+what torch imports on a worker's first backward pass (sympy, about 0.8 s)."""
 
 
 class Zygote:
