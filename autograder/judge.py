@@ -16,7 +16,7 @@ from autograder.diagnosis import Explainer
 from autograder.i18n import t
 from autograder.notebook import Submission, SubmissionError, file_sha256, load_submission
 from autograder.results import CheckResult, SubmissionResult
-from autograder.subject import LocalSubject, StudentError, Subject, WorkerSubject
+from autograder.subject import ReferenceSubject, StudentError, Subject, WorkerSubject
 
 CHECKS = Path(__file__).parent / "checks"
 
@@ -85,7 +85,7 @@ class GradingPlugin:
         self.jobs, self.config, self.isolation, self.pictures = jobs, config, isolation, pictures
         self.parts, self.visible_only, self.on_result = parts, visible_only, on_result
         self.on_start = on_start
-        self._reference: LocalSubject | None = None
+        self._reference: ReferenceSubject | None = None
         self._reference_chunks: list[dict] = []
         self._explainer: Explainer | None = None
 
@@ -134,15 +134,17 @@ class GradingPlugin:
         record.output = "\n".join(filter(None, [record.output, *(d["message"] for d in diagnoses)]))
         self.on_result(record)
 
-    @pytest.fixture(scope="session")
-    def ref(self) -> Subject:
-        return self._reference_subject()
+    @pytest.fixture
+    def ref(self, request: pytest.FixtureRequest) -> Subject:
+        reference = self._reference_subject()
+        reference.begin(request.node.originalname)
+        return reference
 
-    def _reference_subject(self) -> LocalSubject:
+    def _reference_subject(self) -> ReferenceSubject:
         if self._reference is None:
             reference = load_submission(self.config.reference_notebook)
             self._reference_chunks = [{"origin": c.origin, "code": c.code} for c in reference.chunks]
-            self._reference = LocalSubject.from_chunks(self._reference_chunks, "reference")
+            self._reference = ReferenceSubject.from_chunks(self._reference_chunks, "reference")
         return self._reference
 
     def _explain(self, job: Job, subject: Subject) -> tuple[list[dict], dict]:
