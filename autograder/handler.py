@@ -120,6 +120,12 @@ class Handler:
         with torch.no_grad():
             module.load_state_dict(state, strict=False)
 
+    def op_copy(self, id: int, source: int, names: list[str]) -> None:
+        """Load parameters `names` of module `source` into module `id`, without them leaving the process."""
+        state = self.objects[source].state_dict()
+        with torch.no_grad():
+            self.objects[id].load_state_dict({name: state[name] for name in names}, strict=False)
+
     def op_forward(self, id: int, x: torch.Tensor, train: bool, seed: int, grad_out: torch.Tensor | None = None) -> dict:
         module = self.objects[id]
         module.train(train)

@@ -72,6 +72,15 @@ class Module:
                                    got=tuple(shape), expected=tuple(tensor.shape))
         self.subject.request("load", f"{self.label}.load_state_dict", self._key("load"), id=self.id, state=state)
 
+    def copy_from(self, source: Module, names: list[str]) -> None:
+        """Load `source`'s parameters `names` by name; both modules live in the same subject."""
+        for name in names:
+            if source.params[name] != self.params[name]:
+                raise StudentError("student.param_shape", where=self.label, name=name,
+                                   got=tuple(self.params[name]), expected=tuple(source.params[name]))
+        self.subject.request("copy", f"{self.label}.load_state_dict", self._key("load"), id=self.id,
+                             source=source.id, names=names)
+
     def child(self, path: str) -> Module:
         id = next(self.subject.ids)
         info = self.subject.request("child", f"{self.label}.{path}", self._key("child"), id=id, parent=self.id,
@@ -205,7 +214,7 @@ class ReferenceSubject(LocalSubject):
             return self.numbers.setdefault(id, len(self.numbers)) if isinstance(id, int) else id
 
         args = dict(message["args"])
-        for field in ("id", "parent"):
+        for field in ("id", "parent", "source"):
             if field in args:
                 args[field] = number(args[field])
         if "args" in args:

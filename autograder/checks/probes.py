@@ -40,12 +40,15 @@ def weights_of(module: Module) -> dict[str, torch.Tensor]:
 
 def copy_weights(source: Module, target: Module) -> None:
     """Load `source`'s parameters into `target` by name, so creation order never matters."""
-    state = weights_of(source)
+    names = {k for k in source.params if not is_mask(k)}
     got = {k for k in target.params if not is_mask(k)}
-    if set(state) != got:
-        fail("fail.param_names", where=target.label, missing=", ".join(sorted(set(state) - got)) or "-",
-             extra=", ".join(sorted(got - set(state))) or "-")
-    target.load(state)
+    if names != got:
+        fail("fail.param_names", where=target.label, missing=", ".join(sorted(names - got)) or "-",
+             extra=", ".join(sorted(got - names)) or "-")
+    if source.subject is target.subject:  # e.g. GPT-2-sized modules: the weights need not travel
+        target.copy_from(source, sorted(names))
+    else:
+        target.load(weights_of(source))
 
 
 def twin(sub: Subject, ref: Subject, name: str, *args, **kwargs) -> tuple[Module, Module]:
