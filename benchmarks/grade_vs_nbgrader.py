@@ -4,7 +4,9 @@
 
 Prints wall time, seconds per submission and peak memory for each grader, the ratio
 nbgrader / autograder, whether both agree on who gets full marks, the self-check latency next to
-the `import torch` floor, and the in-notebook check's time after its first call.
+the `import torch` floor, and the in-notebook check's time after its first call. With --scale M,
+also grades M submissions (the class repeated) with autograder alone and prints the marginal cost
+of a submission: (time for M - time for n) / (M - n).
 """
 from __future__ import annotations
 
@@ -161,6 +163,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=40, help="submissions in the generated class (default 40)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="autograder --jobs")
     parser.add_argument("--skip-nbgrader", action="store_true", help="time autograder only")
+    parser.add_argument("--scale", type=int, default=0, metavar="M",
+                        help="also grade M submissions (the class repeated) and print the marginal cost")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
@@ -178,6 +182,16 @@ def main() -> None:
             agree = their_full == our_full
             print(f"agree on full marks: {agree}  ({sum(their_full.values())} vs {sum(our_full.values())})")
             print(f"ratio nbgrader / autograder: {theirs / ours:.1f}x")
+        if args.scale > args.n:
+            big = work / "scaled"
+            for i in range(args.scale):
+                source = folder / f"student{i % args.n:04d}"
+                shutil.copytree(source, big / f"student{i:04d}")
+            scaled, scaled_peak, scaled_full = autograder_grade(big, work / "graded-scaled", args.jobs)
+            assert all(scaled_full[f"student{i:04d}"] == expected[f"student{i % args.n:04d}"] for i in range(args.scale))
+            print(f"autograder grade --jobs {args.jobs}, {args.scale} submissions: {scaled:7.1f} s  "
+                  f"{scaled / args.scale:6.3f} s/submission  peak {scaled_peak / 2**20:6.0f} MiB  "
+                  f"marginal {(scaled - ours) / (args.scale - args.n):.3f} s/submission")
         check, floor = self_check_latency()
         print(f"autograder check (solved): {check:.2f} s   floor `python -c 'import torch'`: {floor:.2f} s   "
               f"ratio {check / floor:.1f}x")
