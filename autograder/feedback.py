@@ -12,11 +12,12 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em aut
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
 .diagnosis{background:#fff8c5;border-left:4px solid #d4a72c;padding:.5em .8em;margin:.5em 0}
 .diagnosis.unknown{background:#f6f8fa;border-color:#8c959f}
-figure{margin:.8em 0}figcaption{font-family:monospace}img{max-width:100%}pre{white-space:pre-wrap}"""
+figure{margin:.8em 0}figcaption{font-family:monospace}pre{white-space:pre-wrap}
+img,svg.attention{max-width:100%;height:auto}"""
 
 
 def _pictures(result: SubmissionResult, lang: str) -> list[str]:
-    from autograder.pictures import attention_png
+    from autograder.pictures import attention_svg
 
     student, reference = result.attention.get("student") or {}, result.attention.get("reference") or {}
     if not student:
@@ -25,14 +26,12 @@ def _pictures(result: SubmissionResult, lang: str) -> list[str]:
     for name, maps in student.items():
         if isinstance(maps, str):
             rows.append(f"<p class='picture-failed'>{html.escape(t('ui.picture_failed', lang, name=name, reason=maps))}</p>")
-    labels = (t("ui.reference", "en"), t("ui.yours", "en"))  # matplotlib's default font has no CJK glyphs
-    rows.append(f"<img class='attention' alt='{html.escape(', '.join(student))}' "
-                f"src='{attention_png(student, reference, labels)}'>")
+    rows.append(attention_svg(student, reference, (t("ui.reference", lang), t("ui.yours", lang))))
     return rows
 
 
 def feedback_html(result: SubmissionResult, lang: str | None = None, title: str = "") -> str:
-    """A self-contained HTML page (images embedded as data: URIs, nothing fetched)."""
+    """A self-contained HTML page (pictures inline as SVG, nothing fetched)."""
     lang = lang or result.language or "en"
     name = title or Path(result.submission).name
     rows = [f"<h1>{html.escape(t('ui.feedback_title', lang, name=name))}</h1>",

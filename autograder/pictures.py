@@ -1,8 +1,8 @@
-"""Attention-weight pictures on the chapter's sentence: read the weights from a subject, draw them as PNG."""
+"""Attention-weight pictures on the chapter's sentence: read the weights from a subject, draw them as SVG."""
 from __future__ import annotations
 
-import base64
-import io
+import functools
+import html
 import math
 
 import torch
@@ -85,53 +85,67 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
     return maps
 
 
-def attention_png(student: dict, reference: dict, labels: tuple[str, str]) -> str:
-    """One image for all classes: a row per class, the reference's heads left, the student's right.
+BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
+"""ColorBrewer's 9-class Blues (matplotlib's "Blues"): weights 0 to 1, interpolated between these stops."""
+NAN_COLOUR = "#cf222e"
 
-    A single axes keeps rendering cheap. Weights run from white (0) to dark blue (1); NaN is red.
+
+@functools.cache  # weights have 4 decimals: many cells share a colour
+def _blue(weight: float) -> str:
+    """The colour of a weight on the BLUES ramp (clamped to [0, 1])."""
+    x = min(max(weight, 0.0), 1.0) * (len(BLUES) - 1)
+    i = min(int(x), len(BLUES) - 2)
+    low, high = bytes.fromhex(BLUES[i][1:]), bytes.fromhex(BLUES[i + 1][1:])
+    return "#" + "".join(f"{round(a + (b - a) * (x - i)):02x}" for a, b in zip(low, high))
+
+
+def _head(matrix: list, left: float, top: float, size: int) -> str:
+    """One head's grid: a cell per (query row, key column) with its weight as tooltip, then a thin frame."""
+    cells = []
+    for q, (query, row) in enumerate(zip(TOKENS, matrix)):
+        for k, (key, weight) in enumerate(zip(TOKENS, row)):
+            nan = weight is None or math.isnan(weight)
+            cells.append(f"<rect x='{left + k * size}' y='{top + q * size}' width='{size}' height='{size}' "
+                         f"fill='{NAN_COLOUR if nan else _blue(weight)}'><title>{html.escape(query)} → "
+                         f"{html.escape(key)}: {'NaN' if nan else f'{weight:.3f}'}</title></rect>")
+    side = len(TOKENS) * size
+    return "".join(cells) + f"<rect x='{left}' y='{top}' width='{side}' height='{side}' fill='none' stroke='#d0d7de'/>"
+
+
+def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> str:
+    """One inline SVG for all classes: a row per class, the reference's heads left, the student's right.
+
+    `labels` name the two sides in the captions. A student map that is a string (why it could not be
+    read) is drawn as a "?" with the reason as tooltip. No xmlns: the markup is meant for an HTML page.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    T, heads, gap = len(TOKENS), 2, 2
+    esc, T, heads, cell = html.escape, len(TOKENS), 2, 16  # heads: slots per side; cell: its side in px
     names = [n for n in CLASSES if n in student]
-    block = lambda i: i * (T + 1) + (gap if i >= heads else 0)  # noqa: E731 - column of head slot i
-    width, height = block(2 * heads - 1) + T, len(names) * (T + gap + 1)
-    grid = torch.full((height, width), float("nan"))
-    filled = torch.zeros(height, width, dtype=torch.bool)
-    for r, name in enumerate(names):
-        top = r * (T + gap + 1) + gap + 1 - 1
-        for side, maps in enumerate((reference.get(name), student.get(name))):
-            if not isinstance(maps, list):
-                continue
-            for h, matrix in enumerate(maps[:heads]):
-                left = block(side * heads + h)
-                values = [[float("nan") if v is None else v for v in row] for row in matrix]
-                grid[top : top + T, left : left + T] = torch.tensor(values, dtype=torch.float32)
-                filled[top : top + T, left : left + T] = True
-    image = torch.where(filled & grid.isnan(), torch.tensor(-1.0), grid)  # NaN weights: below the scale
-    cmap = matplotlib.colormaps["Blues"].copy()
-    cmap.set_under("#cf222e")
-    cmap.set_bad("white")
-    fig = Figure(figsize=(0.2 * width + 1.2, 0.2 * height + 0.9), dpi=100)
-    ax = fig.add_axes((0.9 / (0.2 * width + 1.2), 0.6 / (0.2 * height + 0.9), 0.2 * width / (0.2 * width + 1.2),
-                       0.2 * height / (0.2 * height + 0.9)))
-    ax.imshow(image.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_frame_on(False)
-    xticks = [block(i) + j for i in range(2 * heads) for j in range(T)]
-    ax.set_xticks(xticks, TOKENS * (2 * heads), rotation=90, fontsize=6)
-    yticks = [r * (T + gap + 1) + gap + j for r in range(len(names)) for j in range(T)]
-    ax.set_yticks(yticks, TOKENS * len(names), fontsize=6)
-    ax.tick_params(length=0)
-    for r, name in enumerate(names):
-        ax.text(-0.5, r * (T + gap + 1) + gap - 0.9, name, fontsize=7, fontweight="bold", va="bottom")
-        if not isinstance(student.get(name), list):
-            ax.text(block(heads) + T, r * (T + gap + 1) + gap + T / 2, "?", fontsize=14, ha="center", va="center")
+    margin, caption, heading = 52, 18, 20  # width of the y labels; heights of the captions, of a class's name
+    row = heading + (T + 1) * cell  # one class: name, grid, gap
+    x = lambda i: margin + i * (T + 1) * cell + (2 * cell if i >= heads else 0)  # noqa: E731 - head slot i
+    bottom = caption + len(names) * row - cell  # below the last grid: the key labels
+    width, height = x(2 * heads - 1) + T * cell + 2, bottom + 48
+    out = [f"<svg class='attention' role='img' aria-label='{esc(', '.join(names))}' width='{width}' "
+           f"height='{height}' viewBox='0 0 {width} {height}' font-family='system-ui,sans-serif' font-size='9' "
+           f"shape-rendering='crispEdges'>"]
     for i in range(2 * heads):
-        who = labels[i // heads]
-        ax.text(block(i) + T / 2 - 0.5, -0.7, f"{who}, head {i % heads + 1}", fontsize=6, ha="center", va="bottom")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        out.append(f"<text x='{x(i) + T * cell / 2}' y='{caption - 6}' text-anchor='middle'>"
+                   f"{esc(labels[i // heads])}, head {i % heads + 1}</text>")
+    for r, name in enumerate(names):
+        top = caption + r * row + heading
+        out.append(f"<text x='{margin}' y='{top - 6}' font-size='11' font-weight='bold'>{esc(name)}</text>")
+        out += [f"<text x='{margin - 4}' y='{top + (j + 0.5) * cell}' text-anchor='end' dominant-baseline='central'>"
+                f"{esc(token)}</text>" for j, token in enumerate(TOKENS)]
+        for side, maps in enumerate((reference.get(name), student.get(name))):
+            if isinstance(maps, list):
+                out += [_head(matrix, x(side * heads + h), top, cell) for h, matrix in enumerate(maps[:heads])]
+        if isinstance(student[name], str):
+            w, middle = x(2 * heads - 1) + T * cell - x(heads), top + T * cell / 2
+            out.append(f"<g><title>{esc(student[name])}</title><rect x='{x(heads)}' y='{top}' width='{w}' "
+                       f"height='{T * cell}' fill='#f6f8fa' stroke='#8c959f' stroke-dasharray='4 3'/>"
+                       f"<text x='{x(heads) + w / 2}' y='{middle}' font-size='28' text-anchor='middle' "
+                       f"dominant-baseline='central'>?</text></g>")
+    out += [f"<text transform='translate({x(i) + (j + 0.5) * cell},{bottom + 4}) rotate(-90)' text-anchor='end' "
+            f"dominant-baseline='central'>{esc(token)}</text>"
+            for i in range(2 * heads) for j, token in enumerate(TOKENS)]
+    return "".join(out) + "</svg>"

@@ -83,7 +83,42 @@ def test_check_writes_a_feedback_page_in_traditional_chinese(tmp_path):
     text = render(page, tmp_path / "feedback.png")
     assert "遮住了下三角而不是上三角" in text and "注意力權重" in text
     html = page.read_text(encoding="utf-8")
-    assert "data-misconception='causal_mask_tril'" in html and html.count("data:image/png;base64,") == 1
+    assert "data-misconception='causal_mask_tril'" in html and html.count("<svg class='attention'") == 1
+    assert ">你的, head 1</text>" in html, "the picture's captions are in the student's language"
+
+
+def test_attention_svg_draws_cells_nan_and_unreadable_maps():
+    from xml.etree import ElementTree
+
+    from autograder.i18n import t
+    from autograder.pictures import NAN_COLOUR, TOKENS, attention_svg
+
+    T = len(TOKENS)
+    diagonal = [[1.0 if q == k else 0.2 for k in range(T)] for q in range(T)]
+    with_nan = [row[:] for row in diagonal]
+    with_nan[0][1] = None  # records hold NaN as None
+    reason = "RuntimeError: shape '[1, 6, 2]' is invalid for <input> & more"
+    student = {"MultiHeadAttention": [diagonal, with_nan], "CausalAttention": reason}
+    reference = {"CausalAttention": [diagonal], "MultiHeadAttention": [diagonal, diagonal]}
+    labels = (t("ui.reference", "zh_TW"), t("ui.yours", "zh_TW"))
+
+    svg = ElementTree.fromstring(attention_svg(student, reference, labels))  # well-formed, every text escaped
+    assert svg.tag == "svg" and svg.get("class") == "attention" and svg.get("role") == "img"
+    assert svg.get("aria-label") == "CausalAttention, MultiHeadAttention", "the classes, in the graded order"
+    cells = {rect.find("title").text: rect.get("fill") for rect in svg.iter("rect") if rect.find("title") is not None}
+    assert len([r for r in svg.iter("rect") if r.find("title") is not None]) == 5 * T * T, "reference 1+2, student 2"
+    assert cells["Your → journey: NaN"] == NAN_COLOUR and list(cells.values()).count(NAN_COLOUR) == 1
+
+    def darkness(colour: str) -> int:
+        return -sum(bytes.fromhex(colour[1:]))
+
+    assert darkness(cells["Your → Your: 1.000"]) > darkness(cells["Your → journey: 0.200"]) > darkness("#ffffff")
+    unreadable = [g for g in svg.iter("g") if g.findtext("title") == reason]
+    assert len(unreadable) == 1 and unreadable[0].findtext("text") == "?", "the student's CausalAttention"
+    assert [e.text for e in svg.iter("text")].count("?") == 1
+    texts = {e.text for e in svg.iter("text")}
+    assert {"參考實作, head 1", "參考實作, head 2", "你的, head 1", "你的, head 2"} <= texts
+    assert {"CausalAttention", "MultiHeadAttention"} <= texts and set(TOKENS) <= texts
 
 
 def test_report_of_a_missing_folder_is_a_usage_error(tmp_path):

@@ -113,7 +113,7 @@ def test_each_mutant_gets_a_feedback_page_naming_its_misconception(graded_mutant
     page = (out / "causal_mask_tril.py.html").read_text(encoding="utf-8")
     assert "data-misconception='causal_mask_tril'" in page
     assert "lower triangle masked instead of the upper" in page
-    assert page.count("src='data:image/png;base64,") == 1, "one picture with every attention class"
+    assert page.count("<svg class='attention'") == 1, "one picture with every attention class"
     assert "http://" not in page and "https://" not in page, "the page fetches nothing"
     # NaN attention weights (the first query sees nothing) must not make the record invalid JSON
     text = (out / "causal_mask_diagonal0.py.json").read_text(encoding="utf-8")
