@@ -15,6 +15,7 @@ the sandbox, and the judge starts a new one.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -224,6 +225,7 @@ def main() -> None:
         except Exception:  # noqa: BLE001 - a worker that needs it will say why
             pass
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    gc.freeze()  # a worker's collections then skip (and never copy) the pages of what is imported here
     control = socket.socket(fileno=os.dup(0))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
