@@ -322,9 +322,11 @@ def _hidden_paths() -> list[str]:
     return sorted(paths)
 
 
-def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str]) -> list[str]:
+def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_pid_1: bool = False) -> list[str]:
     argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    if as_pid_1:  # the command is the namespace's init: no process inside can signal it unasked
+        argv.append("--as-pid-1")
     for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
@@ -383,8 +385,9 @@ def _pids() -> list[int]:
 class _Spawn:
     """Everything needed to start one worker process, and to remove all trace of it afterwards."""
 
-    def __init__(self, limits: Limits, isolation: str, uid: int | None = None, cpu_limit: bool = True):
-        self.limits, self.isolation, self.cpu_limit = limits, isolation, cpu_limit
+    def __init__(self, limits: Limits, isolation: str, uid: int | None = None, cpu_limit: bool = True,
+                 as_pid_1: bool = False):
+        self.limits, self.isolation, self.cpu_limit, self.as_pid_1 = limits, isolation, cpu_limit, as_pid_1
         self.uid = _fresh_uid(isolation) if uid is None else (None if uid == KEEP_UID else uid)
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_start_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
@@ -406,7 +409,7 @@ class _Spawn:
     def popen(self, command: list[str], **streams) -> subprocess.Popen:
         if self.isolation == "bwrap":
             kit_fds = {name: self._data_fd((PACKAGE / name).read_bytes()) for name in WORKER_FILES}
-            argv, env, cwd = _bwrap_argv(self.limits, kit_fds, command), {}, "/"
+            argv, env, cwd = _bwrap_argv(self.limits, kit_fds, command, self.as_pid_1), {}, "/"
         else:
             package = os.path.join(self.kit, "autograder")
             os.makedirs(package)
@@ -597,7 +600,9 @@ class Zygote:
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self._spawn = _Spawn(limits, "bwrap", cpu_limit=False)  # each worker gets its own CPU limit
+        # Each worker gets its own CPU limit. As the PID namespace's init the zygote cannot be killed
+        # or stopped by a worker (the kernel drops such signals to an init from inside).
+        self._spawn = _Spawn(limits, "bwrap", cpu_limit=False, as_pid_1=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = {k: getattr(limits, k) for k in ("cpu_seconds", "memory_bytes", "file_bytes", "processes",
                                                     "message_bytes")}

@@ -8,9 +8,9 @@ SOCK_SEQPACKET socket to the judge. Requests are JSON objects, each answered wit
     reset                                       ->  {"ok": bool}   nothing of it is left (processes, files, IPC)
 
 The zygote itself runs no student code and no torch operation (a fork after a multi-threaded
-torch operation can deadlock the child). It is not dumpable, so a worker of the same user can
-neither trace it nor read its memory or file descriptors; a worker can still kill it, which ends
-the sandbox, and the judge starts a new one.
+torch operation can deadlock the child). It is the PID namespace's init, so a worker can neither
+kill nor stop it, and it is not dumpable, so a worker of the same user can neither trace it nor
+read its memory or file descriptors. Orphans of a worker become its children; a reset reaps them.
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class Zygote:
                 self.code = os.waitstatus_to_exitcode(status)
 
     def reset(self) -> list[str]:
-        """Kill every process but this one and the sandbox's init; empty the scratch folders and IPC.
+        """Kill every process but this one (the init); empty the scratch folders and IPC.
 
         Returns what is left (empty when all is gone).
         """
@@ -147,7 +147,7 @@ def _become_worker(home: str, requests: int, replies: int, errors: int, limits: 
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
-    # Inside the sandbox's user namespace only its processes count: the init, the zygote and this one.
+    # Inside the sandbox's user namespace only its processes count: the zygote (the init) and this one.
     tasks = _tasks()
     resource.setrlimit(resource.RLIMIT_NPROC, (processes + tasks - 1, processes + tasks - 1))
     worker.serve(requests, replies, limits["message_bytes"])
