@@ -12,8 +12,9 @@ from autograder.sandbox import prestart
 
 
 def main() -> None:
-    # pytest captures fd 1 while checks run; the parent reads progress from a copy taken before.
+    # Progress goes to the parent on a copy of fd 1; anything else printed goes to stderr.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spec = json.load(sys.stdin)
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
