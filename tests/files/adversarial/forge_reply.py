@@ -1,11 +1,10 @@
-# Adversary: CausalAttention.forward writes a forged reply (the right shape, all zeros) into every
-# pipe it holds, hoping the judge takes it for the worker's answer. Whatever the judge reads is
-# checked as data, and the desynchronised replies make the following calls fail.
+# Adversary: CausalAttention.forward writes a forged reply (the right shape, all zeros, in the kit's
+# own wire format) into every pipe it holds, hoping the judge takes it for the worker's answer.
+# Whatever the judge reads is checked as data (a forged answer is worth what returning it would
+# be), and the desynchronised replies make the following calls fail.
 # Its CausalAttention forgets the mask.
-import io
 import os
 import stat
-import struct
 
 
 import torch
@@ -92,9 +91,9 @@ class CausalAttention(nn.Module):
         )
 
     def forward(self, x):
-        buffer = io.BytesIO()
-        torch.save({"ok": True, "result": {"out": torch.zeros(x.shape[0], x.shape[1], self.W_query.out_features)}}, buffer)
-        message = struct.pack("!Q", len(buffer.getvalue())) + buffer.getvalue()
+        from autograder.protocol import encode  # the kit's own wire format: a well-formed forgery
+
+        message = encode({"ok": True, "result": {"out": torch.zeros(x.shape[0], x.shape[1], self.W_query.out_features)}})
         for fd in range(3, 20):
             try:
                 if stat.S_ISFIFO(os.fstat(fd).st_mode):
