@@ -23,7 +23,12 @@ def serve(requests: int, replies: int, max_bytes: int) -> None:
         request = read_message(requests, max_bytes)
         if request.get("op") == "bye":
             return
-        write_message(replies, handler.handle(request))
+        reply = handler.handle(request)
+        try:
+            write_message(replies, reply)
+        except (TypeError, ValueError) as exc:  # e.g. a tensor of a dtype the wire does not carry
+            write_message(replies, {"ok": False, "error": {"type": "TypeError", "where": None,
+                                                           "message": f"the answer cannot be sent back: {exc}"[:1000]}})
 
 
 def main() -> None:

@@ -276,3 +276,15 @@ def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
     for what in ("mem", "environ", "maps", "fd"):
         assert seen[what] == "PermissionError", f"the zygote's /proc/{what} is open to a worker: {seen[what]}"
     assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_answer_that_cannot_be_sent_is_an_error_not_a_crash(mode):
+    worker = Worker(CHUNKS, Limits(), mode)
+    try:
+        reply = call(worker, "odd_dtype")
+        assert not reply["ok"] and reply["error"]["type"] == "TypeError", f"expected a TypeError reply: {reply}"
+        assert "cannot be sent" in reply["error"]["message"], reply["error"]["message"]
+        assert worker.alive(), "the worker died instead of answering with the error"
+    finally:
+        worker.close()

@@ -256,3 +256,8 @@ def spy():
     except OSError as exc:
         found["ptrace"] = str(exc)
     return report(found)
+
+
+def odd_dtype():
+    """A tensor the wire format does not carry."""
+    return torch.zeros(3, dtype=torch.uint16)
