@@ -26,7 +26,8 @@ def _pictures(result: SubmissionResult, lang: str) -> list[str]:
     for name, maps in student.items():
         if isinstance(maps, str):
             rows.append(f"<p class='picture-failed'>{html.escape(t('ui.picture_failed', lang, name=name, reason=maps))}</p>")
-    rows.append(attention_svg(student, reference, (t("ui.reference", lang), t("ui.yours", lang))))
+    labels = tuple(t("ui.head_caption", lang, who=t(side, lang)) for side in ("ui.reference", "ui.yours"))
+    rows.append(attention_svg(student, reference, labels))
     return rows
 
 

@@ -115,7 +115,7 @@ def _head(matrix: list, left: float, top: float, size: int) -> str:
 def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> str:
     """One inline SVG for all classes: a row per class, the reference's heads left, the student's right.
 
-    `labels` name the two sides in the captions. A student map that is a string (why it could not be
+    `labels` are the two sides' column captions, with {n} where the head's number goes. A student map that is a string (why it could not be
     read) is drawn as a "?" with the reason as tooltip. No xmlns: the markup is meant for an HTML page.
     """
     esc, T, heads, cell = html.escape, len(TOKENS), 2, 16  # heads: slots per side; cell: its side in px
@@ -130,7 +130,7 @@ def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> st
            f"shape-rendering='crispEdges'>"]
     for i in range(2 * heads):
         out.append(f"<text x='{x(i) + T * cell / 2}' y='{caption - 6}' text-anchor='middle'>"
-                   f"{esc(labels[i // heads])}, head {i % heads + 1}</text>")
+                   f"{esc(labels[i // heads].replace('{n}', str(i % heads + 1)))}</text>")
     for r, name in enumerate(names):
         top = caption + r * row + heading
         out.append(f"<text x='{margin}' y='{top - 6}' font-size='11' font-weight='bold'>{esc(name)}</text>")

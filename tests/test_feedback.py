@@ -84,7 +84,7 @@ def test_check_writes_a_feedback_page_in_traditional_chinese(tmp_path):
     assert "遮住了下三角而不是上三角" in text and "注意力權重" in text
     html = page.read_text(encoding="utf-8")
     assert "data-misconception='causal_mask_tril'" in html and html.count("<svg class='attention'") == 1
-    assert ">你的, head 1</text>" in html, "the picture's captions are in the student's language"
+    assert ">你的：第 1 個注意力頭</text>" in html, "the picture's captions are in the student's language"
 
 
 def test_attention_svg_draws_cells_nan_and_unreadable_maps():
@@ -100,7 +100,7 @@ def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     reason = "RuntimeError: shape '[1, 6, 2]' is invalid for <input> & more"
     student = {"MultiHeadAttention": [diagonal, with_nan], "CausalAttention": reason}
     reference = {"CausalAttention": [diagonal], "MultiHeadAttention": [diagonal, diagonal]}
-    labels = (t("ui.reference", "zh_TW"), t("ui.yours", "zh_TW"))
+    labels = tuple(t("ui.head_caption", "zh_TW", who=t(side, "zh_TW")) for side in ("ui.reference", "ui.yours"))
 
     svg = ElementTree.fromstring(attention_svg(student, reference, labels))  # well-formed, every text escaped
     assert svg.tag == "svg" and svg.get("class") == "attention" and svg.get("role") == "img"
@@ -117,7 +117,7 @@ def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     assert len(unreadable) == 1 and unreadable[0].findtext("text") == "?", "the student's CausalAttention"
     assert [e.text for e in svg.iter("text")].count("?") == 1
     texts = {e.text for e in svg.iter("text")}
-    assert {"參考實作, head 1", "參考實作, head 2", "你的, head 1", "你的, head 2"} <= texts
+    assert {"參考實作：第 1 個注意力頭", "參考實作：第 2 個注意力頭", "你的：第 1 個注意力頭", "你的：第 2 個注意力頭"} <= texts
     assert {"CausalAttention", "MultiHeadAttention"} <= texts and set(TOKENS) <= texts
 
 
