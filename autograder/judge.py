@@ -131,6 +131,7 @@ class GradingPlugin:
         record.diagnoses, record.attention = diagnoses, attention
         record.output = "\n".join(filter(None, [record.output, *(d["message"] for d in diagnoses)]))
         self.on_result(record)
+        job.submission = job.subject = None  # a batch keeps every job: keep none of its code
 
     @pytest.fixture
     def ref(self, request: pytest.FixtureRequest) -> Subject:

@@ -68,29 +68,41 @@ def make_class(n: int, folder: Path) -> dict[str, bool]:
 
 
 class PeakMemory:
-    """Samples the summed RSS of a process tree."""
+    """Samples a process tree's memory: the sum of RSS (pages shared between processes, such as a
+    zygote's and its workers', counted once per process) and the sum of PSS (shared pages split)."""
 
     def __init__(self, process: subprocess.Popen):
-        self.peak, self._process, self._done = 0, psutil.Process(process.pid), False
+        self.peak = self.peak_pss = 0
+        self._process, self._done = psutil.Process(process.pid), False
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._done:
+            rss = pss = 0
             try:
-                tree = [self._process, *self._process.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                for p in [self._process, *self._process.children(recursive=True)]:
+                    try:
+                        info = p.memory_full_info()
+                        rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
+                    except psutil.Error:
+                        pass
             except psutil.Error:
                 pass
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.05)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._done = True
         self._thread.join()
-        return self.peak
+        return self.peak, self.peak_pss
 
 
-def timed(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, int, subprocess.CompletedProcess]:
+def memory(peak: tuple[int, int]) -> str:
+    return f"peak {peak[0] / 2**20:5.0f} MiB (sum of RSS), {peak[1] / 2**20:5.0f} MiB (sum of PSS)"
+
+
+def timed(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, tuple[int, int], subprocess.CompletedProcess]:
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process)
@@ -99,7 +111,7 @@ def timed(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, i
     return elapsed, memory.stop(), subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def autograder_grade(folder: Path, out: Path, jobs: int) -> tuple[float, int, dict[str, bool]]:
+def autograder_grade(folder: Path, out: Path, jobs: int) -> tuple[float, tuple[int, int], dict[str, bool]]:
     import json
 
     elapsed, peak, result = timed([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out),
@@ -113,7 +125,7 @@ def autograder_grade(folder: Path, out: Path, jobs: int) -> tuple[float, int, di
     return elapsed, peak, full
 
 
-def nbgrader_autograde(folder: Path, course: Path) -> tuple[float, int, dict[str, bool]]:
+def nbgrader_autograde(folder: Path, course: Path) -> tuple[float, tuple[int, int], dict[str, bool]]:
     from nbgrader.api import Gradebook
 
     (course / "source" / "ch03").mkdir(parents=True)
@@ -173,12 +185,12 @@ def main() -> None:
         print(f"class: {args.n} notebooks ({sum(expected.values())} solved) in {folder}")
         ours, our_peak, our_full = autograder_grade(folder, work / "graded", args.jobs)
         print(f"autograder grade --jobs {args.jobs}: {ours:7.1f} s  {ours / args.n:6.3f} s/submission  "
-              f"peak {our_peak / 2**20:6.0f} MiB")
+              f"{memory(our_peak)}")
         assert our_full == expected, "autograder disagrees with the expected full marks"
         if not args.skip_nbgrader:
             theirs, their_peak, their_full = nbgrader_autograde(folder, work / "course")
             print(f"nbgrader autograde:         {theirs:7.1f} s  {theirs / args.n:6.3f} s/submission  "
-                  f"peak {their_peak / 2**20:6.0f} MiB")
+                  f"{memory(their_peak)}")
             agree = their_full == our_full
             print(f"agree on full marks: {agree}  ({sum(their_full.values())} vs {sum(our_full.values())})")
             print(f"ratio nbgrader / autograder: {theirs / ours:.1f}x")
@@ -190,7 +202,7 @@ def main() -> None:
             scaled, scaled_peak, scaled_full = autograder_grade(big, work / "graded-scaled", args.jobs)
             assert all(scaled_full[f"student{i:04d}"] == expected[f"student{i % args.n:04d}"] for i in range(args.scale))
             print(f"autograder grade --jobs {args.jobs}, {args.scale} submissions: {scaled:7.1f} s  "
-                  f"{scaled / args.scale:6.3f} s/submission  peak {scaled_peak / 2**20:6.0f} MiB  "
+                  f"{scaled / args.scale:6.3f} s/submission  {memory(scaled_peak)}  "
                   f"marginal {(scaled - ours) / (args.scale - args.n):.3f} s/submission")
         check, floor = self_check_latency()
         print(f"autograder check (solved): {check:.2f} s   floor `python -c 'import torch'`: {floor:.2f} s   "
