@@ -572,6 +572,20 @@ def _reap_orphans(since: int) -> None:
             pass
 
 
+def _kill_group(process: subprocess.Popen, uid: int | None) -> None:
+    """SIGKILL a process started in a session of its own, its group, and (when it has one) its uid."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    if uid is not None:
+        kill_uids([uid])
+
+
 def _proc_start(pid: int) -> int:
     info = _stat(pid)
     return info[3] if info else 0
@@ -669,16 +683,7 @@ class Zygote:
 
     def stop(self) -> None:
         """Kill the sandbox and everything in it (its PID namespace ends with bwrap)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        if self.uid is not None:
-            kill_uids([self.uid])
+        _kill_group(self.process, self.uid)
         self.control.close()
         self._spawn.cleanup()
         if self in _ZYGOTES:
@@ -847,17 +852,8 @@ class Worker:
             self.process.end()
             self._close_streams()
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        if self.uid is not None:
-            kill_uids([self.uid])
-        elif self.isolation != "bwrap" and _LINUX:  # bwrap: the PID namespace dies with its init
+        _kill_group(self.process, self.uid)
+        if self.uid is None and self.isolation != "bwrap" and _LINUX:  # bwrap: the PID namespace dies with its init
             for _ in range(50):
                 strays = _strays(self.process.pid, self._started)
                 if not strays:

@@ -18,6 +18,7 @@ import ctypes
 import gc
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -172,30 +173,65 @@ def _tasks() -> int:
 
 
 def _wipe() -> list[str]:
-    """Empty /tmp and /dev/shm, even what a worker made unreadable; returns what stays."""
+    """Empty /tmp and /dev/shm, even what a worker made unreadable; returns what stays.
+
+    Mount points inside them stay, with the folders leading to them: e.g. a virtual environment
+    under /tmp that the sandbox binds read-only, so Python keeps working.
+    """
+    mounts = _mounts()
+    keep = set(mounts)
+    for m in mounts:
+        while (m := os.path.dirname(m)) not in SCRATCH:
+            keep.add(m)
+    left = []
     for folder in SCRATCH:
-        if not os.path.isdir(folder):
+        if os.path.isdir(folder):
+            _unlock(folder, mounts)
+            left += _empty(folder, mounts, keep)
+    return left
+
+
+def _empty(folder: str, mounts: set[str], keep: set[str]) -> list[str]:
+    """Remove everything in `folder` but `mounts` and the folders in `keep` (emptied in turn); returns what stays."""
+    left = []
+    for entry in os.scandir(folder):
+        if entry.path in mounts:
             continue
-        _unlock(folder)
-        for entry in os.scandir(folder):
+        if entry.path in keep and entry.is_dir(follow_symlinks=False):
+            left += _empty(entry.path, mounts, keep)
+            continue
+        try:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-    return [os.path.join(folder, name) for folder in SCRATCH if os.path.isdir(folder) for name in os.listdir(folder)]
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        if os.path.lexists(entry.path):
+            left.append(entry.path)
+    return left
 
 
-def _unlock(folder: str) -> None:
+def _mounts() -> set[str]:
+    """Mount points strictly inside the scratch folders, from /proc/self/mountinfo."""
+    found = set()
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if any(point.startswith(folder + "/") for folder in SCRATCH):
+                found.add(point)
+    return found
+
+
+def _unlock(folder: str, mounts: set[str]) -> None:
     """Give the owner back every right on every folder below `folder` (a worker may have taken them)."""
     stack = [folder]
     while stack:
         path = stack.pop()
         try:
             os.chmod(path, 0o1777 if path == folder else 0o700)
-            stack += [entry.path for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+            stack += [entry.path for entry in os.scandir(path)
+                      if entry.is_dir(follow_symlinks=False) and entry.path not in mounts]
         except OSError:
             pass
 

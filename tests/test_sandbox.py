@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -288,3 +290,29 @@ def test_an_answer_that_cannot_be_sent_is_an_error_not_a_crash(mode):
         assert worker.alive(), "the worker died instead of answering with the error"
     finally:
         worker.close()
+
+
+@pytest.mark.skipif(isolation_for("auto") != "bwrap", reason="bubblewrap cannot run here")
+def test_a_reset_spares_what_the_sandbox_mounts_under_tmp(monkeypatch):
+    """A virtual environment under /tmp is bound into the sandbox: a reset empties /tmp around it."""
+    extra = Path(tempfile.mkdtemp(prefix="mounted-by-test-", dir="/tmp"))
+    (extra / "kept.txt").write_text("bound read-only into the sandbox")
+    roots = sandbox._python_roots()
+    monkeypatch.setattr(sandbox, "_python_roots", lambda: [*roots, str(extra)])
+    limits = Limits(restarts=7)  # a zygote of its own, started with the extra mount
+    first = Worker(CHUNKS, limits, "bwrap")
+    zygote = first.process.zygote
+    try:
+        call(first, "write_file", "/tmp/leftover.bin", 1)
+    finally:
+        first.close()
+    second = Worker(CHUNKS, limits, "bwrap")
+    try:
+        assert second.process.zygote is zygote, "the reset gave up its sandbox over a mount under /tmp"
+        call(second, "spy")
+        seen = report(second)
+    finally:
+        second.close()
+        zygote.stop()
+        shutil.rmtree(extra)
+    assert seen["tmp"] == sorted(["work", extra.name]), f"/tmp after a reset: {seen['tmp']}"
