@@ -42,6 +42,8 @@ what torch imports on a worker's first backward pass (sympy, about 0.8 s)."""
 
 
 class Zygote:
+    """Serves the judge's requests; `limits` are those each worker sets for itself."""
+
     def __init__(self, control: socket.socket, limits: dict):
         self.control, self.limits = control, limits
         self.child: int | None = None
@@ -75,14 +77,13 @@ class Zygote:
     def spawn(self, fds: list[int]) -> dict:
         if len(fds) != 3 or self.child is not None:
             return {"error": "spawn needs three pipes and a reset zygote"}
-        home = HOME
-        os.makedirs(home, exist_ok=True)
-        os.chmod(home, 0o700)
+        os.makedirs(HOME, exist_ok=True)
+        os.chmod(HOME, 0o700)
         pid = os.fork()
         if pid == 0:
             try:
                 self.control.close()
-                _become_worker(home, *fds, self.limits)
+                _become_worker(HOME, *fds, self.limits)
             except BaseException:  # noqa: BLE001 - only the zygote's own setup can raise here
                 traceback.print_exc()
                 os._exit(1)
@@ -119,7 +120,10 @@ class Zygote:
         """
         me = os.getpid()
         for _ in range(400):
-            os.kill(-1, signal.SIGKILL)  # every process this one may signal, in its PID namespace only
+            try:
+                os.kill(-1, signal.SIGKILL)  # every process this one may signal, in its PID namespace only
+            except ProcessLookupError:  # there was none
+                pass
             self.reap()
             others = [pid for pid in _living() if pid not in (1, me)]
             if not others:

@@ -316,3 +316,21 @@ def test_a_reset_spares_what_the_sandbox_mounts_under_tmp(monkeypatch):
         zygote.stop()
         shutil.rmtree(extra)
     assert seen["tmp"] == sorted(["work", extra.name]), f"/tmp after a reset: {seen['tmp']}"
+
+
+@pytest.mark.skipif(isolation_for("auto") != "bwrap", reason="bubblewrap cannot run here")
+def test_a_worker_that_ends_itself_leaves_its_zygote_ready():
+    """A reset with nothing left to kill (the worker exited on its own) keeps the sandbox."""
+    limits = Limits(restarts=6)  # a zygote of its own
+    first = Worker(CHUNKS, limits, "bwrap")
+    zygote = first.process.zygote
+    with pytest.raises(WorkerGone):
+        call(first, "exit_now")
+    first.close()
+    second = Worker(CHUNKS, limits, "bwrap")
+    try:
+        assert second.process.zygote is zygote, "the zygote was replaced after a worker exited on its own"
+        assert second.alive()
+    finally:
+        second.close()
+        zygote.stop()
