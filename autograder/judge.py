@@ -232,8 +232,10 @@ def run_checks(jobs: list[Job], config: Config, isolation: str, on_result: Calla
     """
     plugin = GradingPlugin(jobs, config, isolation, parts, visible_only, on_result, on_start, pictures)
     # Nothing in the judge prints (student output stays in the worker): no capture to set up per check.
-    args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "-p", "no:cacheprovider", "-p", "no:capture", "--assert=plain",
-            "-p", "no:terminal", "-p", "no:warnings", "-p", "no:stepwise", "-p", "no:unraisableexception", "-p", "no:threadexception"]
+    args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "--assert=plain"]
+    for plugin_name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
+                        "threadexception"):
+        args += ["-p", f"no:{plugin_name}"]
     return pytest.main(args, plugins=[plugin])
 
 

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from autograder.handler import Handler, execute
-from autograder.protocol import read_message, write_message
+from autograder.protocol import ProtocolError, read_message, write_message
 
 
 def serve(requests: int, replies: int, max_bytes: int) -> None:
@@ -20,8 +20,9 @@ def serve(requests: int, replies: int, max_bytes: int) -> None:
     handler = Handler(namespace)
     write_message(replies, {"ok": True, "result": {"failures": failures}})
     while True:
-        request = read_message(requests, max_bytes)
-        if request.get("op") == "bye":
+        try:
+            request = read_message(requests, max_bytes)
+        except ProtocolError:  # the judge closed the pipe (it usually kills the worker first)
             return
         reply = handler.handle(request)
         try:
