@@ -8,8 +8,12 @@ from pathlib import Path
 
 from autograder.config import ROOT
 
-# Modules students never need: they read the solutions or exist for the instructor.
-INSTRUCTOR_ONLY = {"build.py", "bundle.py", "nbgrader.py", "batch.py", "grading.py"}
+STUDENT_ENTRY_POINTS = ("__init__.py", "__main__.py", "cli.py", "selfcheck.py", "feedback.py")
+"""What a student runs: `check(...)` in a notebook, `autograder check [--html]`. With checks/ (which the
+judge loads as a folder), these and the modules they import are the bundle's code; nothing else ships."""
+DISPATCHER = "cli.py"
+"""Its commands import their modules when run; a command whose module does not ship is not offered."""
+OPTIONAL = ("ImportError", "ModuleNotFoundError")
 
 
 def _is_hidden_check(node: ast.stmt) -> bool:
@@ -30,6 +34,68 @@ def visible_only(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
+def _catches_import_error(node: ast.Try) -> bool:
+    names = []
+    for handler in node.handlers:
+        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        names += [getattr(kind, "id", "") for kind in kinds]
+    return any(name in OPTIONAL for name in names)
+
+
+def _imports(tree: ast.AST, package: str, top_level_only: bool) -> set[str]:
+    """Modules of `package` that the code needs: its imports (not the optional ones, guarded by
+    `except ImportError`) and the modules it starts with `python -m package.name`."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        if isinstance(node, ast.Try) and _catches_import_error(node):
+            for child in node.handlers + node.orelse + node.finalbody:
+                visit(child, in_function)
+            return
+        if in_function and top_level_only:
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            found.update(v for m, v in zip(values, values[1:]) if m == "-m" and isinstance(v, str))
+        inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(tree, False)
+    return {name for name in found if name == package or name.startswith(package + ".")}
+
+
+def _module_file(package_dir: Path, module: str) -> Path | None:
+    """The file of `package.a.b` (a module or a subpackage), None for a name that is not a module."""
+    parts = module.split(".")[1:]
+    candidates = [package_dir.joinpath(*parts, "__init__.py")] + ([package_dir.joinpath(*parts).with_suffix(".py")]
+                                                                   if parts else [])
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def student_modules(package_dir: Path) -> list[Path]:
+    """The package's files a student needs: the entry points and checks/, and what they import."""
+    todo = [package_dir / name for name in STUDENT_ENTRY_POINTS] + sorted((package_dir / "checks").glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for module in _imports(tree, package_dir.name, top_level_only=path.name == DISPATCHER
+                               and path.parent == package_dir):
+            found = _module_file(package_dir, module)
+            if found is not None:
+                todo.append(found)
+    return sorted(seen)
+
+
 def student_readme(readme: str) -> str:
     """The README's introduction and student section: nothing written for instructors."""
     sections = readme.split("\n## ")
@@ -47,18 +113,17 @@ def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
         for path in sorted((root / "assignments").rglob("*")):
             if path.is_file():
                 archive.write(path, path.relative_to(root).as_posix())
-        for path in sorted(package.rglob("*")):
+        for path in student_modules(package):
             relative = path.relative_to(root).as_posix()
-            if not path.is_file() or "__pycache__" in relative or path.name in INSTRUCTOR_ONLY:
-                continue
             if path.parent.name == "checks" and path.name.startswith("test_"):
                 archive.writestr(relative, visible_only(path.read_text(encoding="utf-8")))
-            elif path.parent.name == "locales":  # titles of hidden checks stay behind too
-                messages = json.loads(path.read_text(encoding="utf-8"))
-                kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
-                archive.writestr(relative, json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True))
             else:
                 archive.write(path, relative)
+        for path in sorted((package / "locales").glob("*.json")):  # titles of hidden checks stay behind too
+            messages = json.loads(path.read_text(encoding="utf-8"))
+            kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
+            archive.writestr(path.relative_to(root).as_posix(),
+                             json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True))
         archive.write(root / "pyproject.toml", "pyproject.toml")
         archive.writestr("README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
         return archive.namelist()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -111,6 +112,12 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _ships(module: str) -> bool:
+    """Is this command's module part of this copy of the kit? The student bundle leaves the instructor's out."""
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin is not None and Path(spec.origin).parent == Path(__file__).parent
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="autograder", description="Teaching and grading kit for chapter 3 (attention mechanisms).",
@@ -128,8 +135,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
     check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
     check.add_argument("--html", type=Path, metavar="FILE",
-                       help="also write the feedback page (diagnoses, attention pictures, checklist) to FILE")
+                       help="also write the feedback page (" + ("diagnoses, attention pictures, checklist"
+                                                                if _ships("autograder.diagnosis")
+                                                                else "score and checklist") + ") to FILE")
     check.set_defaults(run=_check)
+    if not _ships("autograder.grading"):  # the student bundle: the self-check is all it holds
+        top.epilog = "example:\n  autograder check assignments/en/ch03_attention.ipynb\n\n" + EPILOG
+        return top
 
     grade = commands.add_parser(
         "grade", help="grade a class of submissions",

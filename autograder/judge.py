@@ -12,7 +12,6 @@ import pytest
 
 from autograder.checking import CheckFailure
 from autograder.config import Config
-from autograder.diagnosis import Explainer
 from autograder.i18n import t
 from autograder.notebook import Submission, SubmissionError, file_sha256, load_submission
 from autograder.results import CheckResult, SubmissionResult
@@ -87,7 +86,7 @@ class GradingPlugin:
         self.on_start = on_start
         self._reference: ReferenceSubject | None = None
         self._reference_chunks: list[dict] = []
-        self._explainer: Explainer | None = None
+        self._explainer = None  # an autograder.diagnosis.Explainer, made when first needed
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
@@ -154,10 +153,13 @@ class GradingPlugin:
             return [], {}  # nothing to diagnose, no page to draw on
         try:
             if self._explainer is None:
-                self._explainer = Explainer(self._reference_subject(), self._reference_chunks,
-                                            self.config.limits.diagnosis_seconds)
+                reference = self._reference_subject()
+                # imported only where a reference exists: the student bundle ships neither
+                from autograder.diagnosis import Explainer
+
+                self._explainer = Explainer(reference, self._reference_chunks, self.config.limits.diagnosis_seconds)
             return self._explainer.explain(subject, job.results, job.lang, self.pictures)
-        except (OSError, SubmissionError):  # no reference solution here (the student bundle)
+        except (OSError, SubmissionError, ImportError):  # no reference (or no diagnosis) here: the student bundle
             return [], {}
         except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
             print(f"autograder: no diagnosis for {job.path}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,14 +1,45 @@
 """The student bundle holds the assignments and the visible self-check, and nothing secret."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import zipfile
 
+import nbformat
 import pytest
 
 from autograder.judge import check_table
+from autograder.misconceptions import CATALOGUE
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
+
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+INSTRUCTOR_MODULES = ("diagnosis", "misconceptions", "gradescope", "overview", "build", "bundle", "batch",
+                      "grading", "nbgrader", "pictures")
+
+
+COMMON = {"with torch.no_grad():"}  # a PyTorch idiom that the kit's own code uses as well
+
+
+def _significant(fragment: str) -> list[str]:
+    """The lines of a code fragment that would give something away: not short, not a comment, not an idiom."""
+    lines = [line.strip() for line in fragment.splitlines()]
+    return [line for line in lines if len(line) >= 16 and not line.startswith("#") and line not in COMMON]
+
+
+def secrets() -> tuple[set[str], str]:
+    """Every solution line, hidden-test line and catalogue edit; and the notebooks' public text."""
+    secret: set[str] = set()
+    public = []
+    for source in (ROOT / "solutions").glob("*/*.ipynb"):
+        for cell in nbformat.read(source, as_version=4).cells:
+            secret.update(line for _, region in REGION.findall(cell.source) for line in _significant(region))
+            public.append(REGION.sub("", cell.source))
+    for misconception in CATALOGUE:
+        for old, new, _ in misconception.edits:
+            secret.update(_significant(old) + _significant(new))
+    return secret, "\n".join(public)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +64,40 @@ def test_bundle_contains_no_solution_and_no_hidden_check(bundle):
         assert check_id not in text, f"hidden check {check_id} leaked into the bundle"
     for check_id in visible:
         assert f"def {check_id}(" in text, f"visible check {check_id} is missing"
+
+
+def test_no_file_of_the_bundle_holds_a_solution_line_or_a_catalogue_edit(bundle):
+    secret, public = secrets()
+    secret = {line for line in secret if line not in public}  # what the notebooks show students anyway
+    assert len(secret) > 50, "the solutions and the catalogue were not read"
+    leaks = []
+    with zipfile.ZipFile(bundle) as archive:
+        for name in archive.namelist():
+            text = archive.read(name).decode("utf-8", "replace")
+            leaks += [f"{name}: {line}" for line in sorted(secret) if line in text]
+    assert not leaks, "the student bundle gives away:\n" + "\n".join(leaks[:40])
+
+
+def test_bundle_ships_no_instructor_module(bundle):
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+    shipped = [m for m in INSTRUCTOR_MODULES if f"autograder/{m}.py" in names]
+    assert not shipped, f"instructor-only modules in the student bundle: {shipped}"
+    assert {"autograder/selfcheck.py", "autograder/worker.py", "autograder/zygote.py"} <= names
+
+
+def test_bundled_cli_offers_only_what_the_bundle_can_do(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = [sys.executable, "-m", "autograder"]
+    shown = subprocess.run([*run, "--help"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "check" in shown.stdout and not re.search(r"\b(grade|build|export|report)\b", shown.stdout), shown.stdout
+    refused = subprocess.run([*run, "grade", "x"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    html = subprocess.run([*run, "check", "--help"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert "pictures" not in html.stdout and "diagnos" not in html.stdout, html.stdout
 
 
 @pytest.mark.slow
