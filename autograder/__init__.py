@@ -4,11 +4,16 @@ from __future__ import annotations
 import os
 
 
-def check(name: str, lang: str | None = None):
-    """Run the visible checks for one graded name against this notebook's definitions."""
+def check(what, lang: str | None = None):
+    """Run the visible checks of one graded function or class against this notebook's definitions.
+
+    Pass the object itself, `check(CausalAttention)`: marimo then re-runs the check cell whenever the
+    cell that defines it changes, and the check judges exactly that object. A name works too,
+    `check("CausalAttention")`, as in notebooks released before.
+    """
     from autograder.selfcheck import check_in_notebook
 
-    checklist = check_in_notebook(name, lang=lang)
+    checklist = check_in_notebook(what, lang=lang)
     # `nbgrader validate` (and the Validate button) counts a test cell as passed unless it raises.
     if os.environ.get("NBGRADER_EXECUTION") == "validate" and not checklist.passed:
         raise AssertionError(repr(checklist))

@@ -18,6 +18,13 @@ from nbgrader.preprocessors import (
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = "solutions"  # one folder per language (en, zh_TW, ...) of nbgrader source notebooks
 ASSIGNMENTS = "assignments"  # the same folders; each name.ipynb becomes name.ipynb and name.py (marimo)
+ONLY_IN = {".ipynb": "jupyter-only", ".py": "marimo-only"}
+"""Cell tags for instructions true in one format only: the other format's file leaves the cell out."""
+CODE_STUB = {
+    "en": "# YOUR CODE HERE\nraise NotImplementedError()",
+    "zh_TW": "# 在這裡寫你的程式碼\nraise NotImplementedError()",
+}
+"""What replaces a solution region, per language (nbgrader's ClearSolutions.code_stub)."""
 
 # nbgrader's GenerateAssignment pipeline (nbgrader/converters/generate_assignment.py), in its
 # order, without the steps that need a course database or a header file (SaveCells,
@@ -36,13 +43,22 @@ STUDENT_PIPELINE = (
 )
 
 
-def student_notebook(source: NotebookNode) -> NotebookNode:
+def student_notebook(source: NotebookNode, lang: str = "en") -> NotebookNode:
     """Return the student version of an nbgrader source notebook (the argument is left untouched)."""
     nb = nbformat.from_dict(source)  # deep copy: the preprocessors work in place
     resources: dict = {}
     for step in STUDENT_PIPELINE:
-        nb, resources = step().preprocess(nb, resources)
+        options = {"code_stub": {"python": CODE_STUB.get(lang, CODE_STUB["en"])}} if step is ClearSolutions else {}
+        nb, resources = step(**options).preprocess(nb, resources)
     return nb
+
+
+def for_format(nb: NotebookNode, suffix: str) -> NotebookNode:
+    """The notebook without the cells whose instructions hold only in the other format."""
+    other = {tag for kind, tag in ONLY_IN.items() if kind != suffix}
+    kept = nbformat.from_dict(nb)
+    kept.cells = [cell for cell in nb.cells if not other & set(cell.metadata.get("tags", []))]
+    return kept
 
 
 def notebook_text(nb: NotebookNode) -> str:
@@ -65,8 +81,8 @@ def to_marimo(nb: NotebookNode) -> str:
 
 def render(source_path: Path) -> dict[str, str]:
     """Generated files for one source notebook: {file suffix: text}."""
-    student = student_notebook(nbformat.read(source_path, as_version=4))
-    return {".ipynb": notebook_text(student), ".py": to_marimo(student)}
+    student = student_notebook(nbformat.read(source_path, as_version=4), source_path.parent.name)
+    return {".ipynb": notebook_text(for_format(student, ".ipynb")), ".py": to_marimo(for_format(student, ".py"))}
 
 
 def planned(root: Path) -> dict[Path, str]:

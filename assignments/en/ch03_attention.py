@@ -86,8 +86,7 @@ def _(mo):
 
     - Each part opens with an explanation, followed by a cell with a *stub*: a signature and a docstring, with `raise NotImplementedError()` where your code belongs. Replace that line with your implementation. Keep the names and signatures as they are: the grader looks them up by name.
     - The cell after a stub runs your code on the example sentence. Random seeds are set at the same places as in the book, so a correct implementation prints the book's numbers.
-    - Each part ends with a check cell, `check("name")`, which runs quick tests on your code and prints a checklist. The final grading runs more tests than these.
-    - Run the cells from top to bottom. After changing a stub, run it again together with the cells below it.
+    - Each part ends with a check cell, `check(name)`, which runs quick tests on the object your cell defined and prints a checklist. It checks part of each task's points; the rest are checked when your work is graded, so the checklist says how many points it covers and how many more are still to come.
 
     | Part | Section | You write | Points |
     |---|---|---|---|
@@ -97,6 +96,15 @@ def _(mo):
     | 4 | 3.6 | `MultiHeadAttentionWrapper`, `exercise_3_2`, `MultiHeadAttention`, `exercise_3_3` | 14 + 4 + 24 + 5 |
 
     Total: 100 points.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    # Cell tags: marimo-only
+    mo.md(r"""
+    **In marimo.** marimo runs a cell again by itself whenever a cell it depends on changes: after you edit a stub and run it (Ctrl+Enter, or Cmd+Enter on a Mac), its demo and its check cell update on their own, so a check result always belongs to the code you see. A demo that needs a task you have not done yet shows an error until you do it. If the notebook opens without running its cells (some marimo settings run nothing on start-up, or mark changed cells as stale instead of running them), click the `Run` button at the bottom right once. Save with Ctrl+S (Cmd+S): the grader reads the saved file.
     """)
     return
 
@@ -179,6 +187,11 @@ def _(inputs):
     query_2 = inputs[1]  # "journey" asks the question
     # step 1: one dot product per token
     attn_scores_2 = torch.stack([torch.dot(x_j, query_2) for x_j in inputs])  # (6,)
+    return (attn_scores_2,)
+
+
+@app.cell
+def _(attn_scores_2, inputs):
     # step 2: normalise with your softmax
     attn_weights_2 = softmax_naive(attn_scores_2)  # (6,)
     # step 3: blend all inputs with the weights
@@ -192,7 +205,7 @@ def _(inputs):
 @app.cell
 def _():
     from autograder import check
-    check("softmax_naive")
+    check(softmax_naive)
     return (check,)
 
 
@@ -237,9 +250,14 @@ def simple_self_attention(inputs: torch.Tensor) -> torch.Tensor:
 
 
 @app.cell
-def _(context_vec_2, inputs):
+def _(inputs):
     all_context_vecs = simple_self_attention(inputs)  # (6, 3)
     print(all_context_vecs)
+    return (all_context_vecs,)
+
+
+@app.cell
+def _(all_context_vecs, context_vec_2):
     # row 2 has to agree with the step-by-step result for "journey"
     print("row 2 matches task 1.1:", torch.allclose(all_context_vecs[1], context_vec_2))
     return
@@ -247,7 +265,7 @@ def _(context_vec_2, inputs):
 
 @app.cell
 def _(check):
-    check('simple_self_attention')
+    check(simple_self_attention)
     return
 
 
@@ -319,7 +337,7 @@ def _(inputs):
 
 @app.cell
 def _(check):
-    check('SelfAttention_v1')
+    check(SelfAttention_v1)
     return
 
 
@@ -355,16 +373,21 @@ class SelfAttention_v2(nn.Module):
 
 
 @app.cell
-def _(inputs):
+def _():
     torch.manual_seed(789)
     sa_v2 = SelfAttention_v2(d_in=3, d_out=2)
-    print(sa_v2(inputs))
     return (sa_v2,)
 
 
 @app.cell
+def _(inputs, sa_v2):
+    print(sa_v2(inputs))
+    return
+
+
+@app.cell
 def _(check):
-    check('SelfAttention_v2')
+    check(SelfAttention_v2)
     return
 
 
@@ -405,7 +428,7 @@ def _(inputs, sa_v2):
 
 @app.cell
 def _(check):
-    check('load_v2_weights_into_v1')
+    check(load_v2_weights_into_v1)
     return
 
 
@@ -453,6 +476,12 @@ def _(mo):
     return
 
 
+@app.cell
+def _(inputs):
+    batch = torch.stack((inputs, inputs), dim=0)  # (2, 6, 3): the sentence twice
+    return (batch,)
+
+
 @app.class_definition
 class CausalAttention(nn.Module):
     """Single-head self-attention in which each token attends only to itself and earlier tokens.
@@ -477,8 +506,7 @@ class CausalAttention(nn.Module):
 
 
 @app.cell
-def _(inputs, tokens):
-    batch = torch.stack((inputs, inputs), dim=0)  # (2, 6, 3): the sentence twice
+def _(batch, tokens):
     torch.manual_seed(123)
     ca = CausalAttention(d_in=3, d_out=2, context_length=6, dropout=0.0)
     context_vecs = ca(batch)
@@ -486,7 +514,7 @@ def _(inputs, tokens):
     print(context_vecs.shape)
     # the first example of the batch: nothing above the diagonal
     plot_attention(capture_attention_weights(ca, batch)[0][0], tokens, "Causal attention")
-    return (batch,)
+    return
 
 
 @app.cell
@@ -500,7 +528,7 @@ def _(batch, tokens):
 
 @app.cell
 def _(check):
-    check('CausalAttention')
+    check(CausalAttention)
     return
 
 
@@ -570,7 +598,7 @@ def _(batch, tokens):
 
 @app.cell
 def _(check):
-    check('MultiHeadAttentionWrapper')
+    check(MultiHeadAttentionWrapper)
     return
 
 
@@ -606,7 +634,7 @@ def _(batch):
 
 @app.cell
 def _(check):
-    check('exercise_3_2')
+    check(exercise_3_2)
     return
 
 
@@ -686,7 +714,7 @@ def _():
 
 @app.cell
 def _(check):
-    check('MultiHeadAttention')
+    check(MultiHeadAttention)
     return
 
 
@@ -717,7 +745,7 @@ def _():
 
 @app.cell
 def _(check):
-    check('exercise_3_3')
+    check(exercise_3_3)
     return
 
 
@@ -727,8 +755,19 @@ def _(mo):
     ## What comes next
 
     `MultiHeadAttention` is the heart of the transformer block. Chapter 4 combines it with layer normalisation, a feed-forward network and shortcut connections, and a stack of such blocks becomes a GPT model.
+    """)
+    return
 
-    Before you submit, restart the kernel and run all cells from the top: every `check(...)` cell should report success.
+
+@app.cell(hide_code=True)
+def _(mo):
+    # Cell tags: marimo-only
+    mo.md(r"""
+    ## How to submit (marimo)
+
+    1. Make sure no cell is stale or shows an error you did not expect: every `check(...)` cell shows its checklist.
+    2. Save the notebook (Ctrl+S, or Cmd+S on a Mac).
+    3. Hand in this one file, `ch03_attention.py`, where your course says (for example on Gradescope). If you also have the untouched `ch03_attention.ipynb`, leave it out: hand in only the file you worked on.
     """)
     return
 

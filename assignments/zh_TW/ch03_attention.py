@@ -80,14 +80,13 @@ def _(mo):
     mo.md(r"""
     # 第 3 章 · 注意力機制
 
-    這份作業對應 Sebastian Raschka 那本從零實作大型語言模型（LLM）一書的第 3 章。我們從注意力最樸素的想法出發（依照詞元彼此的相似程度，把它們的向量混合起來），最後完成每個 GPT 區塊裡都有的多頭因果注意力模組。
+    這份作業對應 Sebastian Raschka 的《Build a Large Language Model (From Scratch)》一書的第 3 章。我們從注意力最樸素的想法出發（依照詞元彼此的相似程度，把它們的向量混合起來），最後完成每個 GPT 區塊裡都有的多頭因果注意力模組。
 
     **這份筆記本怎麼用**
 
     - 每個部分先有一段說明，接著是一個放著*骨架程式*（stub）的儲存格：只有函式簽章和說明字串，該寫程式碼的地方是 `raise NotImplementedError()`。請把這一行換成你的實作。名稱與簽章請保持原樣：評分程式是依名稱找到它們的。
     - 骨架之後的儲存格會拿範例句子執行你的程式碼。隨機種子設定的位置和書中相同，所以實作正確時，印出來的數字會和書上一致。
-    - 每個部分的最後都有一個檢查儲存格 `check("名稱")`，它會對你的程式碼跑幾項快速測試，並列出檢查清單。正式評分時會跑比這些更多的測試。
-    - 請由上而下依序執行儲存格。修改某個骨架之後，要重新執行它以及它下方的儲存格。
+    - 每個部分的最後都有一個檢查儲存格 `check(名稱)`，它會對你的儲存格所定義的物件跑幾項快速測試，並列出檢查清單。它只檢查每個任務的一部分配分，其餘的在正式評分時才檢查；檢查清單會寫出這裡檢查了幾分、之後還有幾分。
 
     | 部分 | 章節 | 你要寫的 | 配分 |
     |---|---|---|---|
@@ -97,6 +96,15 @@ def _(mo):
     | 4 | 3.6 | `MultiHeadAttentionWrapper`、`exercise_3_2`、`MultiHeadAttention`、`exercise_3_3` | 14 + 4 + 24 + 5 |
 
     總分：100 分。
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    # Cell tags: marimo-only
+    mo.md(r"""
+    **在 marimo 裡。** 只要某個儲存格所依賴的儲存格改變了，marimo 就會自動重新執行它：你修改骨架並執行之後（Ctrl+Enter，Mac 上是 Cmd+Enter），它的示範和檢查儲存格都會自己更新，所以檢查結果永遠對應你眼前的程式碼。需要用到你還沒完成之任務的示範，在你完成之前會顯示錯誤。如果筆記本開啟時沒有執行任何儲存格（有些 marimo 設定在啟動時什麼都不執行，或只把改過的儲存格標成過期而不執行），請按一次右下角的 `Run` 按鈕。用 Ctrl+S（Cmd+S）存檔：評分程式讀的是存檔後的檔案。
     """)
     return
 
@@ -170,7 +178,7 @@ def softmax_naive(x: torch.Tensor) -> torch.Tensor:
     回傳：
         與 x 形狀相同的正數權重，沿第 0 維加總為 1。
     """
-    # YOUR CODE HERE
+    # 在這裡寫你的程式碼
     raise NotImplementedError()
 
 
@@ -179,6 +187,11 @@ def _(inputs):
     query_2 = inputs[1]  # 由 "journey" 提出查詢
     # 步驟 1：每個詞元算一個點積
     attn_scores_2 = torch.stack([torch.dot(x_j, query_2) for x_j in inputs])  # (6,)
+    return (attn_scores_2,)
+
+
+@app.cell
+def _(attn_scores_2, inputs):
     # 步驟 2：用你寫的 softmax 正規化
     attn_weights_2 = softmax_naive(attn_scores_2)  # (6,)
     # 步驟 3：依權重混合所有輸入
@@ -192,7 +205,7 @@ def _(inputs):
 @app.cell
 def _():
     from autograder import check
-    check("softmax_naive")
+    check(softmax_naive)
     return (check,)
 
 
@@ -232,14 +245,19 @@ def simple_self_attention(inputs: torch.Tensor) -> torch.Tensor:
     回傳：
         形狀為 (T, d) 的上下文向量；第 i 列是查詢 i 依注意力權重混合所有輸入的結果。
     """
-    # YOUR CODE HERE
+    # 在這裡寫你的程式碼
     raise NotImplementedError()
 
 
 @app.cell
-def _(context_vec_2, inputs):
+def _(inputs):
     all_context_vecs = simple_self_attention(inputs)  # (6, 3)
     print(all_context_vecs)
+    return (all_context_vecs,)
+
+
+@app.cell
+def _(all_context_vecs, context_vec_2):
     # 第 2 列必須和 "journey" 逐步算出的結果一致
     print("row 2 matches task 1.1:", torch.allclose(all_context_vecs[1], context_vec_2))
     return
@@ -247,7 +265,7 @@ def _(context_vec_2, inputs):
 
 @app.cell
 def _(check):
-    check('simple_self_attention')
+    check(simple_self_attention)
     return
 
 
@@ -300,12 +318,12 @@ class SelfAttention_v1(nn.Module):
 
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """把形狀為 (T, d_in) 的序列 x 對應到它的上下文向量，形狀為 (T, d_out)。"""
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
 
@@ -319,7 +337,7 @@ def _(inputs):
 
 @app.cell
 def _(check):
-    check('SelfAttention_v1')
+    check(SelfAttention_v1)
     return
 
 
@@ -328,7 +346,7 @@ def _(mo):
     mo.md(r"""
     ### 任務 2.2 · `SelfAttention_v2`（8 分）
 
-    `nn.Linear(d_in, d_out, bias=False)` 算的是和 `x @ W` 一樣的乘積，只是它把權重存成 `(d_out, d_in)`，再乘上轉置。用它取代直接宣告的參數有兩個好處：更好的初始化（依輸入大小縮放，讓激活值維持在合理範圍），以及可選用的偏差項，在這裡由 `qkv_bias=True` 開啟。
+    `nn.Linear(d_in, d_out, bias=False)` 算的是和 `x @ W` 一樣的乘積，只是它把權重存成 `(d_out, d_in)`，再乘上轉置。用它取代直接宣告的參數有兩個好處：更好的初始化（依輸入大小縮放，讓活化值維持在合理範圍），以及可選用的偏差項，在這裡由 `qkv_bias=True` 開啟。
 
     請寫出 `SelfAttention_v2`：三個名為 `W_query`、`W_key`、`W_value` 的 `nn.Linear` 層，依此順序以 `bias=qkv_bias` 建立；其餘計算和第 1 版相同。它的輸出和第 1 版不同，因為權重的初始亂數不一樣。
     """)
@@ -345,26 +363,31 @@ class SelfAttention_v2(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, qkv_bias: bool = False) -> None:
         super().__init__()
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """把形狀為 (T, d_in) 的序列 x 對應到它的上下文向量，形狀為 (T, d_out)。"""
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
 
 @app.cell
-def _(inputs):
+def _():
     torch.manual_seed(789)
     sa_v2 = SelfAttention_v2(d_in=3, d_out=2)
-    print(sa_v2(inputs))
     return (sa_v2,)
 
 
 @app.cell
+def _(inputs, sa_v2):
+    print(sa_v2(inputs))
+    return
+
+
+@app.cell
 def _(check):
-    check('SelfAttention_v2')
+    check(SelfAttention_v2)
     return
 
 
@@ -389,7 +412,7 @@ def load_v2_weights_into_v1(sa_v1: SelfAttention_v1, sa_v2: SelfAttention_v2) ->
 
     nn.Linear 把權重存成 (d_out, d_in)；SelfAttention_v1 存的是 (d_in, d_out)。
     """
-    # YOUR CODE HERE
+    # 在這裡寫你的程式碼
     raise NotImplementedError()
 
 
@@ -405,7 +428,7 @@ def _(inputs, sa_v2):
 
 @app.cell
 def _(check):
-    check('load_v2_weights_into_v1')
+    check(load_v2_weights_into_v1)
     return
 
 
@@ -453,6 +476,12 @@ def _(mo):
     return
 
 
+@app.cell
+def _(inputs):
+    batch = torch.stack((inputs, inputs), dim=0)  # (2, 6, 3)：同一個句子放兩次
+    return (batch,)
+
+
 @app.class_definition
 class CausalAttention(nn.Module):
     """單頭自注意力，每個詞元只關注它自己和更早的詞元。
@@ -467,18 +496,17 @@ class CausalAttention(nn.Module):
         self, d_in: int, d_out: int, context_length: int, dropout: float, qkv_bias: bool = False
     ) -> None:
         super().__init__()
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """把形狀為 (b, T, d_in) 的批次 x（T <= context_length）對應到上下文向量 (b, T, d_out)。"""
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
 
 @app.cell
-def _(inputs, tokens):
-    batch = torch.stack((inputs, inputs), dim=0)  # (2, 6, 3)：同一個句子放兩次
+def _(batch, tokens):
     torch.manual_seed(123)
     ca = CausalAttention(d_in=3, d_out=2, context_length=6, dropout=0.0)
     context_vecs = ca(batch)
@@ -486,7 +514,7 @@ def _(inputs, tokens):
     print(context_vecs.shape)
     # 批次中的第一筆：對角線以上全是空白
     plot_attention(capture_attention_weights(ca, batch)[0][0], tokens, "Causal attention")
-    return (batch,)
+    return
 
 
 @app.cell
@@ -500,7 +528,7 @@ def _(batch, tokens):
 
 @app.cell
 def _(check):
-    check('CausalAttention')
+    check(CausalAttention)
     return
 
 
@@ -546,12 +574,12 @@ class MultiHeadAttentionWrapper(nn.Module):
         qkv_bias: bool = False,
     ) -> None:
         super().__init__()
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """把形狀為 (b, T, d_in) 的批次 x 對應到 (b, T, num_heads * d_out)。"""
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
 
@@ -570,7 +598,7 @@ def _(batch, tokens):
 
 @app.cell
 def _(check):
-    check('MultiHeadAttentionWrapper')
+    check(MultiHeadAttentionWrapper)
     return
 
 
@@ -590,7 +618,7 @@ def exercise_3_2() -> MultiHeadAttentionWrapper:
 
     保持 d_in=3、context_length=6、dropout=0.0 與 num_heads=2。
     """
-    # YOUR CODE HERE
+    # 在這裡寫你的程式碼
     raise NotImplementedError()
 
 
@@ -606,7 +634,7 @@ def _(batch):
 
 @app.cell
 def _(check):
-    check('exercise_3_2')
+    check(exercise_3_2)
     return
 
 
@@ -652,12 +680,12 @@ class MultiHeadAttention(nn.Module):
         qkv_bias: bool = False,
     ) -> None:
         super().__init__()
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """把形狀為 (b, T, d_in) 的批次 x（T <= context_length）對應到上下文向量 (b, T, d_out)。"""
-        # YOUR CODE HERE
+        # 在這裡寫你的程式碼
         raise NotImplementedError()
 
 
@@ -686,7 +714,7 @@ def _():
 
 @app.cell
 def _(check):
-    check('MultiHeadAttention')
+    check(MultiHeadAttention)
     return
 
 
@@ -703,7 +731,7 @@ def _(mo):
 @app.function
 def exercise_3_3() -> MultiHeadAttention:
     """傳回具有最小 GPT-2 模型尺寸的 MultiHeadAttention。"""
-    # YOUR CODE HERE
+    # 在這裡寫你的程式碼
     raise NotImplementedError()
 
 
@@ -717,7 +745,7 @@ def _():
 
 @app.cell
 def _(check):
-    check('exercise_3_3')
+    check(exercise_3_3)
     return
 
 
@@ -726,9 +754,20 @@ def _(mo):
     mo.md(r"""
     ## 接下來
 
-    `MultiHeadAttention` 是轉換器（transformer）區塊的核心。第 4 章會把它和層正規化、前饋網路以及捷徑連結組合起來，再把許多這樣的區塊堆疊起來，就成了一個 GPT 模型。
+    `MultiHeadAttention` 是Transformer 區塊的核心。第 4 章會把它和層正規化、前饋網路以及捷徑連結組合起來，再把許多這樣的區塊堆疊起來，就成了一個 GPT 模型。
+    """)
+    return
 
-    繳交之前，請重新啟動核心，並從頭執行所有儲存格：每個 `check(...)` 儲存格都應該回報成功。
+
+@app.cell(hide_code=True)
+def _(mo):
+    # Cell tags: marimo-only
+    mo.md(r"""
+    ## 如何繳交（marimo）
+
+    1. 確認沒有過期的儲存格，也沒有你意料之外的錯誤：每個 `check(...)` 儲存格都列出了檢查清單。
+    2. 儲存筆記本（Ctrl+S，Mac 上是 Cmd+S）。
+    3. 依課程的規定（例如在 Gradescope 上）只繳交這一個檔案：`ch03_attention.py`。如果你手上還有沒動過的 `ch03_attention.ipynb`，請不要一起交：只交你實際寫作業的那個檔案。
     """)
     return
 
