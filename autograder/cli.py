@@ -31,7 +31,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 
     checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None,
                            pictures=bool(args.html))
-    print(repr(checklist))
+    print(checklist.text(verbose=args.verbose))
     if args.html:
         from autograder.feedback import write_feedback
 
@@ -138,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
                        help="also write the feedback page (" + ("diagnoses, attention pictures, checklist"
                                                                 if _ships("autograder.diagnosis")
                                                                 else "score and checklist") + ") to FILE")
+    check.add_argument("--verbose", action="store_true",
+                       help="show every check of every part (default: a line per part, details for the parts begun)")
     check.set_defaults(run=_check)
     if not _ships("autograder.grading"):  # the student bundle: the self-check is all it holds
         top.epilog = "example:\n  autograder check assignments/en/ch03_attention.ipynb\n\n" + EPILOG

@@ -22,6 +22,13 @@ GRADED: dict[str, str] = {
     "exercise_3_3": "3.6",
 }
 
+# The notebook's points per graded name (its test cells' nbgrader points): visible and hidden checks together.
+POINTS: dict[str, float] = {
+    "softmax_naive": 2, "simple_self_attention": 6, "SelfAttention_v1": 8, "SelfAttention_v2": 8,
+    "load_v2_weights_into_v1": 5, "CausalAttention": 24, "MultiHeadAttentionWrapper": 14, "exercise_3_2": 4,
+    "MultiHeadAttention": 24, "exercise_3_3": 5,
+}
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 from functools import cache
 from pathlib import Path
@@ -22,7 +23,22 @@ class _Params(dict):
         return "{" + key + "}"
 
 
+POSITION = re.compile(r"\b(cell|line) (\d+)")
+"""Positions as the loader and the worker write them ("cell 9", "cell 9, line 19"): counted from 1."""
+POSITIONED = ("origin", "line")
+"""The message parameters that hold positions (never the student's own error text)."""
+
+
+def _positions(value: object, lang: str) -> object:
+    """"cell 9, line 19" in the catalogue's words (第 9 個儲存格，第 19 行)."""
+    if lang == "en" or not isinstance(value, str) or not POSITION.search(value):
+        return value
+    text = POSITION.sub(lambda m: t(f"ui.{m.group(1)}", lang, n=m.group(2)), value)
+    return text.replace(", ", "，") if lang == "zh_TW" else text
+
+
 def t(key: str, lang: str = "en", **params: object) -> str:
     """The message `key` in `lang`, filled with `params` (unknown keys are shown as is)."""
     template = catalogue(lang).get(key) or catalogue("en").get(key) or key
+    params = {name: _positions(value, lang) if name in POSITIONED else value for name, value in params.items()}
     return string.Formatter().vformat(template, (), _Params(params))

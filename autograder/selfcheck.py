@@ -26,6 +26,10 @@ class Checklist:
     def __repr__(self) -> str:
         return checklist_text(self.result, self.lang)
 
+    def text(self, verbose: bool = True) -> str:
+        """verbose=False: one line per part, details for the parts begun (the terminal's default)."""
+        return checklist_text(self.result, self.lang, verbose)
+
     def _repr_html_(self) -> str:
         return checklist_html(self.result, self.lang)
 
