@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder.config import GRADED, ROOT, Config
+from autograder.i18n import t
 from autograder.results import SubmissionResult, write_atomic
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -102,17 +103,72 @@ def export(out: Path, settings: GradescopeSettings = GradescopeSettings(), root:
         return archive.namelist()
 
 
-def find_submission(folder: Path) -> Path | None:
-    """The notebook to grade among the uploaded files: ch03_attention.* first, notebooks before .py files."""
-    candidates = [
+def _candidates(folder: Path) -> list[Path]:
+    return [
         p for p in sorted(folder.rglob("*"))
         if p.is_file() and p.suffix.lower() in SUBMISSION_SUFFIXES
         and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
     ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda p: (p.stem != PREFERRED_STEM, p.suffix.lower() != ".ipynb",
-                                          len(p.relative_to(folder).parts), str(p)))
+
+
+def _preference(folder: Path, path: Path) -> tuple:
+    """ch03_attention.* first, notebooks before .py files, shallow before deep."""
+    return (path.stem != PREFERRED_STEM, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
+            str(path))
+
+
+def implemented(path: Path) -> int:
+    """How many graded names the file defines without `raise NotImplementedError` (read, never run)."""
+    import ast
+
+    from autograder.notebook import load_submission
+
+    try:
+        chunks = load_submission(path).chunks
+    except Exception:  # noqa: BLE001 - an unreadable file has nothing implemented; grading says why
+        return 0
+    done = set()
+    for chunk in chunks:
+        try:
+            tree = ast.parse(chunk.code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in GRADED:
+                stub = any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(node))
+                (done.discard if stub else done.add)(node.name)
+    return len(done)
+
+
+def pick_submission(folder: Path) -> tuple[Path | None, str]:
+    """The file to grade among the uploaded ones, and why, for the result ("" when only one was uploaded).
+
+    The file the student worked on: the most graded names implemented, then the newest, then the
+    assignment's own name (notebooks before .py files).
+    """
+    candidates = _candidates(folder)
+    if len(candidates) < 2:
+        return (candidates[0] if candidates else None), ""
+    counts = {path: implemented(path) for path in candidates}
+    rank = {path: (counts[path], path.stat().st_mtime) for path in candidates}
+    top = max(rank.values())
+    best = min((p for p in candidates if rank[p] == top), key=lambda p: _preference(folder, p))
+    others = ", ".join(f"{p.relative_to(folder).as_posix()} {counts[p]}" for p in candidates if p != best)
+    shown = best.relative_to(folder).as_posix()
+    if counts[best] > max(counts[p] for p in candidates if p != best):
+        why = t("gradescope.picked_implemented", "en", file=shown, count=len(candidates), done=counts[best],
+                total=len(GRADED), others=others)
+    elif any(p.stat().st_mtime < best.stat().st_mtime for p in candidates if counts[p] == counts[best]):
+        why = t("gradescope.picked_newest", "en", file=shown, count=len(candidates), done=counts[best],
+                total=len(GRADED))
+    else:
+        why = t("gradescope.picked_name", "en", file=shown, count=len(candidates))
+    return best, why
+
+
+def find_submission(folder: Path) -> Path | None:
+    """The notebook to grade among the uploaded files (see pick_submission)."""
+    return pick_submission(folder)[0]
 
 
 def _summary(record: SubmissionResult, shown: str) -> str:
@@ -185,7 +241,7 @@ def run(root: Path) -> dict:
     settings = GradescopeSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
         else GradescopeSettings()
     _lock(source, root / "results")
-    path = find_submission(root / "submission")
+    path, why = pick_submission(root / "submission")
     if path is None:
         results = _failure("No .ipynb or .py file was found in your submission. Upload your notebook "
                            "ch03_attention.ipynb (or the marimo file ch03_attention.py) and submit again.", started)
@@ -196,6 +252,9 @@ def run(root: Path) -> dict:
             with tempfile.TemporaryDirectory() as out:
                 [(_, record)] = grade([path], Path(out), config, force=True)
             results = to_gradescope(record, shown, settings)
+            if why:
+                results["output"] = why + "\n\n" + results["output"]
+                results["extra_data"]["picked"] = why
         except Exception:  # still one result: Gradescope shows a bare failure otherwise
             traceback.print_exc()
             results = _failure(f"The autograder could not grade {shown}; your instructor can see why in the "

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 
 from autograder.config import GRADED
-from autograder.gradescope import find_submission
-from tests.conftest import SUBMISSIONS, run_cli
+from autograder.gradescope import find_submission, pick_submission
+from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
 
@@ -155,11 +155,34 @@ def test_find_submission_prefers_the_assignment_notebook(tmp_path):
     for name in ("a.py", "scratch/ch03_attention.py", "zz.ipynb", ".ipynb_checkpoints/ch03_attention.ipynb"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x = 1\n")
+        os.utime(tmp_path / name, (1_700_000_000, 1_700_000_000))  # alike in content and age: the name decides
     assert find_submission(tmp_path) == tmp_path / "scratch" / "ch03_attention.py"
     (tmp_path / "ch03_attention.ipynb").write_text("{}")
+    os.utime(tmp_path / "ch03_attention.ipynb", (1_700_000_000, 1_700_000_000))
     assert find_submission(tmp_path) == tmp_path / "ch03_attention.ipynb"
     (tmp_path / "empty").mkdir()
     assert find_submission(tmp_path / "empty") is None
+
+
+def test_a_marimo_student_who_uploads_both_files_is_graded_on_the_one_worked_on(tmp_path):
+    untouched = tmp_path / "ch03_attention.ipynb"
+    shutil.copy(ROOT / "assignments" / "en" / "ch03_attention.ipynb", untouched)
+    worked = tmp_path / "ch03_attention.py"
+    shutil.copy(SUBMISSIONS / "correct_marimo.py", worked)
+    os.utime(worked, (1_700_000_000, 1_700_000_000))  # older than the untouched notebook: content decides
+    path, why = pick_submission(tmp_path)
+    assert path == worked, f"graded {path}"
+    assert "ch03_attention.py" in why and "10 of 10" in why and "ch03_attention.ipynb 0" in why, why
+    # two files implemented alike: the one saved last
+    shutil.copy(worked, tmp_path / "copy.py")
+    os.utime(tmp_path / "copy.py", (1_800_000_000, 1_800_000_000))
+    path, why = pick_submission(tmp_path)
+    assert path == tmp_path / "copy.py" and "saved last" in why, why
+    # a single file needs no explanation
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(worked, alone / worked.name)
+    assert pick_submission(alone) == (alone / worked.name, "")
 
 
 def test_export_names_a_missing_solution(tmp_path):
