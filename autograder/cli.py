@@ -94,8 +94,12 @@ def _build(args: argparse.Namespace, config: Config) -> int:
         names = student_bundle(args.student)
         print(f"wrote {args.student} ({len(names)} files: assignments and visible checks only)")
         return 0
-    from autograder.build import main as build_main
-
+    try:
+        from autograder.build import main as build_main
+    except ModuleNotFoundError as exc:  # nbgrader is the instructor's: pip install ".[instructor]"
+        print(f"autograder build: needs {exc.name}; install the instructor's tools with pip install "
+              "\".[instructor]\"", file=sys.stderr)
+        return 2
     return build_main(check=args.check)
 
 

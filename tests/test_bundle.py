@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import venv
 import zipfile
 
 import nbformat
@@ -111,3 +112,35 @@ def test_bundled_self_check_works_without_the_solutions(bundle, tmp_path):
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == code, result.stdout + result.stderr
     assert str(ROOT) not in result.stdout
+
+
+@pytest.mark.slow
+def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_path):
+    """What the student README says, on this machine: a venv without the system's packages, the CPU
+    build of torch (pip's configured wheel folder or index), then `pip install .` of the unpacked bundle."""
+    kit, home = tmp_path / "kit", tmp_path / "venv"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(kit)
+    venv.create(home, with_pip=True, system_site_packages=False)
+    python = str(home / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(*args: str, cwd=tmp_path, timeout: float = 1200) -> subprocess.CompletedProcess:
+        return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+    torch_version = __import__("torch").__version__.split("+")[0]
+    for step in ([python, "-m", "pip", "install", "-q", f"torch=={torch_version}"],
+                 [python, "-m", "pip", "install", "-q", str(kit)]):
+        done = run(*step)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); "
+                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.diagnosis'))")
+    assert str(home) in where.stdout and "None None" in where.stdout, where.stdout + where.stderr
+    extensions = run(python, "-m", "jupyter", "labextension", "list")
+    assert extensions.returncode == 0 and "nbgrader" not in extensions.stdout + extensions.stderr, extensions.stderr
+    autograder = str(home / "bin" / "autograder")
+    untouched = run(autograder, "check", str(kit / "assignments" / "en" / "ch03_attention.ipynb"))
+    assert untouched.returncode == 1 and "not started" in untouched.stdout, untouched.stdout + untouched.stderr
+    assert len(untouched.stdout.splitlines()) < 30, f"a wall of output for an untouched notebook:\n{untouched.stdout}"
+    solved = run(autograder, "check", str(SUBMISSIONS / "correct_marimo.py"))
+    assert solved.returncode == 0, solved.stdout + solved.stderr
