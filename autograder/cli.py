@@ -99,9 +99,22 @@ def _build(args: argparse.Namespace, config: Config) -> int:
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
+    if args.platform == "prairielearn":
+        from autograder.prairielearn import cli_export
+
+        return cli_export(args)
+    if args.platform in ("canvas", "moodle"):
+        from autograder.lms import cli_export
+
+        return cli_export(args)
     from autograder.gradescope import GradescopeSettings, export
 
-    settings = GradescopeSettings(hidden_checks=args.hidden_visibility)
+    if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
+        print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
+              "or after_published", file=sys.stderr)
+        return 2
+    args.out = args.out or Path("autograder.zip")
+    settings = GradescopeSettings(hidden_checks=args.hidden_visibility or "hidden")
     try:
         names = export(args.out, settings)
     except FileNotFoundError as exc:
@@ -171,18 +184,42 @@ def parser() -> argparse.ArgumentParser:
                        help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
     export = commands.add_parser(
-        "export", help="write the autograder zip for a course platform (gradescope)",
-        description="Write the autograder zip Gradescope expects: setup.sh, run_autograder, the kit and the "
-                    "solutions. Each submission is then graded in its own Gradescope container.",
-        epilog="example:\n  autograder export gradescope --out autograder.zip --hidden-visibility after_published\n\n"
+        "export", help="write what a course platform needs (gradescope, prairielearn) or grades for an LMS "
+                       "(canvas, moodle)",
+        description="gradescope: the autograder zip (setup.sh, run_autograder, the kit and the solutions).\n"
+                    "prairielearn: a question folder and the grader image's build folder (Dockerfile, kit).\n"
+                    "canvas, moodle: GRADED_DIR's scores as the CSV their gradebook import accepts, students\n"
+                    "matched through --roster; unmatched submissions and students are listed, never dropped.",
+        epilog="examples:\n  autograder export gradescope --out autograder.zip --hidden-visibility after_published\n"
+               "  autograder export prairielearn --out pl/ --image myorg/ch03-grader:2025\n"
+               "  autograder export canvas graded/ --roster canvas-export.csv --assignment 'Chapter 3 (1234)' "
+               "--out canvas.csv\n"
+               "  autograder export moodle graded/ --roster moodle-export.csv --key email --parts --out moodle.csv\n\n"
                + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("platform", choices=["gradescope"], help="the platform to export for")
-    export.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write "
-                        "(default: autograder.zip)")
-    export.add_argument("--hidden-visibility", choices=["hidden", "after_due_date", "after_published"],
-                        default="hidden", help="when students see the hidden checks' results (default: hidden)")
+    export.add_argument("platform", choices=["gradescope", "prairielearn", "canvas", "moodle"],
+                        help="the platform to export for")
+    export.add_argument("graded", type=Path, nargs="?", metavar="GRADED_DIR",
+                        help="canvas, moodle: a folder written by autograder grade --out")
+    export.add_argument("--out", type=Path, help="the zip (gradescope, default autograder.zip), folder "
+                        "(prairielearn) or CSV (canvas, moodle) to write")
+    export.add_argument("--hidden-visibility", choices=["hidden", "after_due_date", "after_published", "summary",
+                                                        "visible"],
+                        help="gradescope: when students see the hidden checks (default: hidden); prairielearn: "
+                             "summary (one line with their total, the default) or visible")
+    export.add_argument("--image", default="attention-autograder-grader",
+                        help="prairielearn: the grader image's name in info.json (default: %(default)s)")
+    export.add_argument("--timeout", type=int, default=300,
+                        help="prairielearn: seconds per grading job, at most 600 (default: %(default)s)")
+    export.add_argument("--roster", type=Path, metavar="CSV",
+                        help="canvas, moodle: the students (the LMS's own gradebook export works), optionally with "
+                             "a 'submission' column naming each one's submission")
+    export.add_argument("--assignment", help="canvas, moodle: the grade column, e.g. 'Chapter 3 (1234)' as Canvas "
+                        "names it (default: the roster's column that starts with 'Chapter 3', else 'Chapter 3')")
+    export.add_argument("--key", choices=["email", "idnumber"], default="email",
+                        help="moodle: the column Moodle matches users on (default: email)")
+    export.add_argument("--parts", action="store_true", help="canvas, moodle: also one column per graded part")
     export.set_defaults(run=_export)
     return top
 
