@@ -14,6 +14,7 @@ TOP_EXAMPLES = """examples:
   autograder check assignments/en/ch03_attention.ipynb     # a student's self-check
   autograder grade submissions/ --out graded/              # grade a class
   autograder export gradescope --out autograder.zip        # the Gradescope autograder
+  autograder diff graded/ graded-v2/                       # what a regrade changed, before release
   autograder COMMAND --help                                # the options of one command
 
 """
@@ -84,6 +85,12 @@ def _report(args: argparse.Namespace, config: Config) -> int:
         return 2
     print(f"wrote {write_overview(args.folder, args.lang)}")
     return 0
+
+
+def _diff(args: argparse.Namespace, config: Config) -> int:
+    from autograder.regrade import cli
+
+    return cli(args)
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
@@ -172,6 +179,21 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
     report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
     report.set_defaults(run=_report)
+
+    diff = commands.add_parser(
+        "diff", help="compare two grade folders before releasing a regrade",
+        description="Compare the records of OLD_DIR and NEW_DIR (e.g. before and after fixing a check): who changed "
+                    "and by how much, which checks flipped for whom, the score distribution before and after, and "
+                    "why (the check modules whose source changed, another kit version, resubmitted files). Prints "
+                    "a table and writes NEW_DIR/diff.html next to the class overview; exit 1 when a score moved.",
+        epilog="example:\n  autograder grade submissions/ --out graded-v2/ && autograder diff graded/ graded-v2/\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("old", type=Path, metavar="OLD_DIR", help="the grade folder students have seen")
+    diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the regraded folder; diff.html is written here")
+    diff.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the report (default: en)")
+    diff.set_defaults(run=_diff)
 
     build = commands.add_parser(
         "build", help="regenerate assignments/ from solutions/",
