@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.i18n import t
+from autograder.overview import BINS as BUCKETS, histogram
 from autograder.results import SubmissionResult, write_atomic
-
-BUCKETS = 10
 
 
 @dataclass
@@ -82,14 +81,6 @@ def diff(old: list[tuple[str, SubmissionResult]], new: list[tuple[str, Submissio
     return Diff(changes, unchanged, [n for n in before if n not in after], [n for n in after if n not in before],
                 graded(before), graded(after), maximum, modules,
                 ({r.kit_version or "?" for r in before.values()}, {r.kit_version or "?" for r in after.values()}))
-
-
-def histogram(scores: list[float], maximum: float) -> list[int]:
-    """Counts per tenth of the maximum; the last bucket includes the maximum."""
-    counts = [0] * BUCKETS
-    for score in scores:
-        counts[min(int(score / maximum * BUCKETS), BUCKETS - 1) if maximum else 0] += 1
-    return counts
 
 
 def _stats(scores: list[float]) -> tuple[float, float]:
