@@ -124,3 +124,20 @@ def test_grade_regrades_a_record_made_by_other_checks_without_force(tmp_path):
     path.write_text(json.dumps(record))
     assert run_cli("grade", str(tmp_path / name), "--out", str(out)).returncode == 0
     assert json.loads(path.read_text())["checks_digest"] not in ("0123456789ab", ""), "regraded by today's checks"
+
+
+def test_message_keys_of_the_course_modules_exist_in_both_languages():
+    import re
+
+    from autograder.i18n import catalogue
+
+    used = set()
+    for name in ("prairielearn.py", "regrade.py", "alttext.py", "overview.py", "templates/diff.html.j2"):
+        used |= set(re.findall(r"""["']((?:pl|diff|alt|ui)\.[a-z_0-9]+)["']""", (ROOT / "autograder" / name).read_text()))
+    used |= {f"pl.{status}" for status in ("passed", "failed")} | {f"diff.status_{s}" for s in ("passed", "failed",
+                                                                                                 "absent")}
+    used -= {"diff.html", "diff.status_"}  # the page's file name; a key built from a check's status (added above)
+    assert len(used) > 40
+    for lang in ("en", "zh_TW"):
+        missing = used - set(catalogue(lang))
+        assert not missing, f"keys used but not in {lang}.json: {sorted(missing)}"
