@@ -97,5 +97,5 @@ def attention_text(student: dict, reference: dict, lang: str) -> str:
             details.append(f"<details><summary>{esc(t('alt.tables', lang, name=name))}</summary>{''.join(tables)}"
                            "</details>")
     # the patterns the swatches use live in the picture's <defs>, which comes first on the page
-    return (f"<div class='attention-text'><style>{STYLE}</style><ul id='attention-description'>{items}</ul>{legend}{''.join(details)}"
-            "</div>")
+    return (f"<div class='attention-text'><style>{STYLE}</style><ul id='attention-description'>{items}</ul>"
+            f"{legend}{''.join(details)}</div>")

@@ -56,7 +56,8 @@ def _histogram(scores: list[float], maximum: float, lang: str) -> str:
                    f"fill='#0969da'><title>{esc(ranges[i])}: {count}</title></rect>"
                    f"<text x='{left + i * bar + bar / 2}' y='{bottom + 14}' text-anchor='middle'>{i * step:g}</text>")
         if count:
-            out.append(f"<text x='{left + i * bar + bar / 2}' y='{bottom - h - 3:.1f}' text-anchor='middle'>{count}</text>")
+            out.append(f"<text x='{left + i * bar + bar / 2}' y='{bottom - h - 3:.1f}' "
+                       f"text-anchor='middle'>{count}</text>")
     out.append(f"<line x1='{left}' y1='{bottom}' x2='{left + BINS * bar}' y2='{bottom}' stroke='#24292f'/>"
                f"<text x='{left + BINS * bar / 2}' y='{bottom + 32}' text-anchor='middle'>{esc(x_label)}</text>"
                f"<text transform='translate(12,{bottom - height / 2}) rotate(-90)' text-anchor='middle'>"

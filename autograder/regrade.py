@@ -4,7 +4,6 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from autograder.i18n import t
 from autograder.overview import BINS as BUCKETS, histogram
@@ -133,7 +132,8 @@ def diff_html(result: Diff, lang: str) -> str:
                enumerate(zip(histogram(result.old_scores, result.maximum),
                              histogram(result.new_scores, result.maximum)))]
     (mean_a, median_a), (mean_b, median_b) = _stats(result.old_scores), _stats(result.new_scores)
-    return render("diff.html.j2", lang=lang.replace("_", "-"), style=STYLE, result=result, reasons=reasons(result, lang),
+    return render("diff.html.j2", lang=lang.replace("_", "-"), style=STYLE, result=result,
+                  reasons=reasons(result, lang),
                   buckets=buckets, peak=max([1] + [max(b["old"], b["new"]) for b in buckets]),
                   check_name=lambda check_id: t(f"check.{check_id}", lang), tr=lambda key, **p: t(key, lang, **p),
                   stats=t("diff.stats", lang, mean_old=mean_a, mean_new=mean_b, median_old=median_a,

@@ -155,7 +155,8 @@ def test_the_checker_itself_reports_a_serious_violation(tmp_path):
 
     page_path = tmp_path / "control.html"
     page_path.write_text("<!DOCTYPE html><html lang='en'><head><title>c</title></head><body><main>"
-                         "<svg role='img' width='10' height='10'><rect width='10' height='10'/></svg></main></body></html>")
+                         "<svg role='img' width='10' height='10'><rect width='10' height='10'/></svg>"
+                         "</main></body></html>")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:

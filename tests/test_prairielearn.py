@@ -98,7 +98,7 @@ def test_grader_image_has_the_kit_without_tests_and_the_cpu_torch(exported):
 
 
 def stand_in(tmp_path: Path, exported: Path, files: dict[str, str]) -> tuple[Path, Path]:
-    """A /grade root (student files, no results folder: PrairieLearn does not make it) and a copy of the image's /grader."""
+    """A /grade root (student files; no results folder, PrairieLearn does not make it) and a copy of /grader."""
     grader = tmp_path / "grader"
     shutil.copytree(exported / "grader", grader)
     root = tmp_path / "grade"

@@ -60,7 +60,7 @@ def test_diff_names_who_changed_which_check_flipped_and_why(regraded, tmp_path):
     assert result.returncode == 1, "a score moved: exit 1"
     out = result.stdout
     assert "The check module test_3_causal.py changed" in out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("bug_") or line.startswith("correct")}
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("bug_", "correct"))}
     assert set(lines) == {"bug_causal_tril_mask.py"}, "only the submission the loosened check failed changed"
     assert "+3" in lines["bug_causal_tril_mask.py"] and "test_causal_no_peeking failed→passed" in lines[
         "bug_causal_tril_mask.py"]
@@ -133,7 +133,8 @@ def test_message_keys_of_the_course_modules_exist_in_both_languages():
 
     used = set()
     for name in ("prairielearn.py", "regrade.py", "alttext.py", "overview.py", "templates/diff.html.j2"):
-        used |= set(re.findall(r"""["']((?:pl|diff|alt|ui)\.[a-z_0-9]+)["']""", (ROOT / "autograder" / name).read_text()))
+        text = (ROOT / "autograder" / name).read_text()
+        used |= set(re.findall(r"""["']((?:pl|diff|alt|ui)\.[a-z_0-9]+)["']""", text))
     used |= {f"pl.{status}" for status in ("passed", "failed")} | {f"diff.status_{s}" for s in ("passed", "failed",
                                                                                                  "absent")}
     used -= {"diff.html", "diff.status_"}  # the page's file name; a key built from a check's status (added above)
