@@ -74,14 +74,13 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
     question, grader = out / "questions" / QUESTION, out / "grader"
     for folder in (question, grader):
         shutil.rmtree(folder, ignore_errors=True)
-    files = question / "clientFilesQuestion"
-    files.mkdir(parents=True)
     texts = []
-    for lang in LANGS:
+    for lang in LANGS:  # a folder per language: the downloaded file has the name the upload expects
+        (question / "clientFilesQuestion" / lang).mkdir(parents=True)
         names = []
-        for source in (root / "assignments" / lang / name for name in UPLOADS):
-            names.append(f"{source.stem}_{lang}{source.suffix}")
-            shutil.copy(source, files / names[-1])
+        for name in UPLOADS:
+            shutil.copy(root / "assignments" / lang / name, question / "clientFilesQuestion" / lang / name)
+            names.append(f"{lang}/{name}")
         texts.append({"lang": lang.replace("_", "-"), "title": t("pl.title", lang), "body": t("pl.body", lang),
                       "download": t("pl.download", lang), "files": names})
     (question / "info.json").write_text(json.dumps(info_json(settings), indent=2) + "\n", encoding="utf-8")

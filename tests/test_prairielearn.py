@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import SUBMISSIONS, run_cli
+from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 # results.json as PrairieLearn's "External Grading" page (docs/externalGrading.md, "Grading results") describes
 # it: score in [0, 1] required unless gradable is false; format_errors a string or a list of strings; tests
@@ -77,11 +77,14 @@ def test_question_folder_has_info_text_in_both_languages_and_the_files(exported)
     assert '<section lang="en">' in page and '<section lang="zh-TW">' in page and "注意力" in page
     assert re.search(r'<pl-file-upload optional-file-names="ch03_attention.ipynb,ch03_attention.py">', page)
     assert "<pl-external-grader-results>" in page
-    files = sorted(p.name for p in (question / "clientFilesQuestion").iterdir())
-    assert files == ["ch03_attention_en.ipynb", "ch03_attention_en.py", "ch03_attention_zh_TW.ipynb",
-                     "ch03_attention_zh_TW.py"]
+    files = sorted(p.relative_to(question / "clientFilesQuestion").as_posix()
+                   for p in (question / "clientFilesQuestion").rglob("*.*"))
+    assert files == ["en/ch03_attention.ipynb", "en/ch03_attention.py", "zh_TW/ch03_attention.ipynb",
+                     "zh_TW/ch03_attention.py"], "downloads named as the upload expects them"
     assert all(f"{{{{options.client_files_question_url}}}}/{name}" in page.replace(" ", "") for name in files)
-    assert "BEGIN SOLUTION" not in (question / "clientFilesQuestion" / "ch03_attention_en.ipynb").read_text()
+    for lang in ("en", "zh_TW"):
+        assert (question / "clientFilesQuestion" / lang / "ch03_attention.ipynb").read_bytes() == (
+            ROOT / "assignments" / lang / "ch03_attention.ipynb").read_bytes(), "the students' notebook, no solutions"
 
 
 def test_grader_image_has_the_kit_without_tests_and_the_cpu_torch(exported):
