@@ -167,3 +167,17 @@ def test_the_checker_itself_reports_a_serious_violation(tmp_path):
         finally:
             browser.close()
     assert ("svg-img-alt", "serious") in {(v["id"], v["impact"]) for v in results["violations"]}
+
+
+def test_weights_ramp_reads_in_greyscale():
+    """Lightness alone orders the weights, so no hue has to be told apart (any colour vision, or a print-out)."""
+    from autograder.pictures import _blue
+
+    def luminance(colour: str) -> float:  # WCAG relative luminance
+        channels = [c / 255 for c in bytes.fromhex(colour[1:])]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    steps = [luminance(_blue(i / 20)) for i in range(21)]
+    assert all(a > b for a, b in zip(steps, steps[1:])), "every step darker than the one before"
+    assert (steps[0] + 0.05) / (steps[-1] + 0.05) > 7, "the ends of the ramp far apart"
