@@ -249,6 +249,8 @@ class CheckInfo:
     points: float
     hidden: bool
     fixtures: tuple[str, ...]
+    structure: bool = False
+    """Judges how the module is built, not what it computes (no behaviour precondition)."""
 
 
 def check_table() -> list[CheckInfo]:
@@ -265,5 +267,6 @@ def check_table() -> list[CheckInfo]:
             marks = [m for m in getattr(function, "pytestmark", []) if m.name == "check"]
             kwargs = marks[0].kwargs if marks else {"names": (), "points": 0, "hidden": False}
             table.append(CheckInfo(function.__name__, path.stem, tuple(kwargs["names"]), kwargs["points"],
-                                   kwargs["hidden"], tuple(inspect.signature(function).parameters)))
+                                   kwargs["hidden"], tuple(inspect.signature(function).parameters),
+                                   bool(kwargs.get("structure"))))
     return table
