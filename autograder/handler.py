@@ -275,6 +275,18 @@ class StandInV2(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
 
 
+class StandInMHA(nn.Module):
+    """MultiHeadAttention's layers as the chapter lays them out, nothing computed (exercise 3.3 judged alone)."""
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 qkv_bias: bool = False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+
+
 STAND_INS: dict[str, type] = {"CausalAttention": StandInCausal, "SelfAttention_v1": StandInV1,
-                              "SelfAttention_v2": StandInV2}
+                              "SelfAttention_v2": StandInV2, "MultiHeadAttention": StandInMHA}
 """The kit's own stand-ins for graded classes that other graded code builds on."""

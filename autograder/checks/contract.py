@@ -88,8 +88,9 @@ def expect_named(module: Module, attribute: str, kind: str, where: str, key: str
     if found is None and kind in ("Dropout", "buffer") and len(candidates) == 1:
         found = candidates[0]
     if found is not None:
-        label = {"Parameter": "nn.Parameter", "buffer": "buffer"}.get(kind, f"nn.{kind}")
-        fail("fail.near_miss", where=where, kind=label, found=found, expected=attribute)
+        if kind == "buffer":
+            fail("fail.near_miss_buffer", where=where, found=found, expected=attribute)
+        fail("fail.near_miss", where=where, kind=f"nn.{kind}", found=found, expected=attribute)
     fail(key, where=where, **params)
 
 
