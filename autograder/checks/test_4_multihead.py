@@ -1,12 +1,12 @@
-"""3.6: multi-head attention, stacked (wrapper) and with weight splits; exercises 3.2 and 3.3."""
+"""3.6: multi-head attention, stacked (wrapper) and with weight splits (the exercises: test_5_exercises.py)."""
 import torch
 
 from autograder.checking import check, expect, expect_close, expect_shape, fail
-from autograder.checks.contract import built_arguments, expect_named
+from autograder.checks.contract import expect_named
 from autograder.checks.precondition import build, standing_in
 from autograder.checks.probes import (
     BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
-    expect_gradients, expect_mask_buffer, identity_probe, is_mask, randn, twin, weights_of,
+    expect_gradients, expect_mask_buffer, identity_probe, randn, twin, weights_of,
 )
 from autograder.subject import StudentError
 
@@ -95,58 +95,6 @@ def test_wrapper_passes_qkv_bias(sub):
 @check(WRAPPER, points=1, hidden=True)
 def test_wrapper_gradients_reach_parameters(sub):
     expect_gradients(build(sub, WRAPPER, 3, 2, 6, 0.0, 2), BATCH, randn(2, 6, 4, seed=2))
-
-
-def _exercise(sub, name, cls):
-    """What exercise `name` returns, and the stub-named arguments it built `cls` with (None if it did not).
-
-    The exercises are judged by these arguments where they can be: their points never depend on
-    the bugs of the classes they build (with stand-in heads where CausalAttention is wrong).
-    """
-    def make():
-        try:
-            return sub.call(name, stand_in=standing_in(sub, cls), record=(cls,))
-        except StudentError:
-            if cls != MHA:
-                raise
-            # The student's MultiHeadAttention cannot be built: the exercise builds the kit's stand-in.
-            return sub.call(name, stand_in=(cls,), record=(cls,))
-
-    module = sub.cached(name, make)
-    if module is None:
-        fail("fail.not_a_module", where=f"{name}()")
-    return module, built_arguments(module, cls)
-
-
-def _is_a(module, cls) -> bool:
-    """`module` is a `cls`, or the kit's stand-in that was built in its place."""
-    return module.info["class"] == cls or (module.info["class"] == "StandInMHA" and built_arguments(module, cls) is not None)
-
-
-@check("exercise_3_2", points=2)
-def test_exercise_3_2_output_dimension(sub):
-    module, arguments = _exercise(sub, "exercise_3_2", WRAPPER)
-    if arguments is None:  # built some other way: judge what it computes
-        expect_shape(module(BATCH), (2, 6, 2), "exercise_3_2() on the example batch", "(batch, tokens, 2)")
-        return
-    d_out, heads = arguments["d_out"], arguments["num_heads"]
-    width = d_out * heads if isinstance(d_out, int) and isinstance(heads, int) else None
-    expect(width == 2 and arguments["d_in"] == 3, "fail.exercise_3_2_arguments", where="exercise_3_2()",
-           d_in=arguments["d_in"], d_out=d_out, num_heads=heads)
-
-
-@check("exercise_3_2", points=2, hidden=True)
-def test_exercise_3_2_is_two_one_dimensional_heads(sub):
-    module, arguments = _exercise(sub, "exercise_3_2", WRAPPER)
-    expect(_is_a(module, WRAPPER), "fail.exercise_class", where="exercise_3_2()", expected=WRAPPER)
-    if arguments is not None:
-        expect(arguments["num_heads"] == 2 and arguments["d_out"] == 1, "fail.exercise_3_2_heads",
-               where="exercise_3_2()")
-        return
-    for i in range(2):
-        expect(module.params.get(f"heads.{i}.W_query.weight") == [1, 3], "fail.exercise_3_2_heads",
-               where="exercise_3_2()")
-    expect("heads.2" not in module.info["modules"], "fail.exercise_3_2_heads", where="exercise_3_2()")
 
 
 @check(MHA, points=2, structure=True)
@@ -257,34 +205,3 @@ def test_mha_gradients(sub):
 @check(MHA, points=1, hidden=True)
 def test_mha_gradients_respect_mask(sub):
     expect_causal_gradients(sub.new(MHA, 4, 6, 8, 0.0, 3), 2, 5, 4, 6, seed=8)
-
-
-def _mha_parameters(d_in: int, d_out: int, qkv_bias: bool) -> int:
-    """MultiHeadAttention's parameter count in the chapter's layout."""
-    return 3 * d_in * d_out + (3 * d_out if qkv_bias else 0) + d_out * d_out + d_out
-
-
-@check("exercise_3_3", points=2)
-def test_exercise_3_3_parameter_count(sub):
-    module, arguments = _exercise(sub, "exercise_3_3", MHA)
-    if arguments is not None and all(isinstance(arguments[k], int) for k in ("d_in", "d_out")):
-        count = _mha_parameters(arguments["d_in"], arguments["d_out"], arguments["qkv_bias"] is True)
-    else:
-        count = sum(torch.Size(shape).numel() for name, shape in module.params.items() if not is_mask(name))
-    expect(count == 2_360_064, "fail.exercise_3_3_count", where="exercise_3_3()", got=f"{count:,}")
-
-
-@check("exercise_3_3", points=3, hidden=True)
-def test_exercise_3_3_is_gpt2_sized(sub):
-    module, arguments = _exercise(sub, "exercise_3_3", MHA)
-    expect(_is_a(module, MHA), "fail.exercise_class", where="exercise_3_3()", expected=MHA)
-    if arguments is not None:
-        expect(arguments["context_length"] == 1024, "fail.exercise_3_3_context", where="exercise_3_3()")
-        expect(arguments["num_heads"] == 12, "fail.exercise_3_3_heads", where="exercise_3_3()")
-        return
-    expect(module.buffers.get("mask") == [1024, 1024], "fail.exercise_3_3_context", where="exercise_3_3()")
-    # Twelve heads: the student's own class, built with 12 heads, computes the same thing.
-    twelve = sub.new(MHA, 768, 768, 1024, 0.0, 12)
-    copy_weights(module, twelve)
-    x = randn(1, 5, 768, seed=12)
-    expect_close(module(x), twelve(x), "exercise_3_3()", key="fail.exercise_3_3_heads", equal_nan=True)
