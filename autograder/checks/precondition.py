@@ -66,6 +66,8 @@ def _expect_attention(sub: Subject, name: str) -> None:
         fail("fail.attention_no_mixing", where=module.label)
     for j, projection in enumerate(("W_query", "W_key")):
         keys = [k for k in names if projection in k.split(".")]
+        if not keys:  # another layout (a fused W_qkv, say): every weight that is not the values' or out_proj's
+            keys = [k for k in names if not {"W_value", "out_proj"} & set(k.split("."))]
         if not keys:
             fail("fail.param_names", where=module.label, missing=projection, extra="-")
         module.load({**weights, **{k: randn(*module.params[k], seed=40 + 10 * j + i) for i, k in enumerate(keys)}})
