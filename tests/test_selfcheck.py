@@ -74,7 +74,7 @@ def test_terminal_summary_leads_with_a_line_per_part_and_details_for_started_par
     assert summary["CausalAttention"].startswith("✗") and "2 of 3 checks failing" in summary["CausalAttention"], text
     assert "is not implemented yet" not in text, "a part not started gets no details"
     # one RuntimeError at one line stops two checks: its message is shown once
-    assert text.count("RuntimeError") == 1 and "(the same error as above)" in text, text
+    assert text.count("RuntimeError") == 1 and "(the same error as “CausalAttention check 4”)" in text, text
     assert "--verbose" in text and "counted from 1" in text, text
     verbose = checklist_text(RECORD, "en", verbose=True)
     assert "is not implemented yet" in verbose and "softmax_naive check 0" in verbose, verbose
