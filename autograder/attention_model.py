@@ -121,7 +121,7 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
         context = context.transpose(1, 2)  # (b, T, heads, head_dim)
     context = context.reshape(b, T, d_out)
     if multihead and knobs.out_proj:
-        context = context @ weights["out_proj.weight"].double().T + weights["out_proj.bias"].double()
+        context = context @ weights["out_proj.weight"].double().T + weights.get("out_proj.bias", torch.zeros(1)).double()
     return context
 
 
@@ -131,3 +131,27 @@ def with_deviations(base: Knobs, changes: tuple[tuple[str, object], ...]) -> Kno
     if len(set(names)) != len(names):
         return None
     return replace(base, **dict(changes))
+
+
+ALIASES = {
+    "W_query": {"wquery", "query", "wq", "q", "queries", "qproj", "queryproj", "wqueries"},
+    "W_key": {"wkey", "key", "wk", "k", "keys", "kproj", "keyproj", "wkeys"},
+    "W_value": {"wvalue", "value", "wv", "v", "values", "vproj", "valueproj", "wvalues"},
+    "out_proj": {"outproj", "proj", "out", "wo", "o", "outputproj", "lastlayer", "cproj", "projection", "outlayer",
+                 "oproj", "output", "outputlayer", "linear", "fc"},
+}
+"""Names learners give the chapter's layers (lower case, without underscores or digits)."""
+
+
+def layer_names(params: dict[str, list[int]]) -> dict[str, str]:
+    """The chapter's layer name -> the student's, for the layers found (e.g. "W_query" -> "w_query")."""
+    layers = {n.rsplit(".", 1)[0] for n in params if n.endswith(".weight") and "." in n}
+    found = {}
+    for chapter, aliases in ALIASES.items():
+        if chapter in layers:
+            found[chapter] = chapter
+            continue
+        near = [n for n in layers if "".join(c for c in n.lower() if c.isalpha()) in aliases]
+        if len(near) == 1:
+            found[chapter] = near[0]
+    return found

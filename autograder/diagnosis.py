@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from autograder.facts import measure
+from autograder.facts import GLOBAL, measure
 from autograder.i18n import t
 from autograder.misconceptions import CATALOGUE, Misconception
 from autograder.mistakes import name as name_mistakes
@@ -33,18 +33,19 @@ def _hint_params(params: dict, lang: str) -> dict:
     return params
 
 
-def wrapper_facts(sub: Subject) -> list[str]:
+def wrapper_facts(sub: Subject) -> list[tuple[str, dict]]:
     """Structural mistakes of MultiHeadAttentionWrapper: layers beside the heads, heads nobody registered."""
     try:
         module = sub.new("MultiHeadAttentionWrapper", 3, 2, 6, 0.0, 2)
-    except StudentError:
-        return []
+    except StudentError as error:
+        missing = GLOBAL.search(str(error.params.get("message", "")))
+        return [("wrapper_uses_global", {"name": missing.group(1)})] if missing else []
     params = [n for n in module.params if not n.split(".")[-1] == "mask"]
     found = []
     if any(not n.startswith("heads.") for n in params):
-        found.append("wrapper_extra_projection")
+        found.append(("wrapper_extra_projection", {}))
     if not params and not any(n.startswith("heads") for n in module.info["modules"]):
-        found.append("wrapper_heads_not_registered")
+        found.append(("wrapper_heads_not_registered", {}))
     return found
 
 
@@ -75,7 +76,7 @@ class Diagnoser:
             found = name_mistakes(measure(sub, part), part)
             if found:
                 return found
-        found = [(n, {}) for n in wrapper_facts(sub)] if part == "MultiHeadAttentionWrapper" else []
+        found = wrapper_facts(sub) if part == "MultiHeadAttentionWrapper" else []
         return found + [m for m in self._matched(sub, part, deadline) if m not in found]
 
     def diagnose(self, sub: Subject, parts: list[str], lang: str, deadline: float) -> list[dict]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autograder.attention_model import MASKS, SCALES, divisor, future
+from autograder.attention_model import MASKS, SCALES, divisor, future, layer_names
 from autograder.checks.probes import is_mask, randn
 from autograder.subject import Module, StudentError, Subject
 
@@ -40,6 +40,10 @@ class Facts:
     """Raises for inputs shorter than context_length, works for full-length ones."""
     missing_global: str | None = None
     has_out_proj: bool = True
+    returns_nothing: bool = False
+    """forward returns None (e.g. the return statement was left out)."""
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    """(the student's name, the chapter's) for layers found under another name."""
     structure: list[str] = field(default_factory=list)
 
 
@@ -64,7 +68,7 @@ def twin(sub: Subject, part: str, heads: int, p: float = 0.0) -> tuple[Module, t
             continue
         if name.endswith("bias"):
             state[name] = torch.zeros(shape)
-        elif name == "out_proj.weight":
+        elif list(shape) == [d_out, d_out]:  # out_proj, under whatever name
             state[name] = torch.eye(d_out)
         elif list(layer.shape) == shape:
             state[name] = layer
@@ -161,10 +165,6 @@ def dropout_kind(sub: Subject, part: str, heads: int) -> list[str]:
     return sorted(kinds)
 
 
-def _raised(error: StudentError) -> str:
-    return str(error.params.get("type", "")) if error.key == "student.raised" else error.key
-
-
 def measure(sub: Subject, part: str) -> Facts | None:
     """Every fact of `part` (CausalAttention or MultiHeadAttention); None when its weights cannot be loaded."""
     heads = 2 if part == "MultiHeadAttention" else 1
@@ -174,10 +174,16 @@ def measure(sub: Subject, part: str) -> Facts | None:
     for d_in, d_out, context, tokens, n in RANDOM_PROBES[part]:
         try:
             module = _new(sub, part, d_in, d_out, context, 0.0, n)
+            names = layer_names(module.params)
+            if not {"W_query", "W_key", "W_value"} <= set(names):
+                return None
+            facts.renamed = sorted((theirs, ours) for ours, theirs in names.items() if theirs != ours)
             weights = state_for(module, 1.5)
             module.load(weights)
             x = randn(2, tokens, d_in, seed=d_in * 10 + tokens)
-            facts.runs.append((weights, x, n, module(x)))
+            chapter = {f"{ours}.{kind}": weights[f"{theirs}.{kind}"] for ours, theirs in names.items()
+                       for kind in ("weight", "bias") if f"{theirs}.{kind}" in weights}
+            facts.runs.append((chapter, x, n, module(x)))
         except StudentError as error:
             if error.key in ("student.names_differ", "student.param_shape"):
                 return None
@@ -187,6 +193,7 @@ def measure(sub: Subject, part: str) -> Facts | None:
         missing = GLOBAL.search(str(error.params.get("message", "")))
         if missing:
             facts.missing_global = missing.group(1)
+        facts.returns_nothing |= error.key == "refused.not_tensor" and error.params.get("got") == "NoneType"
     facts.short_input_fails = bool(failed) and all(failed) and len(facts.runs) == 1
     if not facts.runs:
         return facts

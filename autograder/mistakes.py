@@ -38,6 +38,15 @@ def _matches(knobs: Knobs, facts: Facts, multihead: bool) -> bool:
 
 def search(facts: Facts, multihead: bool) -> list[Knobs]:
     """The settings with the fewest deviations that reproduce every random-weight probe (may be several)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of tiny products: threads only cost here, more so on a busy machine
+    try:
+        return _search(facts, multihead)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _search(facts: Facts, multihead: bool) -> list[Knobs]:
     out_proj = facts.has_out_proj or not multihead
     scales = [facts.scale] if facts.scale is not None else ["sqrt_head_dim"]
     masks, axes = (facts.masks, facts.axes) if facts.readable else (["causal"], ["keys"])
@@ -101,8 +110,12 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
     multihead = part == "MultiHeadAttention"
     prefix = "mha" if multihead else "causal"
     named: list[tuple[str, dict]] = []
+    if facts.renamed:
+        named.append(("renamed_layer", {"found": ", ".join(f"{theirs} ({ours})" for theirs, ours in facts.renamed)}))
     if facts.missing_global:
         named.append(("uses_global", {"name": facts.missing_global}))
+    if facts.returns_nothing:
+        named.append(("returns_nothing", {}))
     if facts.short_input_fails:
         named.append(("mask_not_sliced", {}))
     if facts.runs:
@@ -140,6 +153,7 @@ def possible_ids(part: str) -> set[str]:
     multihead = part == "MultiHeadAttention"
     prefix = "mha" if multihead else "causal"
     ids = {_deviation_ids(k, v, multihead)[0] for k, v in alternatives(multihead)}
-    ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced"}
+    ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
+            "returns_nothing"}
     ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
     return {f"{prefix}_{i}" for i in ids}
