@@ -114,6 +114,8 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
         named.append(("renamed_layer", {"found": ", ".join(f"{theirs} ({ours})" for theirs, ours in facts.renamed)}))
     if facts.missing_global:
         named.append(("uses_global", {"name": facts.missing_global}))
+    if facts.fixed_sizes:
+        named.append(("fixed_sizes", {}))
     if facts.returns_nothing:
         named.append(("returns_nothing", {}))
     if facts.short_input_fails:
@@ -154,6 +156,6 @@ def possible_ids(part: str) -> set[str]:
     prefix = "mha" if multihead else "causal"
     ids = {_deviation_ids(k, v, multihead)[0] for k, v in alternatives(multihead)}
     ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
-            "returns_nothing"}
+            "returns_nothing", "fixed_sizes"}
     ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
     return {f"{prefix}_{i}" for i in ids}
