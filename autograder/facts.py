@@ -224,10 +224,8 @@ def structure(sub: Subject, part: str) -> list[str]:
         return found
     if "mask" in module.params:
         found.append("mask_parameter")
-    elif "mask" not in module.buffers:
+    elif "mask" not in module.buffers:  # persistent=False is fine: still a buffer that moves with .to()
         found.append("mask_plain_attribute")
-    elif "mask" not in module.info["state_keys"]:
-        found.append("mask_not_persistent")
     if "W_query.weight" in module.params and "W_query.bias" not in module.params:
         found.append("qkv_bias_ignored")
     if part == "MultiHeadAttention":

@@ -19,8 +19,7 @@ SCALE_IDS = {"none": "no_scaling", "head_dim": "scale_by_d_k", "sqrt_d_in": "sca
              "multiplied": "scale_multiplied"}
 DROPOUT_IDS = {("none",): "dropout_missing", ("values",): "dropout_on_values", ("output",): "dropout_on_output",
                ("random_in_eval",): "dropout_always", ("weights_not_dropout",): "dropout_on_scores"}
-STRUCTURE_IDS = {"mask_parameter", "mask_plain_attribute", "mask_not_persistent", "qkv_bias_ignored",
-                 "no_divisibility_check"}
+STRUCTURE_IDS = {"mask_parameter", "mask_plain_attribute", "qkv_bias_ignored", "no_divisibility_check"}
 ROLES = ("queries", "keys", "values")
 
 
