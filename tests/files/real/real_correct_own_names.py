@@ -46,12 +46,12 @@ class SelfAttention_v1(nn.Module):
         self.W_value = nn.Parameter(torch.rand(d_in, d_out))
 
     def forward(self, x):
-        keys = x @ self.W_key
-        queries = x @ self.W_query
-        values = x @ self.W_value
-        scores = queries @ keys.T
-        weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
-        return weights @ values
+        k = x @ self.W_key
+        q = x @ self.W_query
+        v = x @ self.W_value
+        scores = q @ k.T
+        weights = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)
+        return weights @ v
 
 
 torch.manual_seed(123)
@@ -67,12 +67,12 @@ class SelfAttention_v2(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
 
     def forward(self, x):
-        keys = self.W_key(x)
-        queries = self.W_query(x)
-        values = self.W_value(x)
-        scores = queries @ keys.T
-        weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
-        return weights @ values
+        k = self.W_key(x)
+        q = self.W_query(x)
+        v = self.W_value(x)
+        scores = q @ k.T
+        weights = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)
+        return weights @ v
 
 
 sa_v2 = SelfAttention_v2(3, 2)
@@ -92,26 +92,26 @@ print(torch.allclose(sa_v1(inputs), sa_v2(inputs)))
 
 # %%
 class CausalAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_len, drop_rate, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
         super().__init__()
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.dropout = nn.Dropout(drop_rate)
-        self.register_buffer("mask", torch.triu(torch.ones(context_len, context_len), diagonal=1))
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
 
     def forward(self, x):
-        b, num_tokens, d_in = x.shape
-        queries = self.W_query(x)
-        keys = self.W_key(x)
-        values = self.W_value(x)
-        attn_scores = queries @ keys.transpose(1, 2)
+        b, n_tok, d_in = x.shape
+        q = self.W_query(x)
+        k = self.W_key(x)
+        v = self.W_value(x)
+        scores = q @ k.transpose(1, 2)
         # 遮住未來的詞元
-        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
-        attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # 縮放點積
-        attn_weights = self.dropout(attn_weights)
-        return attn_weights @ values
+        scores.masked_fill_(self.mask.bool()[:n_tok, :n_tok], -torch.inf)
+        w = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)  # 縮放點積
+        w = self.dropout(w)
+        return w @ v
 
 
 torch.manual_seed(123)
@@ -120,10 +120,10 @@ print(ca(torch.stack((inputs, inputs))).shape)
 
 # %%
 class MultiHeadAttentionWrapper(nn.Module):
-    def __init__(self, d_in, d_out, context_len, drop_rate, num_heads, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
         self.heads = nn.ModuleList(
-            [CausalAttention(d_in, d_out, context_len, drop_rate, qkv_bias) for _ in range(num_heads)]
+            [CausalAttention(d_in, d_out, context_length, dropout, qkv_bias) for _ in range(num_heads)]
         )
 
     def forward(self, x):
@@ -138,7 +138,7 @@ print(exercise_3_2()(torch.stack((inputs, inputs))).shape)
 
 # %%
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_len, drop_rate, num_heads, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
         assert d_out % num_heads == 0, "d_out must be divisible by num_heads"
         self.d_out = d_out
@@ -148,27 +148,27 @@ class MultiHeadAttention(nn.Module):
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(drop_rate)
-        self.register_buffer("mask", torch.triu(torch.ones(context_len, context_len), diagonal=1))
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
 
     def forward(self, x):
-        b, num_tokens, d_in = x.shape
-        queries = self.W_query(x)
-        keys = self.W_key(x)
-        values = self.W_value(x)
+        b, n_tok, d_in = x.shape
+        q = self.W_query(x)
+        k = self.W_key(x)
+        v = self.W_value(x)
         # 把 d_out 拆成多個頭
-        queries = queries.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        keys = keys.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        values = values.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        attn_scores = queries @ keys.transpose(2, 3)
+        q = q.view(b, n_tok, self.num_heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, n_tok, self.num_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, n_tok, self.num_heads, self.head_dim).transpose(1, 2)
+        scores = q @ k.transpose(2, 3)
         # 遮住未來的詞元
-        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
-        attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)
-        attn_weights = self.dropout(attn_weights)
+        scores.masked_fill_(self.mask.bool()[:n_tok, :n_tok], -torch.inf)
+        w = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)
+        w = self.dropout(w)
         # 把各個頭合併回來
-        context_vec = (attn_weights @ values).transpose(1, 2)
-        context_vec = context_vec.contiguous().view(b, num_tokens, self.d_out)
-        return self.out_proj(context_vec)
+        ctx_vec = (w @ v).transpose(1, 2)
+        ctx_vec = ctx_vec.contiguous().view(b, n_tok, self.d_out)
+        return self.out_proj(ctx_vec)
 
 
 def exercise_3_3():
