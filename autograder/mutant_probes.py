@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -10,20 +9,13 @@ import torch
 
 from autograder.checking import CheckFailure
 from autograder.checks.probes import BATCH, INPUTS, is_mask, randn, weights_from_output
+from autograder.facts import state_for
 from autograder.subject import Module, StudentError, Subject
 
 
 def _state(module: Module, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:
-    """Deterministic weights for `module`, by parameter name (creation order never matters)."""
-    state = {}
-    for name, shape in sorted(module.params.items()):
-        if is_mask(name):
-            continue
-        if overrides and name in overrides:
-            state[name] = overrides[name]
-        else:
-            state[name] = randn(*shape, seed=zlib.crc32(name.encode()) % 10_000) * (0.1 if "bias" in name else scale)
-    return state
+    """Deterministic weights for `module`, by parameter name, with `overrides` in place of some."""
+    return {**state_for(module, scale), **{k: v for k, v in (overrides or {}).items() if k in module.params}}
 
 
 def _layout(module: Module) -> dict:

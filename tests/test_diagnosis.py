@@ -9,6 +9,7 @@ import pytest
 
 from autograder.attention_model import Knobs, attention
 from autograder.build import to_marimo
+from autograder.checks.probes import randn
 from autograder.config import Config
 from autograder.facts import measure, state_for
 from autograder.misconceptions import BY_ID, mutate
@@ -41,7 +42,6 @@ def test_the_model_with_default_knobs_is_the_reference(reference_chunks, part):
         module = reference.new(part, *args, qkv_bias=True)
         weights = state_for(module, 1.5)
         module.load(weights)
-        from autograder.checks.probes import randn
         x = randn(2, 7, d_in, seed=d_in)
         ours = attention(Knobs(), weights, x, heads if part == "MultiHeadAttention" else 1,
                          part == "MultiHeadAttention")
