@@ -77,7 +77,7 @@ class Diagnoser:
             if found:
                 return found
         found = wrapper_facts(sub) if part == "MultiHeadAttentionWrapper" else []
-        return found + [m for m in self._matched(sub, part, deadline) if m not in found]
+        return found + [m for m in self._matched(sub, part, deadline) if m[0] not in {id for id, _ in found}]
 
     def diagnose(self, sub: Subject, parts: list[str], lang: str, deadline: float) -> list[dict]:
         """Entries for the parts in `parts` (those that lost points), one per mistake, until `deadline`."""

@@ -70,6 +70,15 @@ def test_the_measured_scale_power_is_reported(reference_chunks):
     assert name(facts, m.part) == [("mha_scale_odd", {"power": 0.25})]
 
 
+def test_a_mistake_found_two_ways_is_named_once(reference_chunks):
+    from autograder.diagnosis import Diagnoser
+
+    diagnoser = Diagnoser(lambda m: _subject(mutate(reference_chunks, m), f"mutant_{m.id}"))
+    m = BY_ID["wrapper_uses_global"]  # a structural fact and a matching catalogue entry both say so
+    found = [id for id, _ in diagnoser.mistakes(_subject(mutate(reference_chunks, m), "twice"), m.part, 1e12)]
+    assert found == ["wrapper_uses_global"], found
+
+
 NEW_WIRING = '''
 class CausalAttention(nn.Module):
     def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
