@@ -75,6 +75,8 @@ class SubmissionResult:
     language: str = "en"
     sha256: str = ""
     stderr: str = ""
+    instructor_notes: list[str] = field(default_factory=list)
+    """What the student is not shown: statements that failed only because they need skipped demo code."""
     diagnoses: list[dict] = field(default_factory=list)
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""
