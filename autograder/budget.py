@@ -9,17 +9,17 @@ from dataclasses import dataclass
 
 import psutil
 
-from autograder.cgroups import Group, available, describe
+from autograder.cgroups import Group, available
 from autograder.config import Limits
 
 INTERVAL = 0.05
 """Seconds between two looks at a worker tree."""
 SCRATCH = ("tmp", "dev/shm")
 """The sandbox's private tmpfs folders (as seen from its root): what is written there is memory too."""
+SHARE_OF_A_CORE = 10
+"""Where one look costs more CPU than INTERVAL / 10 (PSS is costly), the watchdog waits ten times that."""
 CPU_GRACE = 1.0
 """Seconds of CPU the tree may use beyond cpu_seconds, so that one process meets its own RLIMIT_CPU first."""
-JUDGE_BYTES = int(1.25 * 2**30)
-"""What one judge slot takes besides its worker: the judge (torch, the reference) and its zygote."""
 
 
 @dataclass(frozen=True)
@@ -35,34 +35,53 @@ class Overrun:
 
 
 class Tree:
-    """The processes of one worker, seen from the judge.
+    """The processes of one worker, seen from the judge, read from /proc without psutil (fast enough to
+    look every INTERVAL: on a small VM a walk through all of /proc takes over 10 ms).
 
     Under bubblewrap: every process in the sandbox but its init, the zygote (a worker's orphans
-    become the zygote's children). Otherwise: the worker, its descendants, and orphans that were
-    reparented to the judge (a subreaper) since the worker started.
+    become the zygote's children), listed from the sandbox's own /proc where the judge may look
+    (a root grader). Otherwise: the worker, its descendants, and orphans that were reparented to
+    the judge (a subreaper) since the worker started, from a walk through /proc.
     """
 
     def __init__(self, worker: int, zygote: int | None = None):
         self.worker, self.zygote = worker, zygote
-        self.since = _created(worker)
+        self.since = (_stat(f"/proc/{worker}") or {}).get("start", 0)
+        inside = f"/proc/{zygote}/root/proc"
+        self.inside = inside if zygote is not None and os.path.isdir(f"{inside}/1") else None
 
-    def processes(self) -> list[psutil.Process]:
-        try:
-            if self.zygote is not None:
-                return psutil.Process(self.zygote).children(recursive=True)
-            found = [psutil.Process(self.worker)]
-            found += [c for c in psutil.Process().children() if c.pid != self.worker and _created(c.pid) >= self.since]
-            return found + [d for p in found for d in p.children(recursive=True)]
-        except psutil.Error:
-            return []
+    def members(self) -> list[str]:
+        """The /proc folders of the tree's processes (ended ones not yet reaped too)."""
+        if self.inside is not None:
+            try:
+                return [f"{self.inside}/{p}" for p in os.listdir(self.inside) if p.isdigit() and p != "1"]
+            except OSError:
+                pass
+        return [f"/proc/{pid}" for pid in self.pids()]
+
+    def pids(self) -> list[int]:
+        """The tree's processes by their pid here (a walk through all of /proc)."""
+        children: dict[int, list[int]] = {}
+        roots = [self.zygote] if self.zygote is not None else [self.worker]
+        for pid in psutil.pids():
+            info = _stat(f"/proc/{pid}")
+            if info is None:
+                continue
+            children.setdefault(info["ppid"], []).append(pid)
+            if self.zygote is None and info["ppid"] == os.getpid() and info["start"] >= self.since:
+                roots.append(pid)  # an orphan of the worker, reparented to the judge
+        found, todo = set(), list(dict.fromkeys(roots))
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.add(pid)
+                todo += children.get(pid, [])
+        return sorted(found - {self.zygote})
 
     def reaper_cpu(self) -> float:
         """CPU time of ended processes the tree's reaper (the zygote, else the judge) has collected."""
-        try:
-            times = psutil.Process(self.zygote if self.zygote is not None else os.getpid()).cpu_times()
-        except psutil.Error:
-            return 0.0
-        return times.children_user + times.children_system
+        info = _stat(f"/proc/{self.zygote}" if self.zygote is not None else "/proc/self")
+        return info["reaped"] if info else 0.0
 
     def scratch_bytes(self) -> int:
         """Bytes in the worker's private /tmp and /dev/shm; 0 when it shares ours or we cannot look in."""
@@ -83,8 +102,8 @@ class Budget:
     """Ends a worker tree the moment it goes over the submission's memory or CPU, from a judge thread.
 
     With a cgroup (`group`) the kernel holds the memory limit and counts the CPU; the thread only
-    notices. Without, it sums the tree's RSS, and where that is over the budget its PSS (pages
-    shared with the zygote are not the submission's), plus its private tmpfs.
+    notices. Without, it sums the tree's anonymous and shared memory, and where that is over the
+    budget their PSS (pages shared with the zygote are not the submission's), plus its private tmpfs.
     """
 
     def __init__(self, limits: Limits, tree: Tree, group: Group | None = None):
@@ -98,43 +117,40 @@ class Budget:
         self._thread.start()
 
     def _watch(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(INTERVAL):
-            now = time.monotonic()
-            processes = [] if self.group else self.tree.processes()
-            self.overrun = self._memory(processes) or self._cpu_over(processes, now - last)
+        last, pause = time.monotonic(), INTERVAL
+        while not self._stop.wait(pause):
+            now, spent = time.monotonic(), time.thread_time()
+            folders = [] if self.group else self.tree.members()
+            self.overrun = self._memory(folders) or self._cpu_over(folders, now - last)
             last = now
             if self.overrun is not None:
                 self.kill()
                 return
+            pause = max(INTERVAL, SHARE_OF_A_CORE * (time.thread_time() - spent))  # a slow walk through /proc
 
-    def _memory(self, processes: list[psutil.Process]) -> Overrun | None:
+    def _memory(self, folders: list[str]) -> Overrun | None:
         budget = self.limits.memory_bytes
         if self.group is not None:
             if not self.group.out_of_memory():
                 return None
             return Overrun("memory", max(self.group.peak_bytes(), budget), len(self.group.pids(threads=True)))
         scratch = self.tree.scratch_bytes()
-        if sum(_rss(p) for p in processes) + scratch <= budget:  # RSS >= PSS: no need to look closer
+        if sum(map(_rss, folders)) + scratch <= budget:  # RSS >= PSS: no need to look closer
             return None
-        used = sum(_pss(p) for p in processes) + scratch
+        used = sum(map(_pss, folders)) + scratch
         if self.tree.zygote is not None:  # the zygote's pages the tree maps too are counted in its PSS
-            try:
-                zygote = psutil.Process(self.tree.zygote)
-                used += _pss(zygote) - _rss(zygote)
-            except psutil.Error:
-                pass
-        return Overrun("memory", used, _tasks(processes)) if used > budget else None
+            used += _pss(f"/proc/{self.tree.zygote}") - _rss(f"/proc/{self.tree.zygote}")
+        return Overrun("memory", used, _tasks(folders)) if used > budget else None
 
-    def _cpu_over(self, processes: list[psutil.Process], wall: float) -> Overrun | None:
+    def _cpu_over(self, folders: list[str], wall: float) -> Overrun | None:
         """Over the tree's CPU time, or keeping more than one core busy for more than call_seconds of CPU."""
         cpu = self.group.cpu_seconds() if self.group else None
         if cpu is None:
-            cpu = sum(_cpu(p) for p in processes) + self.tree.reaper_cpu() - self._reaped
+            cpu = sum(i["cpu"] for i in map(_stat, folders) if i) + self.tree.reaper_cpu() - self._reaped
         cpu = max(cpu, self._cpu)  # a process between its own count and its reaper's
         self._share = max(0.0, self._share + cpu - self._cpu - wall)
         self._cpu = cpu
-        count = len(self.group.pids(threads=True)) if self.group else _tasks(processes)
+        count = len(self.group.pids(threads=True)) if self.group else _tasks(folders)
         if cpu > self.limits.cpu_seconds + CPU_GRACE:
             return Overrun("cpu", cpu, count)
         if self._share > self.limits.call_seconds:
@@ -147,13 +163,13 @@ class Budget:
             self.group.kill()
             return
         for _ in range(200):
-            processes = [p for p in self.tree.processes() if _living(p)]
-            if not processes:
+            living = [pid for pid in self.tree.pids() if (_stat(f"/proc/{pid}") or {}).get("threads")]
+            if not living:
                 return
-            for process in processes:
+            for pid in living:
                 try:
-                    process.send_signal(signal.SIGKILL)
-                except psutil.Error:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
             time.sleep(0.005)
 
@@ -180,103 +196,63 @@ def start(limits: Limits, tree: Tree, add: int | None = None) -> Budget:
     return Budget(limits, tree, group)
 
 
-def scope(limits: Limits, isolation: str) -> list[str]:
-    """What holds for each submission and what for each process, under `isolation` on this machine."""
-    size, held = _size, describe()
-    tree = "every process of a submission's worker together" + (" and its private /tmp and /dev/shm"
-                                                                   if held or isolation == "bwrap" else "")
-    memory = (f"by the kernel ({held}); the worker's tasks are counted by pids.max too" if held else
-              f"by the judge's watchdog (PSS every {INTERVAL * 1000:g} ms; a fast allocation may overshoot "
-              "for one interval)")
-    return [
-        f"per submission ({tree}): memory {size(limits.memory_bytes)}, held {memory}; CPU time "
-        f"{limits.cpu_seconds} s, and no more than one core for longer than {limits.call_seconds:g} s of CPU "
-        f"(watchdog, counted {'by cpuacct' if 'cpuacct' in available() else 'over the tree and its reaped children'})",
-        f"per process: address space {size(limits.address_bytes)} (RLIMIT_AS), CPU {limits.cpu_seconds} s "
-        f"(RLIMIT_CPU), file size {size(limits.file_bytes)}; processes and threads {limits.processes} "
-        f"(RLIMIT_NPROC, {'inside the sandbox' if isolation == 'bwrap' else 'for the worker uid'})",
-    ]
-
-
-def plan_jobs(jobs: int, limits: Limits, explicit: bool, free: int | None = None) -> tuple[int, str]:
-    """How many judges fit in the memory available: `jobs`, fewer, or ValueError when `explicit` asks too many."""
-    free = psutil.virtual_memory().available if free is None else free
-    slot = limits.memory_bytes + JUDGE_BYTES
-    fit = int(free // slot)
-    need = f"({_size(limits.memory_bytes)} per submission + {_size(JUDGE_BYTES)} per judge)"
-    if fit < 1 or (explicit and jobs > fit):
-        raise ValueError(f"--jobs {jobs if explicit else 1} needs {jobs if explicit else 1} x {need}, but only "
-                         f"{_size(free)} is available; " + (f"use --jobs {fit} or " if fit >= 1 else "")
-                         + "a smaller --limit memory_bytes=...")
-    chosen = min(jobs, fit)
-    lowered = f" (lowered from {jobs})" if chosen < jobs else ""
-    return chosen, f"{chosen} judge(s) at once{lowered}: {chosen} x {need} of {_size(free)} available"
-
-
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} bytes"
 
 
-def _created(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return 0.0
+def in_namespace(parent: int) -> dict[int, int]:
+    """The children of `parent` by their pid in their own (innermost) PID namespace -> their pid here."""
+    found = {}
+    for pid in psutil.pids():
+        try:
+            with open(f"/proc/{pid}/status", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+            if int(fields[b"PPid"]) == parent:
+                found[int(fields[b"NSpid"].split()[-1])] = pid
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return found
 
 
-def _rss(process: psutil.Process) -> int:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(folder: str) -> dict | None:
+    """ppid, start, cpu (its own and its reaped children's), reaped (children's only) and threads (0 when
+    it has ended) of the process whose /proc folder is `folder`; None when it is gone."""
     try:
-        return process.memory_info().rss
-    except psutil.Error:
+        with open(f"{folder}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        times = [int(f) for f in fields[11:15]]
+        return {"ppid": int(fields[1]), "start": int(fields[19]), "cpu": sum(times) / TICK,
+                "reaped": sum(times[2:]) / TICK, "threads": 0 if fields[0] in (b"Z", b"X") else int(fields[17])}
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _rss(folder: str) -> int:
+    """Resident anonymous and shared-memory pages (file pages are the page cache's): from cheap counters."""
+    return _fields(f"{folder}/status", (b"RssAnon:", b"RssShmem:"))
+
+
+def _pss(folder: str) -> int:
+    """The same pages, each shared one divided among the processes that map it (a walk through its page
+    tables: costly); RSS where it cannot be read (never less than the truth)."""
+    return _fields(f"{folder}/smaps_rollup", (b"Pss_Anon:", b"Pss_Shmem:")) or _rss(folder)
+
+
+def _fields(path: str, names: tuple[bytes, ...]) -> int:
+    """The sum of the fields `names` (in kB) of a /proc file, in bytes; 0 when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(int(line.split()[1]) for line in handle if line.startswith(names)) * 1024
+    except (OSError, IndexError, ValueError):
         return 0
 
 
-def _pss(process: psutil.Process) -> int:
-    """PSS where it is readable, else RSS (counting shared pages in full: never less than the truth)."""
-    try:
-        return process.memory_full_info().pss
-    except (psutil.Error, AttributeError):
-        return _rss(process)
-
-
-def _cpu(process: psutil.Process) -> float:
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return 0.0
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def _tasks(processes: list[psutil.Process]) -> int:
-    """Threads of the living `processes` (a process has at least one)."""
-    count = 0
-    for process in processes:
-        try:
-            count += process.num_threads() if _living(process) else 0
-        except psutil.Error:
-            pass
-    return count
-
-
-def _living(process: psutil.Process) -> bool:
-    try:
-        return process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.Error:
-        return False
-
-
-KEYS = {"memory": "student.memory_budget", "cpu_tree": "student.cpu_budget", "cpu_share": "student.cpu_share"}
-"""WorkerGone reasons of the whole tree's limits -> their message keys."""
-
-
-def failure(reason: str, params: dict, limits: Limits) -> tuple[str, dict] | None:
-    """The message key and parameters for a worker tree ended by its budget, else None."""
-    if reason not in KEYS:
-        return None
-    used = float(params.get("used", 0))
-    shown = {"memory": (_size(used), _size(limits.memory_bytes)), "cpu_tree": (f"{used:.0f}", limits.cpu_seconds),
-             "cpu_share": (f"{used:.0f}", f"{limits.call_seconds:g}")}[reason]
-    return KEYS[reason], {"used": shown[0], "limit": shown[1], "processes": params.get("processes", 1)}
+def _tasks(folders: list[str]) -> int:
+    """Threads of the tree's living processes."""
+    return sum(i["threads"] for i in map(_stat, folders) if i)

@@ -39,7 +39,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
-    from autograder.budget import plan_jobs, scope
+    from autograder.capacity import plan_jobs, scope
     from autograder.grading import grade
     from autograder.i18n import t
     from autograder.report import summary_table, write_gradebook

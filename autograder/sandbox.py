@@ -382,20 +382,6 @@ def _owner(pid: int, living: bool = False) -> tuple[int | None, int]:
         return None, 0
 
 
-def _in_namespace(parent: int) -> dict[int, int]:
-    """The children of `parent` by their pid in their own (innermost) PID namespace -> their pid here."""
-    found = {}
-    for pid in _pids():
-        try:
-            with open(f"/proc/{pid}/status", "rb") as handle:
-                fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
-            if int(fields[b"PPid"]) == parent:
-                found[int(fields[b"NSpid"].split()[-1])] = pid
-        except (OSError, KeyError, ValueError, IndexError):
-            continue
-    return found
-
-
 def _pids() -> list[int]:
     try:
         return [int(p) for p in os.listdir("/proc") if p.isdigit()]
@@ -681,7 +667,7 @@ class Zygote:
     def init(self) -> int | None:
         """The zygote's pid on our side of the sandbox's PID namespace (bwrap's child there is its init)."""
         if self._init is None:
-            self._init = _in_namespace(self.process.pid).get(1)
+            self._init = budget.in_namespace(self.process.pid).get(1)
         return self._init
 
     def fork(self) -> _Forked:
@@ -700,7 +686,7 @@ class Zygote:
         self.ready = self.busy = True
         forked = _Forked(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
                          open(errors[0], "rb"))
-        forked.worker = _in_namespace(self.init).get(reply.get("pid")) if self.init else None
+        forked.worker = budget.in_namespace(self.init).get(reply.get("pid")) if self.init else None
         return forked
 
     def reset(self) -> None:

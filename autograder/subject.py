@@ -329,7 +329,7 @@ class WorkerSubject(Subject):
 
 def _tree_limit(exc: WorkerGone, limits: Limits, key: str, params: dict) -> tuple[str, dict]:
     """A limit of all the submission's processes together (see budget.py) ended the worker: say which."""
-    from autograder.budget import failure
+    from autograder.capacity import failure
 
     found = failure(exc.reason, exc.params, limits)
     return (found[0], {**params, **found[1]}) if found else (key, params)

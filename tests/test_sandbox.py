@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import budget, sandbox
+from autograder import budget, capacity, sandbox
 from autograder.config import ROOT, Limits
 from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
 from autograder.subject import StudentError, WorkerSubject
@@ -419,13 +419,13 @@ def test_busy_children_are_stopped_by_the_cpu_of_the_whole_tree(mechanism, monke
 
 def test_the_batch_fits_the_memory_available():
     limits = Limits(memory_bytes=2 * 2**30)
-    slot = limits.memory_bytes + budget.JUDGE_BYTES
-    assert budget.plan_jobs(4, limits, explicit=False, free=int(2.5 * slot))[0] == 2, "not lowered to what fits"
-    assert budget.plan_jobs(2, limits, explicit=True, free=3 * slot)[0] == 2
+    slot = limits.memory_bytes + capacity.JUDGE_BYTES
+    assert capacity.plan_jobs(4, limits, explicit=False, free=int(2.5 * slot))[0] == 2, "not lowered to what fits"
+    assert capacity.plan_jobs(2, limits, explicit=True, free=3 * slot)[0] == 2
     with pytest.raises(ValueError, match="--jobs 2"):
-        budget.plan_jobs(3, limits, explicit=True, free=int(2.5 * slot))
+        capacity.plan_jobs(3, limits, explicit=True, free=int(2.5 * slot))
     with pytest.raises(ValueError, match="available"):
-        budget.plan_jobs(1, limits, explicit=False, free=slot // 2)
+        capacity.plan_jobs(1, limits, explicit=False, free=slot // 2)
 
 
 def test_limits_may_be_named_without_their_unit():
