@@ -16,8 +16,9 @@ INTERVAL = 0.05
 """Seconds between two looks at a worker tree."""
 SCRATCH = ("tmp", "dev/shm")
 """The sandbox's private tmpfs folders (as seen from its root): what is written there is memory too."""
-SHARE_OF_A_CORE = 10
-"""Where one look costs more CPU than INTERVAL / 10 (PSS is costly), the watchdog waits ten times that."""
+SHARE_OF_A_CORE = 2
+"""Where one look costs more CPU than INTERVAL / 2 (PSS walks page tables, only for a tree that looks over its
+budget; a walk through all of /proc), the watchdog waits twice that: at most half a core."""
 CPU_GRACE = 1.0
 """Seconds of CPU the tree may use beyond cpu_seconds, so that one process meets its own RLIMIT_CPU first."""
 
