@@ -16,9 +16,14 @@ class CheckFailure(Exception):
         self.params = params
 
 
-def check(*names: str, points: float, hidden: bool = False) -> pytest.MarkDecorator:
-    """Mark a pytest function as a graded check of `names` (the first one gets the points)."""
-    return pytest.mark.check(names=names, points=points, hidden=hidden)
+def check(*names: str, points: float, hidden: bool = False, structure: bool = False) -> pytest.MarkDecorator:
+    """Mark a pytest function as a graded check of `names` (the first one gets the points).
+
+    `structure`: the check judges how the module is built (layers, buffer, divisibility), not what
+    it computes. Every other check of an attention class first makes sure the class computes
+    attention at all (checks/conftest.py), so work that does nothing earns structure points only.
+    """
+    return pytest.mark.check(names=names, points=points, hidden=hidden, structure=structure)
 
 
 def fail(key: str, **params: Any) -> None:

@@ -14,6 +14,7 @@ TOP_EXAMPLES = """examples:
   autograder check assignments/en/ch03_attention.ipynb     # a student's self-check
   autograder grade submissions/ --out graded/              # grade a class
   autograder export gradescope --out autograder.zip        # the Gradescope autograder
+  autograder diff graded/ graded-v2/                       # what a regrade changed, before release
   autograder COMMAND --help                                # the options of one command
 
 """
@@ -96,6 +97,12 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace, config: Config) -> int:
+    from autograder.regrade import cli
+
+    return cli(args)
+
+
 def _build(args: argparse.Namespace, config: Config) -> int:
     if args.student:
         from autograder.bundle import student_bundle
@@ -109,9 +116,22 @@ def _build(args: argparse.Namespace, config: Config) -> int:
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
+    if args.platform == "prairielearn":
+        from autograder.prairielearn import cli_export
+
+        return cli_export(args)
+    if args.platform in ("canvas", "moodle"):
+        from autograder.lms import cli_export
+
+        return cli_export(args)
     from autograder.gradescope import GradescopeSettings, export
 
-    settings = GradescopeSettings(hidden_checks=args.hidden_visibility)
+    if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
+        print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
+              "or after_published", file=sys.stderr)
+        return 2
+    args.out = args.out or Path("autograder.zip")
+    settings = GradescopeSettings(hidden_checks=args.hidden_visibility or "hidden")
     try:
         names = export(args.out, settings)
     except FileNotFoundError as exc:
@@ -170,6 +190,21 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
     report.set_defaults(run=_report)
 
+    diff = commands.add_parser(
+        "diff", help="compare two grade folders before releasing a regrade",
+        description="Compare the records of OLD_DIR and NEW_DIR (e.g. before and after fixing a check): who changed "
+                    "and by how much, which checks flipped for whom, the score distribution before and after, and "
+                    "why (the check modules whose source changed, another kit version, resubmitted files). Prints "
+                    "a table and writes NEW_DIR/diff.html next to the class overview; exit 1 when a score moved.",
+        epilog="example:\n  autograder grade submissions/ --out graded-v2/ && autograder diff graded/ graded-v2/\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("old", type=Path, metavar="OLD_DIR", help="the grade folder students have seen")
+    diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the regraded folder; diff.html is written here")
+    diff.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the report (default: en)")
+    diff.set_defaults(run=_diff)
+
     build = commands.add_parser(
         "build", help="regenerate assignments/ from solutions/",
         description="Generate the student notebooks (Jupyter and marimo, both languages) from solutions/.",
@@ -181,18 +216,42 @@ def parser() -> argparse.ArgumentParser:
                        help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
     export = commands.add_parser(
-        "export", help="write the autograder zip for a course platform (gradescope)",
-        description="Write the autograder zip Gradescope expects: setup.sh, run_autograder, the kit and the "
-                    "solutions. Each submission is then graded in its own Gradescope container.",
-        epilog="example:\n  autograder export gradescope --out autograder.zip --hidden-visibility after_published\n\n"
+        "export", help="write what a course platform needs (gradescope, prairielearn) or grades for an LMS "
+                       "(canvas, moodle)",
+        description="gradescope: the autograder zip (setup.sh, run_autograder, the kit and the solutions).\n"
+                    "prairielearn: a question folder and the grader image's build folder (Dockerfile, kit).\n"
+                    "canvas, moodle: GRADED_DIR's scores as the CSV their gradebook import accepts, students\n"
+                    "matched through --roster; unmatched submissions and students are listed, never dropped.",
+        epilog="examples:\n  autograder export gradescope --out autograder.zip --hidden-visibility after_published\n"
+               "  autograder export prairielearn --out pl/ --image myorg/ch03-grader:2025\n"
+               "  autograder export canvas graded/ --roster canvas-export.csv --assignment 'Chapter 3 (1234)' "
+               "--out canvas.csv\n"
+               "  autograder export moodle graded/ --roster moodle-export.csv --key email --parts --out moodle.csv\n\n"
                + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("platform", choices=["gradescope"], help="the platform to export for")
-    export.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write "
-                        "(default: autograder.zip)")
-    export.add_argument("--hidden-visibility", choices=["hidden", "after_due_date", "after_published"],
-                        default="hidden", help="when students see the hidden checks' results (default: hidden)")
+    export.add_argument("platform", choices=["gradescope", "prairielearn", "canvas", "moodle"],
+                        help="the platform to export for")
+    export.add_argument("graded", type=Path, nargs="?", metavar="GRADED_DIR",
+                        help="canvas, moodle: a folder written by autograder grade --out")
+    export.add_argument("--out", type=Path, help="the zip (gradescope, default autograder.zip), folder "
+                        "(prairielearn) or CSV (canvas, moodle) to write")
+    export.add_argument("--hidden-visibility", choices=["hidden", "after_due_date", "after_published", "summary",
+                                                        "visible"],
+                        help="gradescope: when students see the hidden checks (default: hidden); prairielearn: "
+                             "summary (one line with their total, the default) or visible")
+    export.add_argument("--image", default="attention-autograder-grader",
+                        help="prairielearn: the grader image's name in info.json (default: %(default)s)")
+    export.add_argument("--timeout", type=int, default=300,
+                        help="prairielearn: seconds per grading job, at most 600 (default: %(default)s)")
+    export.add_argument("--roster", type=Path, metavar="CSV",
+                        help="canvas, moodle: the students (the LMS's own gradebook export works), optionally with "
+                             "a 'submission' column naming each one's submission")
+    export.add_argument("--assignment", help="canvas, moodle: the grade column, e.g. 'Chapter 3 (1234)' as Canvas "
+                        "names it (default: the roster's column that starts with 'Chapter 3', else 'Chapter 3')")
+    export.add_argument("--key", choices=["email", "idnumber"], default="email",
+                        help="moodle: the column Moodle matches users on (default: email)")
+    export.add_argument("--parts", action="store_true", help="canvas, moodle: also one column per graded part")
     export.set_defaults(run=_export)
     return top
 

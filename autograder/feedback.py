@@ -17,6 +17,7 @@ img,svg.attention{max-width:100%;height:auto}"""
 
 
 def _pictures(result: SubmissionResult, lang: str) -> list[str]:
+    from autograder.alttext import attention_text
     from autograder.pictures import attention_svg
 
     student, reference = result.attention.get("student") or {}, result.attention.get("reference") or {}
@@ -28,6 +29,7 @@ def _pictures(result: SubmissionResult, lang: str) -> list[str]:
             rows.append(f"<p class='picture-failed'>{html.escape(t('ui.picture_failed', lang, name=name, reason=maps))}</p>")
     labels = tuple(t("ui.head_caption", lang, who=t(side, lang)) for side in ("ui.reference", "ui.yours"))
     rows.append(attention_svg(student, reference, labels))
+    rows.append(attention_text(student, reference, lang))  # the picture's text alternative and weights as tables
     return rows
 
 
@@ -53,8 +55,8 @@ def feedback_html(result: SubmissionResult, lang: str | None = None, title: str 
     rows.append(f"<h2>{html.escape(t('ui.checklist', lang))}</h2>")
     rows.append(checklist_html(result, lang))
     return (f"<!DOCTYPE html>\n<html lang='{lang.replace('_', '-')}'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(name)}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(rows) + "\n</body></html>\n")
+            f"<title>{html.escape(name)}</title><style>{STYLE}</style></head><body><main>\n"
+            + "\n".join(rows) + "\n</main></body></html>\n")
 
 
 def write_feedback(result: SubmissionResult, path: Path, lang: str | None = None) -> None:

@@ -175,10 +175,18 @@ def _lock(*folders: Path) -> None:
         folder.chmod(0o700)
 
 
-def run(root: Path) -> dict:
-    """Grade root/submission and write root/results/results.json; returns what was written."""
+def grade_one(path: Path, solutions: Path) -> SubmissionResult:
+    """One uploaded file graded as `autograder grade` would, in a container with one submission (shared with
+    the PrairieLearn run)."""
     from autograder.grading import grade
 
+    with tempfile.TemporaryDirectory() as out:
+        [(_, record)] = grade([path], Path(out), Config(solutions=solutions, jobs=1), force=True)
+    return record
+
+
+def run(root: Path) -> dict:
+    """Grade root/submission and write root/results/results.json; returns what was written."""
     started = time.monotonic()
     source = root / "source"
     settings_file = source / "gradescope.json"
@@ -191,11 +199,8 @@ def run(root: Path) -> dict:
                            "ch03_attention.ipynb (or the marimo file ch03_attention.py) and submit again.", started)
     else:
         shown = path.relative_to(root / "submission").as_posix()
-        config = Config(solutions=source / "solutions", jobs=1)
         try:
-            with tempfile.TemporaryDirectory() as out:
-                [(_, record)] = grade([path], Path(out), config, force=True)
-            results = to_gradescope(record, shown, settings)
+            results = to_gradescope(grade_one(path, source / "solutions"), shown, settings)
         except Exception:  # still one result: Gradescope shows a bare failure otherwise
             traceback.print_exc()
             results = _failure(f"The autograder could not grade {shown}; your instructor can see why in the "

@@ -15,7 +15,7 @@ from typing import Callable
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.notebook import file_sha256
-from autograder.results import SubmissionResult, load, save
+from autograder.results import SubmissionResult, checks_digest, load, save
 
 SUFFIXES = {".ipynb", ".py"}
 
@@ -67,7 +67,8 @@ def _up_to_date(entry: Entry, record_path: Path) -> bool:
         digest = file_sha256(entry.path)
     except (OSError, ValueError):
         return False
-    return bool(digest) and record.get("submission") == str(entry.path) and record.get("sha256") == digest
+    return (bool(digest) and record.get("submission") == str(entry.path) and record.get("sha256") == digest
+            and record.get("checks_digest") == checks_digest())  # changed checks: a regrade, not a resume
 
 
 JUDGE_ATTEMPTS = 2

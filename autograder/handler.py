@@ -5,9 +5,11 @@ self-check and the reference solution, so every check drives all three the same 
 """
 from __future__ import annotations
 
+import inspect
 import sys
 import types
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -92,19 +94,33 @@ class Handler:
                 kinds[name] = "other"
         return kinds
 
-    def op_new(self, id: int, name: str, args: list, kwargs: dict) -> dict:
-        factory = self._named(name)
-        return self._store(id, factory(*args, **kwargs), f"{name}(...)")
+    def op_new(self, id: int, name: str, args: list, kwargs: dict, stand_in: list | None = None) -> dict:
+        """Build `name`; the classes in `stand_in` are replaced by the kit's stand-ins meanwhile."""
+        with self._standing_in(stand_in or []):
+            factory = self._named(name)
+            return self._store(id, factory(*args, **kwargs), f"{name}(...)")
 
-    def op_call(self, id: int, name: str, args: list) -> dict:
+    def op_call(self, id: int, name: str, args: list, stand_in: list | None = None,
+                record: list | None = None) -> dict:
+        """Call `name`; `record` lists classes whose constructions are reported, with their arguments."""
         function = self._named(name)
         resolved = [self.objects[a["$obj"]] if isinstance(a, dict) and "$obj" in a else a for a in args]
-        value = function(*resolved)
+        built: list[dict] = []
+        with self._standing_in(stand_in or []), self._recording(record or [], built):
+            value = function(*resolved)
         if isinstance(value, nn.Module):
-            return {"module": self._store(id, value, name)}
+            return {"module": self._store(id, value, name), "built": built}
         if isinstance(value, torch.Tensor):
             return {"tensor": plain(value, f"{name}(...)")}
         return {"other": type(value).__name__}
+
+    def op_signature(self, name: str) -> dict:
+        """The parameters of `name` (a class: of its __init__), as names, kinds and plain defaults."""
+        try:
+            parameters = inspect.signature(self._named(name)).parameters.values()
+        except (TypeError, ValueError):
+            return {"parameters": None}
+        return {"parameters": [[p.name, p.kind.name, _plain_value(p.default)] for p in parameters]}
 
     def op_child(self, id: int, parent: int, path: str) -> dict:
         return self._store(id, self.objects[parent].get_submodule(path), path)
@@ -146,6 +162,42 @@ class Handler:
             }
         return result
 
+    @contextmanager
+    def _standing_in(self, names: list) -> Iterator[None]:
+        saved = {name: self.namespace.get(name) for name in names if name in STAND_INS}
+        self.namespace.update({name: STAND_INS[name] for name in saved})
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    self.namespace.pop(name, None)
+                else:
+                    self.namespace[name] = value
+
+    @contextmanager
+    def _recording(self, names: list, built: list) -> Iterator[None]:
+        """While a function runs, each named class reports how it was constructed."""
+        saved = {name: self.namespace.get(name) for name in names if isinstance(self.namespace.get(name), type)}
+
+        def recorder(name: str, cls: type) -> Any:
+            def construct(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    bound = inspect.signature(cls).bind(*args, **kwargs)
+                    bound.apply_defaults()
+                    arguments = [[k, _plain_value(v)] for k, v in bound.arguments.items()]
+                except (TypeError, ValueError):
+                    arguments = None
+                built.append({"class": name, "arguments": arguments})
+                return cls(*args, **kwargs)
+            return construct
+
+        self.namespace.update({name: recorder(name, cls) for name, cls in saved.items()})
+        try:
+            yield
+        finally:
+            self.namespace.update(saved)
+
     def _named(self, name: str) -> Any:
         value = self.namespace.get(name)
         if value is None:
@@ -170,3 +222,71 @@ class Handler:
             "modules": {n: type(m).__name__ for n, m in module.named_modules() if n},
             "dropout": {n: float(m.p) for n, m in module.named_modules() if isinstance(m, nn.Dropout)},
         }
+
+
+def _plain_value(value: Any) -> Any:
+    """A default or argument as wire data: plain scalars as they are, anything else by its type name."""
+    if value is inspect.Parameter.empty:
+        return {"$empty": True}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"$type": type(value).__name__}
+
+
+class StandInCausal(nn.Module):
+    """Takes CausalAttention's place inside a wrapper when the student's CausalAttention is wrong,
+    so that the wrapper is judged alone.
+
+    It has the chapter's layout and is causal, mixes tokens and depends on every weight, but it is
+    deliberately not attention: each token's output is a gated running mean of the values so far.
+    """
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, qkv_bias: bool = False):
+        super().__init__()
+        self.d_out = d_out
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid((self.W_query(x) * self.W_key(x)).sum(dim=-1, keepdim=True))  # (b, T, 1)
+        running = torch.cumsum(gate * self.W_value(x), dim=1)  # (b, T, d_out)
+        return running / torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1)
+
+
+class StandInV1(nn.Module):
+    """SelfAttention_v1's weights as the chapter lays them out (exercise 3.1 judged alone)."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.W_query = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_key = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_value = nn.Parameter(torch.rand(d_in, d_out))
+
+
+class StandInV2(nn.Module):
+    """SelfAttention_v2's layers as the chapter lays them out (exercise 3.1 judged alone)."""
+
+    def __init__(self, d_in: int, d_out: int, qkv_bias: bool = False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+
+class StandInMHA(nn.Module):
+    """MultiHeadAttention's layers as the chapter lays them out, nothing computed (exercise 3.3 judged alone)."""
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 qkv_bias: bool = False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+
+
+STAND_INS: dict[str, type] = {"CausalAttention": StandInCausal, "SelfAttention_v1": StandInV1,
+                              "SelfAttention_v2": StandInV2, "MultiHeadAttention": StandInMHA}
+"""The kit's own stand-ins for graded classes that other graded code builds on."""

@@ -208,8 +208,11 @@ class GradingPlugin:
     def _record(self, job: Job, subject: Subject) -> SubmissionResult:
         problems = list(job.submission.problems) if job.submission else []
         stderr = ""
+        quiet = []
         if isinstance(subject, WorkerSubject):
-            problems += [("load.failed_statement", f) for f in subject.load_failures]
+            for failure in subject.load_failures:
+                demo = job.submission is not None and job.submission.needs_demo_code(failure)
+                (quiet if demo else problems).append(("load.failed_statement", failure))
             stderr = subject.stderr.decode("utf-8", "replace")
             if subject.stderr_dropped:
                 stderr += "\n" + t("student.output_truncated", job.lang, dropped=subject.stderr_dropped)
@@ -220,6 +223,7 @@ class GradingPlugin:
             output=output, tests=job.results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
             isolation=self.isolation if isinstance(subject, WorkerSubject) else "none",
             language=job.lang, sha256=job.sha256, stderr=stderr,
+            instructor_notes=[t(key, job.lang, **params) for key, params in quiet],
         )
 
 
@@ -249,6 +253,8 @@ class CheckInfo:
     points: float
     hidden: bool
     fixtures: tuple[str, ...]
+    structure: bool = False
+    """Judges how the module is built, not what it computes (no behaviour precondition)."""
 
 
 def check_table() -> list[CheckInfo]:
@@ -265,5 +271,6 @@ def check_table() -> list[CheckInfo]:
             marks = [m for m in getattr(function, "pytestmark", []) if m.name == "check"]
             kwargs = marks[0].kwargs if marks else {"names": (), "points": 0, "hidden": False}
             table.append(CheckInfo(function.__name__, path.stem, tuple(kwargs["names"]), kwargs["points"],
-                                   kwargs["hidden"], tuple(inspect.signature(function).parameters)))
+                                   kwargs["hidden"], tuple(inspect.signature(function).parameters),
+                                   bool(kwargs.get("structure"))))
     return table

@@ -42,7 +42,6 @@ def _attention_variants(prefix: str, part: str) -> list[Misconception]:
         _m(f"{prefix}_mask_not_sliced", part, ("self.mask.bool()[:num_tokens, :num_tokens]", "self.mask.bool()")),
         _m(f"{prefix}_mask_plain_attribute", part, ('self.register_buffer("mask", ', "self.mask = (")),
         _m(f"{prefix}_mask_parameter", part, ('self.register_buffer("mask", ', "self.mask = nn.Parameter(")),
-        _m(f"{prefix}_mask_not_persistent", part, ("diagonal=1))", "diagonal=1), persistent=False)")),
         _m(f"{prefix}_dropout_on_scores", part, (SCALED, f"self.dropout({SCALED})"), (DROPOUT_LINE, "")),
         _m(f"{prefix}_dropout_on_values", part, (DROPOUT_LINE, "        values = self.dropout(values)\n")),
         _m(f"{prefix}_dropout_missing", part, (DROPOUT_LINE, "")),

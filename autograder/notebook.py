@@ -21,7 +21,10 @@ import nbformat
 
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 MAGIC = re.compile(r"^\s*[%!]")
+NAME_ERROR = re.compile(r"name '(\w+)' is not defined")
 CJK = re.compile(r"[\u4e00-\u9fff]")
+KANA_HANGUL = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+"""Japanese kana and Korean hangul: Han characters beside these are not Traditional Chinese."""
 
 
 class SubmissionError(Exception):
@@ -52,6 +55,8 @@ class Submission:
     """(message key, params) for cells that could not be used, e.g. syntax errors."""
     lang: str = "en"
     """Language the notebook's prose is written in: "en" or "zh_TW"."""
+    skipped_names: set[str] = field(default_factory=set)
+    """Names bound only by skipped (demo) statements: a kept statement that needs one cannot run."""
 
     @property
     def defined(self) -> set[str]:
@@ -61,6 +66,23 @@ class Submission:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     names.add(node.name)
         return names
+
+
+    def needs_demo_code(self, failure: dict) -> bool:
+        """A kept assignment failed only because it names something only skipped demo code defines
+        (`d_in = inputs.shape[1]`): noise for the student, kept for the instructor."""
+        missing = NAME_ERROR.fullmatch(str(failure.get("message", "")))
+        if failure.get("type") != "NameError" or missing is None or missing.group(1) not in self.skipped_names:
+            return False
+        line = re.fullmatch(r".*, line (\d+)", str(failure.get("where") or ""))
+        for chunk in self.chunks:
+            if chunk.origin != failure.get("origin"):
+                continue
+            for node in ast.parse(chunk.code).body:
+                if line is None or node.lineno <= int(line.group(1)) <= (node.end_lineno or node.lineno):
+                    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                        return True
+        return False
 
 
 def file_sha256(path: Path) -> str:
@@ -155,7 +177,9 @@ def _marimo_cells(text: str) -> list[tuple[str, str]]:
 
 
 def _lang_of(text: str) -> str:
-    return "zh_TW" if len(CJK.findall(text)) > 20 else "en"
+    """zh_TW for prose in Chinese characters; English otherwise, also for Japanese and Korean."""
+    han, other = len(CJK.findall(text)), len(KANA_HANGUL.findall(text))
+    return "zh_TW" if han > 20 and other * 10 < han else "en"
 
 
 def _keep_definitions(origin: str, code: str, submission: Submission) -> None:
@@ -174,6 +198,9 @@ def _keep_definitions(origin: str, code: str, submission: Submission) -> None:
         submission.problems.append(("load.unparsable", {"origin": origin}))
         return
     for node in tree.body:
+        if not _is_kept(node):
+            submission.skipped_names |= {n.id for n in ast.walk(node)
+                                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         if _is_kept(node):
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             # Blank lines in front keep the student's line numbers in tracebacks.

@@ -1,9 +1,7 @@
 """The instructor's class overview of a grade folder: scores, pass rates, misconceptions, ungraded work."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import statistics
 from collections import Counter
@@ -32,23 +30,43 @@ def read_records(folder: Path) -> list[tuple[str, SubmissionResult]]:
     return records
 
 
+BINS = 10
+
+
+def histogram(scores: list[float], maximum: float) -> list[int]:
+    """Counts per tenth of the maximum score; the last bin includes the maximum."""
+    counts = [0] * BINS
+    for score in scores:
+        counts[min(int(score / maximum * BINS), BINS - 1) if maximum > 0 else 0] += 1
+    return counts
+
+
 def _histogram(scores: list[float], maximum: float, lang: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
-    ax.hist(scores, bins=[maximum * i / 10 for i in range(11)] if maximum > 0 else 10, color="#54aeff",
-            edgecolor="#0969da")
-    ax.set_xlabel(t("ui.report_histogram_x", "en"))
-    ax.set_ylabel(t("ui.report_histogram_y", "en"))
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    """The score histogram as inline SVG labelled in the page's language, and its numbers as a table."""
+    esc, counts, step = html.escape, histogram(scores, maximum), maximum / BINS
+    x_label, y_label = t("ui.report_histogram_x", lang), t("ui.report_histogram_y", lang)
+    ranges = [f"{i * step:g}–{(i + 1) * step:g}" for i in range(BINS)]
+    peak, bar, height, left, bottom = max(counts) or 1, 36, 150, 40, 170
+    out = [f"<svg class='histogram' role='img' aria-label='{esc(t('ui.report_scores', lang))}' "
+           f"aria-describedby='histogram-table' width='{left + BINS * bar + 10}' height='{bottom + 40}' "
+           f"font-family='system-ui,sans-serif' font-size='11'>"]
+    for i, count in enumerate(counts):
+        h = height * count / peak
+        out.append(f"<rect x='{left + i * bar + 2}' y='{bottom - h:.1f}' width='{bar - 4}' height='{h:.1f}' "
+                   f"fill='#0969da'><title>{esc(ranges[i])}: {count}</title></rect>"
+                   f"<text x='{left + i * bar + bar / 2}' y='{bottom + 14}' text-anchor='middle'>{i * step:g}</text>")
+        if count:
+            out.append(f"<text x='{left + i * bar + bar / 2}' y='{bottom - h - 3:.1f}' "
+                       f"text-anchor='middle'>{count}</text>")
+    out.append(f"<line x1='{left}' y1='{bottom}' x2='{left + BINS * bar}' y2='{bottom}' stroke='#24292f'/>"
+               f"<text x='{left + BINS * bar / 2}' y='{bottom + 32}' text-anchor='middle'>{esc(x_label)}</text>"
+               f"<text transform='translate(12,{bottom - height / 2}) rotate(-90)' text-anchor='middle'>"
+               f"{esc(y_label)}</text></svg>")
+    rows = "".join(f"<tr><th scope='row'>{esc(r)}</th><td class='num'>{c}</td></tr>" for r, c in zip(ranges, counts))
+    out.append(f"<details><summary>{esc(t('ui.report_histogram_table', lang))}</summary><table id='histogram-table'>"
+               f"<thead><tr><th scope='col'>{esc(x_label)}</th><th scope='col'>{esc(y_label)}</th></tr></thead>"
+               f"<tbody>{rows}</tbody></table></details>")
+    return "".join(out)
 
 
 def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en") -> str:
@@ -61,7 +79,7 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
             f"<p class='summary'>{esc(t('ui.report_summary', lang, graded=len(graded), total=len(records), mean=statistics.fmean(scores) if scores else 0.0, median=statistics.median(scores) if scores else 0))}</p>",
             f"<h2>{esc(t('ui.report_scores', lang))}</h2>"]
     if scores:
-        rows.append(f"<img alt='histogram' src='{_histogram(scores, maximum, lang)}'>")
+        rows.append(_histogram(scores, maximum, lang))
     # pass rate per check, in check order
     passed: dict[str, list[int]] = {}
     titles: dict[str, str] = {}
@@ -72,7 +90,7 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
             counts[1] += 1
             titles.setdefault(test.check_id, t(f"check.{test.check_id}", lang))
     rows.append(f"<h2>{esc(t('ui.report_checks', lang))}</h2><table class='checks'>"
-                f"<tr><th>{esc(t('ui.report_check', lang))}</th><th>{esc(t('ui.report_passed', lang))}</th><th></th></tr>")
+                f"<tr><th>{esc(t('ui.report_check', lang))}</th><th>{esc(t('ui.report_passed', lang))}</th><td></td></tr>")
     for check_id, (ok, total) in passed.items():
         rate = ok / total if total else 0.0
         rows.append(f"<tr><td title='{esc(check_id)}'>{esc(titles[check_id])}</td><td class='num'>{ok}/{total} "
@@ -112,8 +130,8 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
     else:
         rows.append(f"<p>{esc(t('ui.report_nothing', lang))}</p>")
     return (f"<!DOCTYPE html>\n<html lang='{lang.replace('_', '-')}'><head><meta charset='utf-8'>"
-            f"<title>{esc(t('ui.report_title', lang))}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(rows) + "\n</body></html>\n")
+            f"<title>{esc(t('ui.report_title', lang))}</title><style>{STYLE}</style></head><body><main>\n"
+            + "\n".join(rows) + "\n</main></body></html>\n")
 
 
 def write_overview(folder: Path, lang: str = "en") -> Path:

@@ -86,8 +86,20 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
 
 
 BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
-"""ColorBrewer's 9-class Blues (matplotlib's "Blues"): weights 0 to 1, interpolated between these stops."""
-NAN_COLOUR = "#cf222e"
+"""ColorBrewer's 9-class Blues (matplotlib's "Blues"): weights 0 to 1, interpolated between these stops. One hue
+whose lightness alone carries the weight, so it reads the same with any colour vision (and in greyscale)."""
+NAN_COLOUR = "url(#attention-nan)"
+"""NaN cells: orange (the hue farthest from the blues for every colour vision) with dark cross-hatching as a
+second cue that needs no colour at all."""
+MASKED_COLOUR = "url(#attention-masked)"
+"""Masked cells (weight exactly 0): white with grey stripes, so "masked" differs from "small" without colour."""
+MASKED_BELOW = 5e-5
+"""Weights are kept to 4 decimals: below this a weight is 0, i.e. masked out."""
+PATTERNS = ("<defs><pattern id='attention-nan' width='4' height='4' patternUnits='userSpaceOnUse'>"
+            "<rect width='4' height='4' fill='#fdb863'/><path d='M0 0L4 4M4 0L0 4' stroke='#7f3b08' "
+            "stroke-width='0.8'/></pattern><pattern id='attention-masked' width='4' height='4' "
+            "patternUnits='userSpaceOnUse'><rect width='4' height='4' fill='#ffffff'/><path d='M0 4L4 0' "
+            "stroke='#8c959f' stroke-width='0.7'/></pattern></defs>")
 
 
 @functools.cache  # weights have 4 decimals: many cells share a colour
@@ -105,8 +117,9 @@ def _head(matrix: list, left: float, top: float, size: int) -> str:
     for q, (query, row) in enumerate(zip(TOKENS, matrix)):
         for k, (key, weight) in enumerate(zip(TOKENS, row)):
             nan = weight is None or math.isnan(weight)
+            fill = NAN_COLOUR if nan else MASKED_COLOUR if abs(weight) < MASKED_BELOW else _blue(weight)
             cells.append(f"<rect x='{left + k * size}' y='{top + q * size}' width='{size}' height='{size}' "
-                         f"fill='{NAN_COLOUR if nan else _blue(weight)}'><title>{html.escape(query)} → "
+                         f"fill='{fill}'><title>{html.escape(query)} → "
                          f"{html.escape(key)}: {'NaN' if nan else f'{weight:.3f}'}</title></rect>")
     side = len(TOKENS) * size
     return "".join(cells) + f"<rect x='{left}' y='{top}' width='{side}' height='{side}' fill='none' stroke='#d0d7de'/>"
@@ -125,9 +138,10 @@ def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> st
     x = lambda i: margin + i * (T + 1) * cell + (2 * cell if i >= heads else 0)  # noqa: E731 - head slot i
     bottom = caption + len(names) * row - cell  # below the last grid: the key labels
     width, height = x(2 * heads - 1) + T * cell + 2, bottom + 48
-    out = [f"<svg class='attention' role='img' aria-label='{esc(', '.join(names))}' width='{width}' "
+    out = [f"<svg class='attention' role='img' aria-label='{esc(', '.join(names))}' "
+           f"aria-describedby='attention-description' width='{width}' "
            f"height='{height}' viewBox='0 0 {width} {height}' font-family='system-ui,sans-serif' font-size='9' "
-           f"shape-rendering='crispEdges'>"]
+           f"shape-rendering='crispEdges'>", PATTERNS]
     for i in range(2 * heads):
         out.append(f"<text x='{x(i) + T * cell / 2}' y='{caption - 6}' text-anchor='middle'>"
                    f"{esc(labels[i // heads].replace('{n}', str(i % heads + 1)))}</text>")

@@ -1,11 +1,38 @@
 """Result records and their JSON form (Gradescope's results.json schema plus the kit's fields)."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+CHECKS_DIR = Path(__file__).parent / "checks"
+
+
+@functools.cache
+def kit_version() -> str:
+    """The installed kit's version (pyproject's), or "unknown" when running from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("attention-autograder")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def checks_files(folder: Path = CHECKS_DIR) -> dict[str, str]:
+    """File name -> first 12 hex digits of the SHA-256 of each check module's source, as graded now."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in sorted(folder.glob("*.py"))}
+
+
+def checks_digest(files: dict[str, str] | None = None) -> str:
+    """One digest over all check modules: equal digests mean the same checks produced two records."""
+    files = checks_files() if files is None else files
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -48,11 +75,19 @@ class SubmissionResult:
     language: str = "en"
     sha256: str = ""
     stderr: str = ""
+    instructor_notes: list[str] = field(default_factory=list)
+    """What the student is not shown: statements that failed only because they need skipped demo code."""
     diagnoses: list[dict] = field(default_factory=list)
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""
     attention: dict = field(default_factory=dict)
     """Attention weights on the chapter's sentence: {"student" | "reference": {class: (heads, T, T) or reason}}."""
+    kit_version: str = field(default_factory=kit_version)
+    """The kit's version that wrote the record ("" in records written before records carried it)."""
+    checks_digest: str = field(default_factory=checks_digest)
+    """Digest of the check modules that produced the record (see checks_files)."""
+    checks_files: dict[str, str] = field(default_factory=lambda: dict(checks_files()))
+    """Check module -> digest of its source, so a regrade diff can name the module that changed."""
 
     @property
     def parts(self) -> dict[str, tuple[float, float]]:
@@ -70,6 +105,8 @@ class SubmissionResult:
     @classmethod
     def from_json(cls, data: dict) -> SubmissionResult:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key, empty in (("kit_version", ""), ("checks_digest", ""), ("checks_files", {})):
+            data.setdefault(key, empty)  # an old record: unknown, not today's checks
         data["tests"] = [CheckResult(**t) for t in data.get("tests", [])]
         return cls(**data)
 

@@ -36,6 +36,8 @@ class Module:
 
     def __init__(self, subject: Subject, id: int, info: dict, label: str):
         self.subject, self.id, self.info, self.label = subject, id, info, label
+        self.built: list[dict] = []
+        """For a module a graded function returned: the recorded constructions (see Subject.call)."""
 
     @property
     def params(self) -> dict[str, list[int]]:
@@ -127,21 +129,36 @@ class Subject:
     def names(self, names: list[str]) -> dict[str, str]:
         return self.request("names", "names", names=names)
 
-    def new(self, name: str, *args: Any, **kwargs: Any) -> Module:
+    def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> Module:
+        """Build `name`; the graded classes in `stand_in` are the kit's stand-ins meanwhile."""
         id = next(self.ids)
-        info = self.request("new", name, f"new:{name}", id=id, name=name, args=list(args), kwargs=kwargs)
+        extra = {"stand_in": list(stand_in)} if stand_in else {}
+        info = self.request("new", name, f"new:{name}" + "+".join(("", *stand_in)), id=id, name=name,
+                            args=list(args), kwargs=kwargs, **extra)
         return Module(self, id, info, name)
 
-    def call(self, name: str, *args: Any) -> Any:
-        """Call a graded function; modules in `args` are passed by reference."""
+    def call(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), record: tuple[str, ...] = ()) -> Any:
+        """Call a graded function; modules in `args` are passed by reference.
+
+        A module returned gets `built`: the constructions of the classes in `record` the call made,
+        each {"class", "arguments": [[name, value], ...] or None}.
+        """
         id = next(self.ids)
         wire = [{"$obj": a.id} if isinstance(a, Module) else a for a in args]
-        result = self.request("call", name, f"call:{name}", id=id, name=name, args=wire)
+        extra = {k: list(v) for k, v in (("stand_in", stand_in), ("record", record)) if v}
+        result = self.request("call", name, f"call:{name}" + "+".join(("", *stand_in)), id=id, name=name,
+                              args=wire, **extra)
         if "module" in result:
-            return Module(self, id, result["module"], name + "()")
+            module = Module(self, id, result["module"], name + "()")
+            module.built = list(result.get("built") or [])
+            return module
         if "tensor" in result:
             return result["tensor"]
         return None
+
+    def signature(self, name: str) -> list[list] | None:
+        """[name, kind, default] per parameter of `name` (a class: its __init__), or None if unknown."""
+        return self.request("signature", f"{name}.__init__", f"signature:{name}", name=name)["parameters"]
 
 
 class LocalSubject(Subject):

@@ -82,3 +82,111 @@ def test_solution_test_cells_carry_the_checks_points(lang):
             name = re.search(r'grade\("(\w+)"\)', cell.source).group(1)
             found[name] = meta["points"]
     assert found == POINTS
+
+
+STRUCTURE = {"test_v1_parameters", "test_v2_layers", "test_causal_layout", "test_causal_mask_is_buffer",
+             "test_wrapper_layout", "test_wrapper_passes_qkv_bias", "test_mha_layout", "test_mha_mask_is_buffer",
+             "test_mha_rejects_indivisible_d_out"}
+"""The checks that judge how a class is built; every other check of an attention class judges behaviour."""
+
+
+def test_only_layout_buffer_and_divisibility_checks_are_structure_checks():
+    marked = {info.check_id for info in check_table() if info.structure}
+    assert marked == STRUCTURE
+
+
+def _local(path: Path):
+    from autograder.handler import execute
+    from autograder.subject import LocalSubject
+
+    from autograder.notebook import load_submission
+
+    chunks = [{"origin": c.origin, "code": c.code} for c in load_submission(path).chunks]
+    namespace, failures = execute(chunks, "fixture")
+    assert not failures, failures
+    return LocalSubject(namespace)
+
+
+ATTENTION = ("SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention")
+SUBMISSIONS = ROOT / "tests" / "files" / "submissions"
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("nothing_*.py")))
+def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
+    from autograder.checking import CheckFailure
+    from autograder.checks.precondition import expect_attention
+    from autograder.subject import StudentError
+
+    sub = _local(SUBMISSIONS / fixture)
+    for name in ATTENTION:
+        with pytest.raises((CheckFailure, StudentError)) as caught:
+            expect_attention(sub, name)
+        assert caught.value.key.startswith(("fail.attention_", "student.not_implemented", "fail.shape")), (
+            fixture, name, caught.value.key)
+
+
+UNBUILDABLE = {"bug_v1_seed_parameter.py", "bug_mha_init_always_raises.py", "bug_signature_context_len.py",
+               "bug_signature_no_qkv_bias.py", "bug_signature_num_heads_first.py"}
+"""Fixtures where the stub's construction itself fails for some class."""
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("*.py")
+                                           if not p.name.startswith("nothing_") and p.name not in UNBUILDABLE))
+def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
+    """Every realistic bug still computes attention: the precondition must never hide its real message."""
+    from autograder.checks.precondition import expect_attention
+
+    from autograder.checking import CheckFailure
+
+    sub = _local(SUBMISSIONS / fixture)
+    for name in ATTENTION:
+        try:
+            expect_attention(sub, name)
+        except CheckFailure as failure:  # a wrong output shape may stop it, with its own message
+            assert failure.key == "fail.shape", (fixture, name, failure.key, failure.params)
+
+
+def _subject(code: str):
+    from autograder.handler import execute
+    from autograder.subject import LocalSubject
+
+    namespace, failures = execute([{"origin": "test", "code": "import torch\nfrom torch import nn\n" + code}], "t")
+    assert not failures, failures
+    return LocalSubject(namespace)
+
+
+@pytest.mark.parametrize("init, key, words", [
+    ("d_in, d_out, context_length, dropout, qkv_bias=False", None, ""),  # the stub's own
+    ("d_in, d_out, context_length, dropout, qkv_bias=False, extra=1", None, ""),  # more, with defaults
+    ("*args, **kwargs", None, ""),  # anything goes
+    ("d_in, d_out, context_length, dropout", "fail.signature", "Missing: qkv_bias"),
+    ("d_in, d_out, context_len, dropout, qkv_bias=False", "fail.signature", "Not in the stub: context_len"),
+    ("d_in, d_out, dropout, context_length, qkv_bias=False", "fail.signature_order", "another order"),
+])
+def test_a_signature_is_compared_with_the_stub(init, key, words):
+    from autograder.checks.contract import signature_problem
+    from autograder.i18n import t
+
+    sub = _subject(f"class CausalAttention(nn.Module):\n    def __init__(self, {init}):\n        super().__init__()\n")
+    problem = signature_problem(sub, "CausalAttention")
+    assert (problem and problem[0]) == key, problem
+    if key:
+        message = t(key, "en", **problem[1])
+        assert words in message and "d_in, d_out, context_length, dropout, qkv_bias=False" in message, message
+
+
+def test_a_near_miss_name_is_named_and_an_unrelated_one_is_not():
+    from autograder.checking import CheckFailure
+    from autograder.checks.contract import expect_named
+
+    sub = _subject("class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                   "        self.droput = nn.Dropout(0.1)\n        self.w_query = nn.Linear(2, 2)\n"
+                   "        self.other = nn.Linear(2, 2)\n")
+    module = sub.new("M")
+    for attribute, kind, found in (("dropout", "Dropout", "droput"), ("W_query", "Linear", "w_query")):
+        with pytest.raises(CheckFailure) as caught:
+            expect_named(module, attribute, kind, "M", "fail.not_linear", name=attribute)
+        assert caught.value.key == "fail.near_miss" and caught.value.params["found"] == found, caught.value.params
+    with pytest.raises(CheckFailure) as caught:
+        expect_named(module, "W_value", "Linear", "M", "fail.not_linear", name="W_value")
+    assert caught.value.key == "fail.not_linear", "W_value is not a misspelling of `other` or `w_query`"

@@ -75,3 +75,102 @@ def test_wrapper_is_graded_against_the_students_own_heads(graded_fixtures):
     record = graded_fixtures["bug_causal_no_scaling.py"]
     wrapper = [t for t in record["tests"] if t["check_id"] == "test_wrapper_matches_reference"][0]
     assert wrapper["status"] == "passed" and "your own heads" in wrapper["output"], wrapper
+
+
+ATTENTION_CLASSES = ("SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper",
+                     "MultiHeadAttention")
+DOES_NOTHING = sorted(
+    name for name, entry in __import__("json").loads((Path(__file__).parent / "files/submissions/manifest.json")
+                                                      .read_text()).items() if entry.get("does_nothing"))
+
+
+def _structure_checks() -> set[str]:
+    from autograder.judge import check_table
+
+    return {info.check_id for info in check_table() if info.structure}
+
+
+@pytest.mark.parametrize("name", DOES_NOTHING)
+def test_work_that_computes_no_attention_earns_structure_points_only(graded_fixtures, manifest, name):
+    structure = _structure_checks()
+    assert structure, "no check is marked as a structure check"
+    record = graded_fixtures[name]
+    for part in ATTENTION_CLASSES:
+        earned = {t["check_id"]: t["score"] for t in record["tests"]
+                  if t["part"] == part and t["check_id"] not in structure and t["score"] > 0}
+        assert not earned, f"{name}: {part} earns behaviour points without computing attention: {earned}"
+        behaviour = [t for t in record["tests"] if t["part"] == part and t["check_id"] not in structure]
+        assert behaviour, f"{name}: {part} has no behaviour checks, so this test proves nothing"
+    for part in manifest[name]["right"]:  # what builds on the classes is judged alone
+        assert record["parts"][part]["score"] == record["parts"][part]["max_score"], (
+            f"{name}: {part} should keep its points: {failures(record, part)}")
+
+
+def test_the_honest_floor_keeps_every_structure_point(graded_fixtures):
+    structure = _structure_checks()
+    record = graded_fixtures["nothing_not_implemented.py"]
+    lost = [f"{t['check_id']}: {t['output']}" for t in record["tests"]
+            if t["check_id"] in structure and t["status"] == "failed"]
+    assert not lost, f"every __init__ is right, so every structure check should pass: {lost}"
+
+
+BUILDS_ON = [("MultiHeadAttentionWrapper", "CausalAttention"), ("exercise_3_2", "CausalAttention"),
+             ("exercise_3_2", "MultiHeadAttentionWrapper"), ("load_v2_weights_into_v1", "SelfAttention_v1"),
+             ("load_v2_weights_into_v1", "SelfAttention_v2"), ("exercise_3_3", "MultiHeadAttention")]
+
+
+@pytest.mark.parametrize("upper, lower", BUILDS_ON)
+def test_a_bug_is_charged_only_to_the_class_that_has_it(graded_fixtures, manifest, upper, lower):
+    proofs = [name for name, entry in manifest.items()
+              if name.startswith("bug_") and lower in entry["wrong"] and upper in entry["right"]]
+    assert len(proofs) >= 2, f"need fixtures where {lower} is wrong and {upper} (built on it) is right"
+    for name in proofs:
+        record = graded_fixtures[name]
+        assert record["parts"][lower]["score"] < record["parts"][lower]["max_score"], f"{name}: {lower} is right"
+        assert record["parts"][upper]["score"] == record["parts"][upper]["max_score"], (
+            f"{name}: {upper} pays for {lower}'s bug: {failures(record, upper)}")
+
+
+def test_a_wrapper_around_broken_heads_is_judged_with_stand_ins(graded_fixtures):
+    record = graded_fixtures["bug_causal_mask_not_sliced.py"]
+    wrapper = {t["check_id"]: t for t in record["tests"] if t["part"] == "MultiHeadAttentionWrapper"}
+    for check_id in ("test_wrapper_no_peeking", "test_wrapper_gradients_reach_parameters"):
+        assert wrapper[check_id]["status"] == "passed", wrapper[check_id]
+        assert "stand-in heads" in wrapper[check_id]["output"], wrapper[check_id]
+
+
+@pytest.mark.parametrize("name, part, differs", [
+    ("bug_signature_num_heads_first.py", "MultiHeadAttention", "another order"),
+    ("bug_signature_no_qkv_bias.py", "CausalAttention", "Missing: qkv_bias"),
+    ("bug_signature_context_len.py", "MultiHeadAttention", "Not in the stub: context_len"),
+])
+def test_a_signature_unlike_the_stub_is_named_once_at_the_top(graded_fixtures, name, part, differs):
+    tests = [t for t in graded_fixtures[name]["tests"] if t["part"] == part]
+    first, rest = tests[0], tests[1:]
+    assert first["status"] == "failed" and "the stub asks for" in first["output"].lower() and differs in first["output"], first
+    told = [t["check_id"] for t in tests if "the stub asks for" in t["output"].lower()]
+    assert told == [first["check_id"]], f"the signature should be explained once, not in {told}"
+    for test in rest:
+        assert "cannot be interpreted" not in test["output"] and "not checked" in test["output"], test
+
+
+def test_a_near_miss_attribute_name_is_named(graded_fixtures):
+    outputs = {t["check_id"]: t["output"] for t in graded_fixtures["bug_near_miss_names.py"]["tests"]}
+    assert "found an nn.Dropout named droput; the stub asks for dropout" in outputs["test_causal_layout"], outputs
+    assert "found an nn.Linear named w_query; the stub asks for W_query" in outputs["test_mha_layout"], outputs
+
+
+def test_refusing_indivisible_d_out_counts_only_from_a_working_constructor(graded_fixtures):
+    tests = {t["check_id"]: t for t in graded_fixtures["bug_mha_init_always_raises.py"]["tests"]}
+    check = tests["test_mha_rejects_indivisible_d_out"]
+    assert check["status"] == "failed" and "arguments are valid" in check["output"], check
+    assert graded_fixtures["correct_reference.py"]["parts"]["MultiHeadAttention"]["score"] == 24
+
+
+def test_statements_that_need_skipped_demo_code_are_kept_from_the_student(graded_fixtures):
+    record = graded_fixtures["correct_demo_heavy.ipynb"]
+    assert "NameError" not in record["output"], record["output"]
+    notes = record.get("instructor_notes") or []
+    assert len(notes) >= 5 and all("NameError" in note for note in notes), notes
+    page = (Path(graded_fixtures["__out__"]["path"]) / "correct_demo_heavy.ipynb.html")
+    assert page.exists() and "NameError" not in page.read_text(encoding="utf-8")

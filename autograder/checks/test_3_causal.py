@@ -2,6 +2,7 @@
 import torch
 
 from autograder.checking import check, expect, expect_close, expect_shape
+from autograder.checks.contract import expect_named
 from autograder.checks.probes import (
     expect_gradients, expect_mask_buffer,
     BATCH, SEEDS, SHAPES, expect_attention_dropout, expect_causal, expect_causal_gradients,
@@ -11,19 +12,20 @@ from autograder.checks.probes import (
 NAME = "CausalAttention"
 
 
-@check(NAME, points=2)
+@check(NAME, points=2, structure=True)
 def test_causal_layout(sub):
     for bias in (False, True):
         module = sub.new(NAME, 3, 2, 6, 0.1, qkv_bias=bias)
         for name in ("W_query", "W_key", "W_value"):
-            expect(module.info["modules"].get(name) == "Linear", "fail.not_linear", where=NAME, name=name)
+            expect_named(module, name, "Linear", NAME, "fail.not_linear", name=name)
             expect(module.params.get(f"{name}.weight") == [2, 3], "fail.linear_shape",
                    where=f"{NAME}(3, 2, ...)", name=name, got=module.params.get(f"{name}.weight"))
             expect((f"{name}.bias" in module.params) == bias, "fail.qkv_bias", where=NAME, name=name, bias=bias)
+        expect_named(module, "dropout", "Dropout", NAME, "fail.dropout_module", p=0.1)
         expect(module.info["dropout"].get("dropout") == 0.1, "fail.dropout_module", where=NAME, p=0.1)
 
 
-@check(NAME, points=2)
+@check(NAME, points=2, structure=True)
 def test_causal_mask_is_buffer(sub):
     for context_length in (6, 11):
         expect_mask_buffer(sub.new(NAME, 3, 2, context_length, 0.0), context_length)

@@ -1,4 +1,4 @@
-# Bug: the mask is a non-persistent buffer (register_buffer(..., persistent=False)), so it is missing from state_dict(); the assignment asks for a saved buffer.
+# Bug: SelfAttention_v1.__init__ wants a third, required parameter (a seed), so SelfAttention_v1(d_in, d_out) fails; load_v2_weights_into_v1 is the book's.
 import torch
 import torch.nn as nn
 
@@ -23,8 +23,9 @@ def simple_self_attention(inputs):
 # ---------------------------------------------------------------------------
 
 class SelfAttention_v1(nn.Module):
-    def __init__(self, d_in, d_out):
+    def __init__(self, d_in, d_out, seed):
         super().__init__()
+        torch.manual_seed(seed)
         self.W_query = nn.Parameter(torch.rand(d_in, d_out))
         self.W_key = nn.Parameter(torch.rand(d_in, d_out))
         self.W_value = nn.Parameter(torch.rand(d_in, d_out))
@@ -79,8 +80,7 @@ class CausalAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.dropout = nn.Dropout(dropout)
         self.register_buffer(
-            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
-            persistent=False,
+            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
         )
 
     def forward(self, x):
@@ -129,8 +129,7 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
         self.register_buffer(
-            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
-            persistent=False,
+            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
         )
 
     def forward(self, x):
