@@ -1,6 +1,8 @@
 """What holds for a submission under each isolation, how many judges fit, and the records of a stopped tree."""
 from __future__ import annotations
 
+import os
+
 import psutil
 
 from autograder.budget import INTERVAL, human_size
@@ -25,8 +27,14 @@ def scope(limits: Limits, isolation: str) -> list[str]:
         f"(watchdog, counted {'by cpuacct' if 'cpuacct' in available() else 'over the tree and its reaped children'})",
         f"per process: address space {size(limits.address_bytes)} (RLIMIT_AS), CPU {limits.cpu_seconds} s "
         f"(RLIMIT_CPU), file size {size(limits.file_bytes)}; processes and threads {limits.processes} "
-        f"(RLIMIT_NPROC, {'inside the sandbox' if isolation == 'bwrap' else 'for the worker uid'})",
+        f"(RLIMIT_NPROC, {_counted(isolation)})",
     ]
+
+
+def _counted(isolation: str) -> str:
+    if isolation == "bwrap":
+        return "inside the sandbox"
+    return "for the worker's own uid" if os.geteuid() == 0 else "counting all of your user's processes"
 
 
 def plan_jobs(jobs: int, limits: Limits, explicit: bool, free: int | None = None) -> tuple[int, str]:
