@@ -1,18 +1,16 @@
-"""Name the misconception behind a failed part: the student's outputs against each mutant's, on fixed probes."""
+"""Name every mistake behind a failed part: measured facts for the attention classes, then the mutant catalogue."""
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-from autograder.checking import CheckFailure
-from autograder.checks.probes import BATCH, INPUTS, is_mask, randn, weights_from_output
+from autograder.facts import GLOBAL, measure
 from autograder.i18n import t
 from autograder.misconceptions import CATALOGUE, Misconception
-from autograder.subject import Module, StudentError, Subject
+from autograder.mistakes import name as name_mistakes
+from autograder.mutant_probes import OutOfTime, run_probes, same
+from autograder.subject import StudentError, Subject
 
 DEPENDS = {"MultiHeadAttentionWrapper": "CausalAttention", "exercise_3_2": "MultiHeadAttentionWrapper",
            "exercise_3_3": "MultiHeadAttention"}
@@ -21,201 +19,34 @@ STABLE_KEYS = {"student.raised", "student.names_differ", "student.param_shape", 
 """Failures of the student's code that probes can safely meet again (anything else: hangs, crashes, limits)."""
 SKIP_KEYS = {"student.not_implemented", "refused.missing"}
 """A part whose failures are all of these kinds is simply unfinished: there is nothing to diagnose."""
+MEASURED = ("CausalAttention", "MultiHeadAttention")
+"""Parts whose facts are measured one by one, so several mistakes at once are named."""
+__all__ = ["Diagnoser", "Explainer", "failed_parts", "run_probes", "same", "unstable_parts"]
 
 
-def _state(module: Module, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:
-    """Deterministic weights for `module`, by parameter name (creation order never matters)."""
-    state = {}
-    for name, shape in sorted(module.params.items()):
-        if is_mask(name):
-            continue
-        if overrides and name in overrides:
-            state[name] = overrides[name]
-        else:
-            state[name] = randn(*shape, seed=zlib.crc32(name.encode()) % 10_000) * (0.1 if "bias" in name else scale)
-    return state
+def _hint_params(params: dict, lang: str) -> dict:
+    """Hint parameters in the student's language (e.g. which layer makes the queries)."""
+    if "pairs" in params:
+        joiner = "、" if lang == "zh_TW" else ", "
+        return {"detail": joiner.join(t("diagnosis.made_with", lang, role=t(f"diagnosis.role.{role}", lang), layer=layer)
+                                      for role, layer in params["pairs"])}
+    return params
 
 
-def _layout(module: Module) -> dict:
-    """What the checks ask of the module's structure, in a comparable form."""
-    masks = {}
-    for name in sorted(set(module.params) | set(module.buffers) | {k for k in module.info["state_keys"] if is_mask(k)}):
-        if is_mask(name):
-            place = "parameter" if name in module.params else "buffer" if name in module.buffers else "other"
-            saved = "saved" if name in module.info["state_keys"] else "unsaved"
-            masks[name] = (place, saved, module.params.get(name, module.buffers.get(name)))
-    return {"class": module.info["class"], "params": {k: v for k, v in module.params.items() if not is_mask(k)},
-            "masks": masks, "dropout": module.info["dropout"]}
-
-
-def _run(sub: Subject, name: str, args: tuple, x: torch.Tensor, scale: float = 1.0, **kwargs: Any) -> torch.Tensor:
-    module = sub.new(name, *args, **kwargs)
-    module.load(_state(module, scale))
-    return module(x)
-
-
-def _identity(sub: Subject, name: str, T: int, heads: int | None, p: float) -> tuple[Module, torch.Tensor]:
-    """Output = the attention weights, twice per head (see probes.identity_probe), with name-keyed weights."""
-    n = heads or 1
-    d_out = 2 * T * n
-    module = sub.new(name, T, d_out, T, p, *((heads,) if heads else ()))
-    value = torch.cat([torch.eye(T), torch.eye(T)], dim=0).repeat(n, 1)
-    overrides = {"W_value.weight": value, "out_proj.weight": torch.eye(d_out)}
-    state = _state(module, 2.0, overrides)
-    module.load({k: torch.zeros_like(v) if k.endswith("bias") else v for k, v in state.items()})
-    return module, torch.eye(T).unsqueeze(0).repeat(2, 1, 1)
-
-
-def _dropout_kind(sub: Subject, name: str, heads: int | None) -> list[str]:
-    """How train mode changes the attention read-out, as structural facts that do not depend on the RNG."""
-    T, p, n = 6, 0.5, heads or 1
-    module, x = _identity(sub, name, T, heads, p)
-    base = module(x, seed=0)
-    if not torch.allclose(module(x, seed=1), base, equal_nan=True):
-        return ["random_in_eval"]
-    eval_a, _ = weights_from_output(base, T, n)
-    visible = eval_a > 1e-6
-    scaled = eval_a / (1 - p)
-    kinds = set()
-    for seed in range(4):
-        out = module(x, train=True, seed=seed)
-        if out.shape != base.shape:
-            kinds.add("shape")
-            continue
-        if torch.allclose(out, base, atol=1e-6, equal_nan=True):
-            kinds.add("none")
-            continue
-        copies = weights_from_output(out, T, n)
-        elementwise = all(bool(((c.abs() < 1e-6) | ((c - scaled).abs() < 1e-4 * (1 + scaled.abs()))).all())
-                          for c in copies)
-        if torch.allclose(copies[0], copies[1], atol=1e-5, equal_nan=True):
-            kinds.add("weights" if elementwise else "weights_not_dropout")
-        elif not elementwise:
-            kinds.add("other")
-        else:
-            # Dropout on the values drops (token, feature) pairs: the same for every query.
-            per_key = True
-            for c in copies:
-                dropped = (c.abs() < 1e-6) & visible
-                per_key &= bool(((dropped == visible) | ~dropped.any(-2, keepdim=True)).all())
-            kinds.add("values" if per_key else "output")
-    return sorted(kinds)
-
-
-def _eval_probes(sub: Subject, name: str, heads: int | None) -> dict[str, Callable]:
-    extra = (heads,) if heads else ()
-    d = heads or 1
-    return {
-        "layout": lambda: _layout(sub.new(name, 3, 2 * d, 6, 0.1, *extra, qkv_bias=True)),
-        "chapter": lambda: _run(sub, name, (3, 2 * d, 6, 0.0, *extra), randn(2, 6, 3, seed=1)),
-        "short": lambda: _run(sub, name, (5, 4 * d, 8, 0.0, *extra), randn(1, 4, 5, seed=2)),
-        "bias": lambda: _run(sub, name, (4, 3 * d, 6, 0.0, *extra), randn(2, 5, 4, seed=3), qkv_bias=True),
-        "sharp": lambda: _run(sub, name, (8, 8, 6, 0.0, *((4,) if heads else ())), randn(2, 6, 8, seed=4), scale=4.0),
-        "identity": lambda: _identity(sub, name, 6, heads, 0.0)[0](torch.eye(6).unsqueeze(0).repeat(2, 1, 1)),
-        "dropout": lambda: _dropout_kind(sub, name, heads),
-    }
-
-
-def _raises(call: Callable) -> bool:
+def wrapper_facts(sub: Subject) -> list[tuple[str, dict]]:
+    """Structural mistakes of MultiHeadAttentionWrapper: layers beside the heads, heads nobody registered."""
     try:
-        call()
+        module = sub.new("MultiHeadAttentionWrapper", 3, 2, 6, 0.0, 2)
     except StudentError as error:
-        return error.key == "student.raised"
-    return False
-
-
-def _load_probe(sub: Subject, d_in: int, d_out: int) -> dict:
-    v1, v2 = sub.new("SelfAttention_v1", d_in, d_out), sub.new("SelfAttention_v2", d_in, d_out)
-    v1.load(_state(v1))
-    v2.load(_state(v2, 2.0))
-    try:
-        sub.call("load_v2_weights_into_v1", v1, v2)
-    except StudentError as error:  # e.g. copy_ of a (d_out, d_in) weight into (d_in, d_out)
-        if error.key != "student.raised":
-            raise
-    after, source = v1.state(), v2.state()
-    if d_in == d_out:
-        return after
-    expected = {n: source[f"{n}.weight"].T for n in ("W_query", "W_key", "W_value")}
-    return {n: n in after and same(after[n], w) for n, w in expected.items()}
-
-
-def probes(sub: Subject, part: str) -> dict[str, Callable]:
-    """The fixed probes of `part`: name -> a call on `sub` returning comparable data."""
-    if part == "softmax_naive":
-        return {f"x{i}": (lambda x=x: sub.call(part, x)) for i, x in
-                enumerate([randn(6, seed=0), randn(3, seed=1) * 3, randn(4, 3, seed=2)])}
-    if part == "simple_self_attention":
-        return {f"x{i}": (lambda x=x: sub.call(part, x)) for i, x in
-                enumerate([INPUTS, randn(5, 4, seed=3), torch.eye(4)])}
-    if part in ("SelfAttention_v1", "SelfAttention_v2"):
-        found = {"layout": lambda: _layout(sub.new(part, 3, 2)),
-                 "chapter": lambda: _run(sub, part, (3, 2), INPUTS),
-                 "other": lambda: _run(sub, part, (5, 4), randn(7, 5, seed=5), scale=2.0)}
-        if part == "SelfAttention_v2":
-            found["layout_bias"] = lambda: _layout(sub.new(part, 3, 2, qkv_bias=True))
-            found["bias"] = lambda: _run(sub, part, (3, 2), INPUTS, qkv_bias=True)
-        return found
-    if part == "load_v2_weights_into_v1":
-        return {"square": lambda: _load_probe(sub, 4, 4), "chapter": lambda: _load_probe(sub, 3, 2)}
-    if part == "CausalAttention":
-        return _eval_probes(sub, part, None)
-    if part == "MultiHeadAttention":
-        found = _eval_probes(sub, part, 2)
-        found["indivisible"] = lambda: _raises(lambda: sub.new(part, 3, 5, 6, 0.0, 2))
-        return found
-    if part == "MultiHeadAttentionWrapper":
-        return {"layout": lambda: _layout(sub.new(part, 3, 2, 6, 0.0, 2, qkv_bias=True)),
-                "chapter": lambda: _run(sub, part, (3, 2, 6, 0.0, 2), randn(2, 6, 3, seed=1)),
-                "three": lambda: _run(sub, part, (4, 3, 8, 0.0, 3), randn(1, 5, 4, seed=2))}
-    if part == "exercise_3_2":
-        return {"layout": lambda: _layout(sub.call(part)), "out": lambda: sub.call(part)(BATCH).shape}
-    if part == "exercise_3_3":
-        def forward() -> torch.Tensor:
-            module = sub.call(part)
-            module.load(_state(module, 0.05))
-            return module(randn(1, 5, 768, seed=12))
-        return {"layout": lambda: _layout(sub.call(part)), "forward": forward}
-    return {}
-
-
-def _outcome(probe: Callable) -> Any:
-    try:
-        return probe()
-    except StudentError as error:
-        return ("error", error.key, str(error.params.get("type", "")))
-    except CheckFailure as error:
-        return ("error", error.key)
-    except Exception as error:  # noqa: BLE001 - what the probe made of odd replies, compared like any value
-        return ("error", type(error).__name__)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Probe outcomes agree: tensors allclose (NaN equal), containers element by element."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
-            return False
-        if not (torch.is_floating_point(a) and torch.is_floating_point(b)):
-            return bool(torch.equal(a, b))
-        return bool(torch.allclose(a.double(), b.double(), atol=1e-5, rtol=1e-4, equal_nan=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-class OutOfTime(Exception):
-    """The diagnosis budget ran out in the middle of a part's probes."""
-
-
-def run_probes(sub: Subject, part: str, deadline: float = float("inf")) -> dict[str, Any]:
-    outcomes = {}
-    for name, probe in probes(sub, part).items():
-        if time.monotonic() > deadline:
-            raise OutOfTime(part)
-        outcomes[name] = _outcome(probe)
-    return outcomes
+        missing = GLOBAL.search(str(error.params.get("message", "")))
+        return [("wrapper_uses_global", {"name": missing.group(1)})] if missing else []
+    params = [n for n in module.params if not n.split(".")[-1] == "mask"]
+    found = []
+    if any(not n.startswith("heads.") for n in params):
+        found.append(("wrapper_extra_projection", {}))
+    if not params and not any(n.startswith("heads") for n in module.info["modules"]):
+        found.append(("wrapper_heads_not_registered", {}))
+    return found
 
 
 class Diagnoser:
@@ -230,34 +61,50 @@ class Diagnoser:
             self._outcomes[misconception.id] = run_probes(self._mutant(misconception), misconception.part)
         return self._outcomes[misconception.id]
 
+    def _matched(self, sub: Subject, part: str, deadline: float) -> list[tuple[str, dict]]:
+        """The catalogue entry whose outcomes all agree with the student's, as its mistakes."""
+        theirs = run_probes(sub, part, deadline)
+        for misconception in (m for m in CATALOGUE if m.part == part):  # trusted and cached: no deadline
+            ours = self.outcomes(misconception)
+            if ours.keys() == theirs.keys() and all(same(theirs[k], ours[k]) for k in ours):
+                return [(n, {}) for n in misconception.names]
+        return []
+
+    def mistakes(self, sub: Subject, part: str, deadline: float) -> list[tuple[str, dict]]:
+        """(mistake id, hint parameters) for every mistake found in `part`; [] when none is recognised."""
+        if part in MEASURED:
+            found = name_mistakes(measure(sub, part), part)
+            if found:
+                return found
+        found = wrapper_facts(sub) if part == "MultiHeadAttentionWrapper" else []
+        return found + [m for m in self._matched(sub, part, deadline) if m[0] not in {id for id, _ in found}]
+
     def diagnose(self, sub: Subject, parts: list[str], lang: str, deadline: float) -> list[dict]:
-        """One entry per part in `parts` (those that lost points), until `deadline` (time.monotonic())."""
-        found = []
+        """Entries for the parts in `parts` (those that lost points), one per mistake, until `deadline`."""
+        entries = []
         for part in parts:
             if time.monotonic() > deadline:
                 break
             try:
-                theirs = run_probes(sub, part, deadline)
+                found = self.mistakes(sub, part, deadline)
             except OutOfTime:
                 break
-            match = None
-            for misconception in (m for m in CATALOGUE if m.part == part):  # trusted and cached: no deadline
-                ours = self.outcomes(misconception)
-                if ours.keys() == theirs.keys() and all(same(theirs[k], ours[k]) for k in ours):
-                    match = misconception
-                    break
-            if match is not None:
-                message = t("ui.diagnosis", lang, part=part, name=t(f"misconception.{match.id}", lang),
-                            hint=t(f"misconception.{match.id}.hint", lang))
-            elif DEPENDS.get(part) in parts:
-                message = t("ui.diagnosis_dependency", lang, part=part, dependency=DEPENDS[part])
-            else:
-                message = t("ui.no_diagnosis", lang, part=part, hint=t(f"diagnosis.hint.{part}", lang))
-            entry = {"part": part, "misconception": match.id if match else None, "message": message}
-            if match is None and DEPENDS.get(part) in parts:
+            except StudentError:  # the probes met a failure the checks did not (e.g. a hang): say nothing more
+                found = []
+            for id, params in found:
+                message = t("ui.diagnosis", lang, part=part, name=t(f"misconception.{id}", lang),
+                            hint=t(f"misconception.{id}.hint", lang, **_hint_params(params, lang)))
+                entries.append({"part": part, "misconception": id, "message": message})
+            if found:
+                continue
+            entry = {"part": part, "misconception": None}
+            if DEPENDS.get(part) in parts:
+                entry["message"] = t("ui.diagnosis_dependency", lang, part=part, dependency=DEPENDS[part])
                 entry["depends_on"] = DEPENDS[part]
-            found.append(entry)
-        return found
+            else:
+                entry["message"] = t("ui.no_diagnosis", lang, part=part, hint=t(f"diagnosis.hint.{part}", lang))
+            entries.append(entry)
+        return entries
 
 
 def _unstable(key: str) -> bool:

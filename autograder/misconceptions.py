@@ -8,6 +8,9 @@ CAUSAL, WRAPPER, MHA = "CausalAttention", "MultiHeadAttentionWrapper", "MultiHea
 DROPOUT_LINE = "        attn_weights = self.dropout(attn_weights)\n"
 MASK_LINE = "        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)\n"
 SCALED = "attn_scores / keys.shape[-1] ** 0.5"
+NO_MASK = ("attn_scores.masked_fill_(", "attn_scores.masked_fill(")  # the masked copy is thrown away
+BY_TOKENS = ("keys.shape[-1] ** 0.5", "num_tokens ** 0.5")
+HEADS_LIST = "[CausalAttention(d_in, d_out, context_length, dropout, qkv_bias) for _ in range(num_heads)]\n        )\n"
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,17 @@ class Misconception:
     """The graded name whose definition is edited (and whose points the mistake costs)."""
     edits: tuple[tuple[str, str, int], ...]
     """(old, new, count): `old` must occur exactly `count` times in the definition."""
+    combines: tuple[str, ...] = ()
+    """For an entry that makes several mistakes at once: the ids of the mistakes the diagnosis must name."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The mistakes this entry makes, as the diagnosis names them (message keys)."""
+        return self.combines or (self.id,)
 
 
-def _m(id: str, part: str, *edits: tuple) -> Misconception:
-    return Misconception(id, part, tuple((e[0], e[1], e[2] if len(e) > 2 else 1) for e in edits))
+def _m(id: str, part: str, *edits: tuple, combines: tuple[str, ...] = ()) -> Misconception:
+    return Misconception(id, part, tuple((e[0], e[1], e[2] if len(e) > 2 else 1) for e in edits), combines)
 
 
 def _attention_variants(prefix: str, part: str) -> list[Misconception]:
@@ -46,6 +56,16 @@ def _attention_variants(prefix: str, part: str) -> list[Misconception]:
         _m(f"{prefix}_dropout_on_values", part, (DROPOUT_LINE, "        values = self.dropout(values)\n")),
         _m(f"{prefix}_dropout_missing", part, (DROPOUT_LINE, "")),
         _m(f"{prefix}_qkv_bias_ignored", part, ("bias=qkv_bias)\n", "bias=False)\n", 3)),
+        # seen in learners' code (docs/real-mistakes.md)
+        _m(f"{prefix}_mask_missing", part, NO_MASK),
+        _m(f"{prefix}_scale_by_tokens", part, BY_TOKENS),
+        _m(f"{prefix}_scale_multiplied", part, (SCALED, "attn_scores * keys.shape[-1] ** 0.5")),
+        _m(f"{prefix}_scale_odd", part, ("keys.shape[-1] ** 0.5", "keys.shape[-1] ** 0.25")),
+        _m(f"{prefix}_uses_global", part, ("self.mask.bool()", "mask.bool()")),
+        _m(f"{prefix}_combo_no_mask_scale_tokens", part, NO_MASK, BY_TOKENS,
+           combines=(f"{prefix}_mask_missing", f"{prefix}_scale_by_tokens")),
+        _m(f"{prefix}_combo_tril_no_dropout", part, ("torch.triu(", "torch.tril("), (DROPOUT_LINE, ""),
+           combines=(f"{prefix}_mask_tril", f"{prefix}_dropout_missing")),
     ]
 
 
@@ -70,9 +90,20 @@ CATALOGUE: tuple[Misconception, ...] = (
                                          "torch.nn.functional.dropout(attn_weights, self.dropout.p)")),
     _m("causal_weights_transposed", CAUSAL, ("return attn_weights @ values",
                                              "return attn_weights.transpose(1, 2) @ values")),
+    _m("causal_wrong_projection", CAUSAL, ("queries = self.W_query(x)", "queries = self.W_key(x)")),
+    _m("causal_returns_values", CAUSAL, ("return attn_weights @ values", "return values")),
+    _m("causal_returns_nothing", CAUSAL, ("return attn_weights @ values", "context_vec = attn_weights @ values")),
+    _m("causal_combo_renamed_no_mask", CAUSAL, ("self.W_query", "self.w_query", 2), NO_MASK,
+       combines=("causal_renamed_layer", "causal_mask_missing")),
     _m("wrapper_cat_dim1", WRAPPER, ("dim=-1)", "dim=1)")),
     _m("wrapper_shared_head", WRAPPER, ("qkv_bias) for _ in range(num_heads)]", "qkv_bias)] * num_heads")),
     _m("wrapper_qkv_bias_ignored", WRAPPER, ("dropout, qkv_bias) for _", "dropout) for _")),
+    _m("wrapper_extra_projection", WRAPPER, (HEADS_LIST, HEADS_LIST + "        self.out_proj = nn.Linear(num_heads * d_out, "
+                                                         "num_heads * d_out)\n"),
+       ("return torch.cat([head(x) for head in self.heads], dim=-1)",
+        "return self.out_proj(torch.cat([head(x) for head in self.heads], dim=-1))")),
+    _m("wrapper_heads_not_registered", WRAPPER, ("self.heads = nn.ModuleList(", "self.heads = list(")),
+    _m("wrapper_uses_global", WRAPPER, ("[CausalAttention(", "[CausalSelfAttention(")),
     _m("exercise_3_2_d_out2", "exercise_3_2", ("d_out=1", "d_out=2")),
     *_attention_variants("mha", MHA),
     _m("mha_softmax_query_dim", MHA, ("dim=-1)", "dim=2)")),
@@ -84,6 +115,19 @@ CATALOGUE: tuple[Misconception, ...] = (
     _m("mha_context_no_transpose", MHA, ("(attn_weights @ values).transpose(1, 2)", "(attn_weights @ values)")),
     _m("mha_no_out_proj", MHA, ("return self.out_proj(context_vec)", "return context_vec")),
     _m("mha_no_divisibility_check", MHA, ("assert d_out % num_heads == 0, (", "assert True, (")),
+    _m("mha_mask_tril", MHA, ("torch.triu(", "torch.tril(")),
+    _m("mha_mask_zero_fill", MHA, ("-torch.inf)", "0.0)")),
+    _m("mha_scale_by_d_k", MHA, ("keys.shape[-1] ** 0.5", "keys.shape[-1]")),
+    _m("mha_wrong_projection", MHA, ("queries = self.W_query(x)", "queries = self.W_value(x)"),
+       ("        values = self.W_value(x)", "        values = self.W_query(x)")),
+    _m("mha_renamed_layer", MHA, ("self.out_proj", "self.last_layer", 2)),
+    _m("mha_combo_no_mask_no_out_proj", MHA, NO_MASK, ("return self.out_proj(context_vec)", "return context_vec"),
+       combines=("mha_mask_missing", "mha_no_out_proj")),
+    _m("mha_combo_no_mask_swapped_no_out_proj", MHA, NO_MASK,
+       ("queries = self.W_query(x)", "queries = self.W_value(x)"),
+       ("        values = self.W_value(x)", "        values = self.W_query(x)"),
+       ("return self.out_proj(context_vec)", "return context_vec"),
+       combines=("mha_mask_missing", "mha_wrong_projection", "mha_no_out_proj")),
     _m("exercise_3_3_context768", "exercise_3_3", ("context_length=1024", "context_length=768")),
     _m("exercise_3_3_heads64", "exercise_3_3", ("num_heads=12", "num_heads=64")),
     _m("exercise_3_3_wrapper", "exercise_3_3", ("MultiHeadAttention(d_in=768, d_out=768",

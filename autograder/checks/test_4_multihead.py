@@ -133,6 +133,8 @@ def test_mha_rejects_indivisible_d_out(sub):
     try:  # refusing is credit only from a constructor that accepts valid arguments
         sub.new(MHA, 3, 4, 6, 0.0, 2)
     except StudentError as error:
+        if error.key == "student.not_implemented":
+            raise  # an unfinished stub is told so, not that it refuses valid arguments
         fail("fail.valid_refused", where=f"{MHA}(3, 4, 6, 0.0, num_heads=2)", error=error.params.get("message", ""))
     for d_out, num_heads in ((5, 2), (6, 4)):
         try:

@@ -1,0 +1,157 @@
+"""A trusted attention computation with a knob for every independent part a learner can get wrong."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from itertools import permutations, product
+
+import torch
+
+PROJECTIONS = ("W_query", "W_key", "W_value")
+MASKS = ("causal", "none", "zero_fill", "after_softmax", "diagonal0", "diagonal2", "tril", "tril1")
+"""How future positions are hidden: -inf above the diagonal (right), nothing at all (e.g. the result of
+masked_fill thrown away), 0 instead of -inf, zeroed after the softmax, a wrong diagonal, the lower triangle
+(torch.tril instead of torch.triu, without or with diagonal=1)."""
+SCALES = ("sqrt_head_dim", "none", "head_dim", "sqrt_d_in", "sqrt_d_out", "sqrt_tokens", "tokens", "multiplied")
+AXES = ("keys", "queries", "heads")
+COMBINES = ("weights_values", "weights_t_values", "values")
+"""What forward returns before merging heads: weights @ values (right), weights.T @ values, the values alone."""
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """One hypothesis about what a class computes; the defaults are the chapter's computation."""
+
+    sources: tuple[str, str, str] = PROJECTIONS
+    """The layers that make (queries, keys, values)."""
+    mask: str = "causal"
+    scale: str | float = "sqrt_head_dim"
+    """A name from SCALES, or a fixed divisor measured on a probe."""
+    axis: str = "keys"
+    """The axis the softmax normalises."""
+    combine: str = "weights_values"
+    split: bool = True
+    """MultiHeadAttention: heads split with view(b, T, heads, head_dim) then transpose(1, 2)."""
+    merge: bool = True
+    """MultiHeadAttention: the context transposed back before view(b, T, d_out)."""
+    out_proj: bool = True
+    """MultiHeadAttention: out_proj applied to the merged context."""
+
+    def deviations(self) -> dict[str, object]:
+        """The knobs that differ from the chapter's computation."""
+        right = Knobs()
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(right, f.name)}
+
+
+def alternatives(multihead: bool) -> list[tuple[str, object]]:
+    """Every single deviation from the chapter's computation, as (knob, value)."""
+    found: list[tuple[str, object]] = [("sources", s) for s in product(PROJECTIONS, repeat=3) if s != PROJECTIONS]
+    found += [("mask", m) for m in MASKS[1:]] + [("scale", s) for s in SCALES[1:]]
+    found += [("axis", a) for a in AXES[1:] if multihead or a != "heads"] + [("combine", c) for c in COMBINES[1:]]
+    if multihead:
+        found += [("split", False), ("merge", False), ("out_proj", False)]
+    else:
+        found = [d for d in found if d != ("scale", "sqrt_d_out")]  # the same as sqrt_head_dim with one head
+    return found
+
+
+def swapped_sources() -> list[tuple[str, str, str]]:
+    return [p for p in permutations(PROJECTIONS) if p != PROJECTIONS]
+
+
+def divisor(scale: str | float, head_dim: int, d_in: int, d_out: int, tokens: int) -> float:
+    if not isinstance(scale, str):
+        return float(scale)
+    if scale.startswith("power:"):  # head_dim to a measured power
+        return head_dim ** float(scale.split(":")[1])
+    return {"sqrt_head_dim": head_dim ** 0.5, "none": 1.0, "head_dim": float(head_dim), "sqrt_d_in": d_in ** 0.5,
+            "sqrt_d_out": d_out ** 0.5, "sqrt_tokens": tokens ** 0.5, "tokens": float(tokens),
+            "multiplied": head_dim ** -0.5}[scale]
+
+
+def future(mask: str, T: int) -> torch.Tensor:
+    """The positions a mask hides, True where hidden."""
+    ones = torch.ones(T, T)
+    if mask == "diagonal0":
+        return torch.triu(ones, diagonal=0).bool()
+    if mask == "diagonal2":
+        return torch.triu(ones, diagonal=2).bool()
+    if mask == "tril":
+        return torch.tril(ones).bool()
+    if mask == "tril1":
+        return torch.tril(ones, diagonal=1).bool()
+    if mask == "none":
+        return torch.zeros(T, T, dtype=torch.bool)
+    return torch.triu(ones, diagonal=1).bool()
+
+
+def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, heads: int,
+              multihead: bool) -> torch.Tensor:
+    """What a class with these knobs returns in eval mode, for weights named as in the chapter."""
+    b, T, d_in = x.shape
+    x = x.double()
+    made = {n: x @ weights[f"{n}.weight"].double().T + weights.get(f"{n}.bias", torch.zeros(1)).double()
+            for n in PROJECTIONS}
+    queries, keys, values = (made[n] for n in knobs.sources)
+    d_out = queries.shape[-1]
+    head_dim = d_out // heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        if knobs.split:
+            return t.view(b, T, heads, head_dim).transpose(1, 2)  # (b, heads, T, head_dim)
+        return t.reshape(b, heads, T, head_dim)  # view without the transpose: tokens and heads mixed
+
+    queries, keys, values = split(queries), split(keys), split(values)
+    scores = queries @ keys.transpose(-1, -2)  # (b, heads, T, T)
+    hidden = future(knobs.mask, T)
+    if knobs.mask == "zero_fill":
+        scores = scores.masked_fill(hidden, 0.0)
+    elif knobs.mask != "after_softmax":
+        scores = scores.masked_fill(hidden, -torch.inf)
+    dim = {"keys": -1, "queries": -2, "heads": 1}[knobs.axis]
+    attn = torch.softmax(scores / divisor(knobs.scale, head_dim, d_in, d_out, T), dim=dim)
+    if knobs.mask == "after_softmax":
+        attn = attn.masked_fill(hidden, 0.0)
+    if knobs.combine == "values":
+        context = values
+    elif knobs.combine == "weights_t_values":
+        context = attn.transpose(-1, -2) @ values
+    else:
+        context = attn @ values  # (b, heads, T, head_dim)
+    if knobs.merge:
+        context = context.transpose(1, 2)  # (b, T, heads, head_dim)
+    context = context.reshape(b, T, d_out)
+    if multihead and knobs.out_proj:
+        context = context @ weights["out_proj.weight"].double().T + weights.get("out_proj.bias", torch.zeros(1)).double()
+    return context
+
+
+def with_deviations(base: Knobs, changes: tuple[tuple[str, object], ...]) -> Knobs | None:
+    """`base` with each (knob, value) applied; None when two changes set the same knob."""
+    names = [c[0] for c in changes]
+    if len(set(names)) != len(names):
+        return None
+    return replace(base, **dict(changes))
+
+
+ALIASES = {
+    "W_query": {"wquery", "query", "wq", "q", "queries", "qproj", "queryproj", "wqueries"},
+    "W_key": {"wkey", "key", "wk", "k", "keys", "kproj", "keyproj", "wkeys"},
+    "W_value": {"wvalue", "value", "wv", "v", "values", "vproj", "valueproj", "wvalues"},
+    "out_proj": {"outproj", "proj", "out", "wo", "o", "outputproj", "lastlayer", "cproj", "projection", "outlayer",
+                 "oproj", "output", "outputlayer", "linear", "fc"},
+}
+"""Names learners give the chapter's layers (lower case, without underscores or digits)."""
+
+
+def layer_names(params: dict[str, list[int]]) -> dict[str, str]:
+    """The chapter's layer name -> the student's, for the layers found (e.g. "W_query" -> "w_query")."""
+    layers = {n.rsplit(".", 1)[0] for n in params if n.endswith(".weight") and "." in n}
+    found = {}
+    for chapter, aliases in ALIASES.items():
+        if chapter in layers:
+            found[chapter] = chapter
+            continue
+        near = [n for n in layers if "".join(c for c in n.lower() if c.isalpha()) in aliases]
+        if len(near) == 1:
+            found[chapter] = near[0]
+    return found

@@ -1,0 +1,188 @@
+# %% [markdown]
+# # 第三章筆記：實作注意力機制
+# 邊讀邊寫的筆記本，示範儲存格會印出中間結果。
+
+# %%
+import torch
+import torch.nn as nn
+
+torch.manual_seed(123)
+# 六個詞元的三維嵌入向量
+inputs = torch.tensor(
+    [[0.43, 0.15, 0.89],
+     [0.55, 0.87, 0.66],
+     [0.57, 0.85, 0.64],
+     [0.22, 0.58, 0.33],
+     [0.77, 0.25, 0.10],
+     [0.05, 0.80, 0.55]]
+)
+d_in = inputs.shape[1]  # 輸入維度
+d_out = 2  # 輸出維度
+print("輸入形狀：", inputs.shape)
+
+# %%
+def softmax_naive(x):
+    # 每個分數取指數，再除以所有指數的總和
+    return torch.exp(x) / torch.exp(x).sum(dim=0)
+
+
+print(softmax_naive(torch.tensor([1.0, 2.0, 3.0])))
+
+# %%
+def simple_self_attention(inputs):
+    scores = inputs @ inputs.T
+    weights = torch.softmax(scores, dim=-1)  # 每一列加起來是 1
+    return weights @ inputs
+
+
+print(simple_self_attention(inputs))
+
+# %%
+class SelfAttention_v1(nn.Module):
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.W_query = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_key = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_value = nn.Parameter(torch.rand(d_in, d_out))
+
+    def forward(self, x):
+        keys = x @ self.W_key
+        queries = x @ self.W_query
+        values = x @ self.W_value
+        scores = queries @ keys.T
+        weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+        return weights @ values
+
+
+torch.manual_seed(123)
+sa_v1 = SelfAttention_v1(3, 2)
+print(sa_v1(inputs))
+
+# %%
+class SelfAttention_v2(nn.Module):
+    def __init__(self, d_in, d_out, qkv_bias=False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+    def forward(self, x):
+        keys = self.W_key(x)
+        queries = self.W_query(x)
+        values = self.W_value(x)
+        scores = queries @ keys.T
+        weights = torch.softmax(scores / keys.shape[-1] ** 0.5, dim=-1)
+        return weights @ values
+
+
+sa_v2 = SelfAttention_v2(3, 2)
+print(sa_v2(inputs))
+
+# %%
+def load_v2_weights_into_v1(sa_v1, sa_v2):
+    # Linear 的權重是 (d_out, d_in)，v1 是 (d_in, d_out)
+    with torch.no_grad():
+        sa_v1.W_query.copy_(sa_v2.W_query.weight.T)
+        sa_v1.W_key.copy_(sa_v2.W_key.weight.T)
+        sa_v1.W_value.copy_(sa_v2.W_value.weight.T)
+
+
+load_v2_weights_into_v1(sa_v1, sa_v2)
+print(torch.allclose(sa_v1(inputs), sa_v2(inputs)))
+
+# %%
+# 遮住未來的詞元: demo
+context_length = 6
+mask = torch.triu(torch.ones(context_length, context_length), diagonal=1)
+print(mask)
+dropout = torch.nn.Dropout(0.5)
+print(dropout(torch.ones(6, 6)))
+
+# %%
+class CausalAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
+        super().__init__()
+        self.d_out = d_out
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
+
+    def forward(self, x):
+        b, num_tokens, d_in = x.shape
+        queries = self.W_query(x)
+        keys = self.W_key(x)
+        values = self.W_value(x)
+        attn_scores = queries @ keys.transpose(1, 2)
+        # 遮住未來的詞元
+        attn_scores.masked_fill(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        attn_weights = torch.softmax(attn_scores / d_in ** 0.5, dim=-1)  # 縮放點積
+        attn_weights = self.dropout(attn_weights)
+        return attn_weights @ values
+
+
+torch.manual_seed(123)
+ca = CausalAttention(3, 2, 6, 0.0)
+print(ca(torch.stack((inputs, inputs))).shape)
+
+# %%
+class MultiHeadAttentionWrapper(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        self.heads = nn.ModuleList(
+            [CausalAttention(d_in, d_out, context_length, dropout, qkv_bias) for _ in range(num_heads)]
+        )
+
+    def forward(self, x):
+        return torch.cat([head(x) for head in self.heads], dim=-1)
+
+
+def exercise_3_2():
+    return MultiHeadAttentionWrapper(3, 1, 6, 0.0, num_heads=2)
+
+
+print(exercise_3_2()(torch.stack((inputs, inputs))).shape)
+
+# %%
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        assert d_out % num_heads == 0, "d_out must be divisible by num_heads"
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
+
+    def forward(self, x):
+        b, num_tokens, d_in = x.shape
+        queries = self.W_query(x)
+        keys = self.W_key(x)
+        values = self.W_value(x)
+        # 把 d_out 拆成多個頭
+        queries = queries.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = keys.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = values.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        attn_scores = queries @ keys.transpose(2, 3)
+        # 遮住未來的詞元
+        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)
+        attn_weights = self.dropout(attn_weights)
+        # 把各個頭合併回來
+        context_vec = (attn_weights @ values).transpose(1, 2)
+        context_vec = context_vec.contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context_vec)
+
+
+def exercise_3_3():
+    return MultiHeadAttention(768, 768, 1024, 0.0, num_heads=12)
+
+
+torch.manual_seed(123)
+mha = MultiHeadAttention(3, 2, 6, 0.0, num_heads=2)
+print(mha(torch.stack((inputs, inputs))))
