@@ -641,6 +641,8 @@ class Zygote:
         self.busy = False
         """A worker of it has run since its last reset."""
         self._init: int | None = None
+        self._last = 0
+        """Our pid of the last worker forked."""
 
     @property
     def uid(self) -> int | None:
@@ -686,7 +688,10 @@ class Zygote:
         self.ready = self.busy = True
         forked = _Forked(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
                          open(errors[0], "rb"))
-        forked.worker = budget.in_namespace(self.init).get(reply.get("pid")) if self.init else None
+        if self.init:  # pids grow: the new worker's is above the last one's, unless they wrapped around
+            forked.worker = (budget.in_namespace(self.init, self._last or self.init).get(reply.get("pid"))
+                             or budget.in_namespace(self.init).get(reply.get("pid")))
+            self._last = forked.worker or 0
         return forked
 
     def reset(self) -> None:
