@@ -67,8 +67,14 @@ def bound_under_tmp() -> list[str]:
                    if root.startswith("/tmp/")})
 
 
-def report(worker: Worker) -> dict:
-    lines = [line for line in bytes(worker.stderr).decode().splitlines() if line.startswith("REPORT ")]
+def report(worker: Worker, wait: float = 10.0) -> dict:
+    """The worker's last REPORT line; its stderr is read by a thread, so give that thread a moment."""
+    deadline = time.monotonic() + wait
+    while True:
+        lines = [line for line in bytes(worker.stderr).decode().splitlines() if line.startswith("REPORT ")]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert lines, f"the worker reported nothing; its stderr: {bytes(worker.stderr)[-500:]!r}"
     return json.loads(lines[-1][len("REPORT "):])
 
