@@ -41,6 +41,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
+    from autograder.capacity import plan_jobs, scope
     from autograder.grading import grade
     from autograder.i18n import t
     from autograder.report import summary_table, write_gradebook
@@ -63,6 +64,15 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         print(t("ui.isolation_warning", lang), file=sys.stderr)
     for weakness in weaknesses(isolation):
         print(f"WARNING: {weakness}", file=sys.stderr)
+    for holds in scope(config.limits, isolation):
+        print(f"LIMITS {holds}", file=sys.stderr)
+    try:
+        jobs, plan = plan_jobs(config.jobs, config.limits, explicit=args.jobs is not None)
+    except ValueError as exc:
+        print(f"autograder grade: {exc}", file=sys.stderr)
+        return 2
+    print(f"JOBS {plan}", file=sys.stderr)
+    config = config.with_(jobs=jobs)
 
     def progress(done: int, total: int, name: str) -> None:
         width = 30
@@ -183,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto",
                        help="isolation of student code (default: bubblewrap when available)")
     grade.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
-                       help="change one resource limit, e.g. call_seconds=5 or memory_bytes=2GiB "
+                       help="change one resource limit, e.g. call_seconds=5 or memory=2GiB (memory_bytes) "
                             "(repeatable; names and defaults: autograder/config.py Limits)")
     grade.set_defaults(run=_grade)
 

@@ -43,9 +43,12 @@ class Limits:
     diagnosis_seconds: float = 20.0
     """Wall time allowed for naming the misconceptions of one submission's failed parts."""
     cpu_seconds: int = 120
-    """CPU time of the worker process (RLIMIT_CPU)."""
+    """CPU time of each worker process (RLIMIT_CPU), and of all a submission's processes together."""
     memory_bytes: int = 3 * 2**30
-    """Address space of each worker process (RLIMIT_AS); importing torch takes about 0.7 GiB of it."""
+    """Memory of all a submission's processes together, with its private /tmp and /dev/shm (a cgroup, or the
+    judge's watchdog); what the worker shares with its pre-warmed parent (torch) is not counted."""
+    address_bytes: int = 3 * 2**30
+    """Address space of each worker process (RLIMIT_AS): one huge allocation fails at once with a MemoryError."""
     processes: int = 32
     """Processes and threads the worker may have at once (RLIMIT_NPROC, counted for the worker alone)."""
     file_bytes: int = 16 * 2**20
@@ -67,6 +70,9 @@ class Limits:
         for assignment in assignments:
             name, sep, value = assignment.partition("=")
             name = name.strip()
+            for unit in ("_bytes", "_seconds"):  # "memory=2GiB" for memory_bytes=2GiB
+                if name + unit in self.__dataclass_fields__:
+                    name += unit
             if not sep or name not in self.__dataclass_fields__:
                 known = ", ".join(self.__dataclass_fields__)
                 raise ValueError(f"--limit {assignment!r}: expected NAME=VALUE with NAME one of {known}")

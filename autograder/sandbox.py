@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from autograder import budget
+from autograder.cgroups import remove_stale as remove_stale_groups
 from autograder.config import ROOT, Limits
 
 PACKAGE = Path(__file__).resolve().parent
@@ -54,12 +56,14 @@ PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
 
 class WorkerGone(Exception):
-    """The worker stopped answering: `reason` is "timeout", "crashed", "cpu" or "protocol"."""
+    """The worker stopped answering: `reason` is "timeout", "crashed", "cpu", "protocol", or one of the
+    whole tree's limits, "memory", "cpu_tree" or "cpu_share" (with `used` and `processes`)."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", **params: object):
         super().__init__(f"{reason} {detail}".strip())
         self.reason = reason
         self.detail = detail
+        self.params = params
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +162,7 @@ def clean_up_after(pid: int) -> None:
     if os.geteuid() == 0:
         start = UID_BASE + pid * UIDS_PER_JUDGE
         kill_uids(range(start, start + UIDS_PER_JUDGE))
+        remove_stale_groups(pid)
     for leftover in Path(tempfile.gettempdir()).glob(f"autograder-{pid}-*"):
         shutil.rmtree(leftover, ignore_errors=True)
 
@@ -171,6 +176,8 @@ def clean_up_stale() -> None:
     """
     if not _LINUX:
         return
+    if os.geteuid() == 0:
+        remove_stale_groups()
     for leftover in Path(tempfile.gettempdir()).glob("autograder-*-*-*"):
         _, pid, started, _ = leftover.name.split("-", 3)
         if not (pid.isdigit() and started.isdigit()):
@@ -464,7 +471,7 @@ def _child(limits: Limits, nproc: int | None, uid: int | None, view: _View, cpu:
     """Runs in the child between fork and exec, as the grader's user."""
     if cpu:
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.address_bytes, limits.address_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if uid is not None:
@@ -618,7 +625,7 @@ class Zygote:
         # or stopped by a worker (the kernel drops such signals to an init from inside).
         self._spawn = _Spawn(limits, "bwrap", cpu_limit=False, as_pid_1=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = {k: getattr(limits, k) for k in ("cpu_seconds", "memory_bytes", "file_bytes", "processes",
+        settings = {k: getattr(limits, k) for k in ("cpu_seconds", "address_bytes", "file_bytes", "processes",
                                                     "message_bytes")}
         command = [sys.executable, "-E", "-s", "-m", "autograder.zygote", json.dumps(settings)]
         self.log = os.path.join(self._spawn.tmp, "zygote.log")
@@ -633,6 +640,9 @@ class Zygote:
         self.ready = False
         self.busy = False
         """A worker of it has run since its last reset."""
+        self._init: int | None = None
+        self._last = 0
+        """Our pid of the last worker forked."""
 
     @property
     def uid(self) -> int | None:
@@ -655,12 +665,19 @@ class Zygote:
             raise WorkerGone("crashed", f"the sandbox ended: {detail}")
         return reply
 
+    @property
+    def init(self) -> int | None:
+        """The zygote's pid on our side of the sandbox's PID namespace (bwrap's child there is its init)."""
+        if self._init is None:
+            self._init = budget.in_namespace(self.process.pid).get(1)
+        return self._init
+
     def fork(self) -> _Forked:
         """A new worker on fresh pipes; the zygote must have been reset since the last one."""
         requests, replies, errors = os.pipe(), os.pipe(), os.pipe()
         theirs = [requests[0], replies[1], errors[1]]
         try:
-            self.ask({"op": "spawn"}, ZYGOTE_SECONDS if self.ready else self.limits.load_seconds, theirs)
+            reply = self.ask({"op": "spawn"}, ZYGOTE_SECONDS if self.ready else self.limits.load_seconds, theirs)
         except BaseException:
             for fd in (requests[1], replies[0], errors[0]):
                 os.close(fd)
@@ -669,8 +686,13 @@ class Zygote:
             for fd in theirs:
                 os.close(fd)
         self.ready = self.busy = True
-        return _Forked(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
-                       open(errors[0], "rb"))
+        forked = _Forked(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
+                         open(errors[0], "rb"))
+        if self.init:  # pids grow: the new worker's is above the last one's, unless they wrapped around
+            forked.worker = (budget.in_namespace(self.init, self._last or self.init).get(reply.get("pid"))
+                             or budget.in_namespace(self.init).get(reply.get("pid")))
+            self._last = forked.worker or 0
+        return forked
 
     def reset(self) -> None:
         """Kill what the last worker left; stop the whole sandbox if that fails."""
@@ -704,6 +726,8 @@ class _Forked:
         self.zygote, self.stdin, self.stdout, self.stderr = zygote, stdin, stdout, stderr
         self.pid = zygote.process.pid  # the sandbox's, on our side of its PID namespace
         self.returncode: int | None = None
+        self.worker: int | None = None
+        """The worker's own pid on our side, before it has run any student code."""
 
     def poll(self) -> int | None:
         return self.returncode
@@ -788,6 +812,11 @@ class Worker:
                 self._spawn.cleanup()
                 raise
         self._started = _proc_start(self.process.pid)
+        if isinstance(self.process, _Forked):  # the zygote is not the submission's: only what it forked
+            tree, first = budget.Tree(self.process.worker or -1, self.process.zygote.init), self.process.worker
+        else:
+            tree, first = budget.Tree(self.process.pid), self.process.pid
+        self.budget = budget.start(limits, tree, add=first)  # before the load request: no student code ran yet
         _LIVE.add(self)
         self._drain = threading.Thread(target=self._keep_stderr, daemon=True)
         self._drain.start()
@@ -833,6 +862,10 @@ class Worker:
         self._exited()
         self.kill()
         code = self.process.returncode
+        overrun = self.budget.overrun
+        if overrun is not None:
+            return WorkerGone({"cpu": "cpu_tree"}.get(overrun.kind, overrun.kind), f"{overrun.used:g}",
+                              used=overrun.used, processes=overrun.processes)
         # bwrap reports a worker killed by signal N as exit status 128 + N.
         signum = -code if code is not None and code < 0 else (code - 128 if code and code > 128 else 0)
         if signum == signal.SIGXCPU:
@@ -850,6 +883,7 @@ class Worker:
         """SIGKILL the worker and everything it started; remove its temporary files."""
         if isinstance(self.process, _Forked):
             self.process.end()
+            self.budget.close()
             self._close_streams()
             return
         _kill_group(self.process, self.uid)
@@ -865,6 +899,7 @@ class Worker:
                         pass
                 time.sleep(0.01)
             _reap_orphans(self._started)
+        self.budget.close()
         self._spawn.cleanup()
         self._close_streams()
 

@@ -286,6 +286,7 @@ class WorkerSubject(Subject):
             key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
             params = {"where": "loading the definitions", "seconds": self.limits.load_seconds,
                       "detail": exc.detail, "limit": self.limits.cpu_seconds}
+            key, params = _tree_limit(exc, self.limits, key, params)
             self._load_error = (key, params)
             self.incidents.append(self._load_error)
             raise StudentError(key, **params) from None
@@ -310,6 +311,7 @@ class WorkerSubject(Subject):
                        "cpu": "student.cpu_limit"}.get(exc.reason, "student.protocol")
             params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
                       "limit": self.limits.cpu_seconds}
+            failure, params = _tree_limit(exc, self.limits, failure, params)
             self.incidents.append((failure, params))
             self._broken[key] = (failure, params)
             raise StudentError(failure, **params) from None
@@ -318,7 +320,7 @@ class WorkerSubject(Subject):
         """The worker's limits show up as ordinary exceptions in the student's code; name them."""
         kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
         if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
-            params = {"where": what, "limit": _size(self.limits.memory_bytes)}
+            params = {"where": what, "limit": _size(self.limits.address_bytes)}
             self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
             return StudentError("student.memory_limit", **params)
         if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
@@ -340,6 +342,14 @@ class WorkerSubject(Subject):
 
     def close(self) -> None:
         self._retire()
+
+
+def _tree_limit(exc: WorkerGone, limits: Limits, key: str, params: dict) -> tuple[str, dict]:
+    """A limit of all the submission's processes together (see budget.py) ended the worker: say which."""
+    from autograder.capacity import failure
+
+    found = failure(exc.reason, exc.params, limits)
+    return (found[0], {**params, **found[1]}) if found else (key, params)
 
 
 def _size(n: int) -> str:

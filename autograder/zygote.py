@@ -3,7 +3,7 @@
 Started by sandbox.py inside the slot's sandbox as `python -m autograder.zygote LIMITS`; fd 0 is a
 SOCK_SEQPACKET socket to the judge. Requests are JSON objects, each answered with one:
 
-    spawn (+ 3 fds: requests, replies, stderr)  ->  {"ok": true}   a worker starts on those pipes
+    spawn (+ 3 fds: requests, replies, stderr)  ->  {"ok": true, "pid": n}   a worker starts on those pipes
     wait {"seconds": s}                         ->  {"code": n}    its exit code (-signal), null if running
     reset                                       ->  {"ok": bool}   nothing of it is left (processes, files, IPC)
 
@@ -89,7 +89,7 @@ class Zygote:
                 os._exit(1)
             os._exit(0)
         self.child, self.code = pid, None
-        return {"ok": True}
+        return {"ok": True, "pid": pid}
 
     def wait(self, seconds: float) -> int | None:
         """The child's exit code, waiting up to `seconds` for it to end."""
@@ -148,7 +148,7 @@ def _become_worker(home: str, requests: int, replies: int, errors: int, limits: 
         stream.reconfigure(line_buffering=True, write_through=True)
     os.chdir(home)
     os.environ.update(HOME=home, TMPDIR=home)
-    cpu, memory, files, processes = (limits[k] for k in ("cpu_seconds", "memory_bytes", "file_bytes", "processes"))
+    cpu, memory, files, processes = (limits[k] for k in ("cpu_seconds", "address_bytes", "file_bytes", "processes"))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))

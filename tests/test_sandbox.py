@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
+from autograder import budget, capacity, sandbox
 from autograder.config import ROOT, Limits
 from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
 from autograder.subject import StudentError, WorkerSubject
@@ -177,7 +177,7 @@ def test_workers_die_with_their_judge(mode):
 
 def test_limits_are_named_and_the_worker_goes_on():
     isolation = isolation_for("auto")
-    limits = Limits(file_bytes=2**20, disk_bytes=8 * 2**20, output_bytes=4096, memory_bytes=2 * 2**30)
+    limits = Limits(file_bytes=2**20, disk_bytes=8 * 2**20, output_bytes=4096, address_bytes=2 * 2**30)
     subject = WorkerSubject(CHUNKS, limits, isolation)
     try:
         with pytest.raises(StudentError) as memory:
@@ -347,3 +347,93 @@ def test_a_worker_that_ends_itself_leaves_its_zygote_ready():
     finally:
         second.close()
         zygote.stop()
+
+
+MECHANISMS = [pytest.param("cgroup", marks=pytest.mark.skipif(not budget.available(),
+                                                               reason="no writable cgroup v1 memory hierarchy")),
+              "watchdog"]
+
+
+def groups_left() -> list[Path]:
+    """This process's workers' cgroups that still exist."""
+    return [p for p in Path("/sys/fs/cgroup").glob(f"**/autograder-{os.getpid()}-*") if p.is_dir()]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism, monkeypatch):
+    """Six children of 100 MiB each: every one under RLIMIT_AS, together over a 320 MiB budget."""
+    if mechanism == "watchdog":
+        monkeypatch.setattr(budget, "available", lambda: ())
+    isolation = isolation_for("auto")
+    if isolation != "bwrap":
+        pytest.skip("a fallback worker imports torch itself: its own memory exceeds so small a budget")
+    limits = Limits(memory_bytes=320 * 2**20)
+    worker = Worker(CHUNKS, limits, isolation)
+    assert (worker.budget.group is not None) == (mechanism == "cgroup"), "the wrong mechanism is in force"
+    started = time.monotonic()
+    try:
+        with pytest.raises(WorkerGone) as stopped:
+            call(worker, "fan_out", "sandbox-test-fanout", 6, 100, 20)
+    finally:
+        worker.kill()
+    assert stopped.value.reason == "memory", f"{mechanism}: {stopped.value}"
+    assert time.monotonic() - started < 10, "the fan-out was not stopped while it held its memory"
+    assert stopped.value.params["processes"] >= 2, stopped.value.params
+    if mechanism == "cgroup":  # the kernel holds the line; the watchdog may overshoot by one interval
+        assert stopped.value.params["used"] <= limits.memory_bytes * 1.01, stopped.value.params
+    assert gone("sandbox-test-fanout"), f"{mechanism}: children of a stopped fan-out survived"
+    assert not groups_left(), f"cgroups left behind: {groups_left()}"
+
+
+def test_a_correct_worker_stays_inside_a_small_budget():
+    """What a worker shares with its zygote (torch) is not its own: a 320 MiB budget is enough for work."""
+    isolation = isolation_for("auto")
+    if isolation != "bwrap":
+        pytest.skip("a fallback worker imports torch itself")
+    worker = Worker(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)
+    try:
+        assert call(worker, "fan_out", "sandbox-test-small", 1, 50, 1)["result"]["tensor"].item() == 1
+        assert call(worker, "threads", 4)["result"]["tensor"].item() == 4
+        assert worker.budget.overrun is None, worker.budget.overrun
+    finally:
+        worker.kill()
+    assert gone("sandbox-test-small")
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_busy_children_are_stopped_by_the_cpu_of_the_whole_tree(mechanism, monkeypatch):
+    """Children that spin after the call returned: their CPU time is the submission's."""
+    if mechanism == "watchdog":
+        monkeypatch.setattr(budget, "available", lambda: ())
+    limits = Limits(cpu_seconds=4, call_seconds=30)
+    worker = Worker(CHUNKS, limits, isolation_for("auto"))
+    try:
+        call(worker, "spin", "sandbox-test-spin", 3)
+        deadline = time.monotonic() + 30
+        while worker.budget.overrun is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        overrun = worker.budget.overrun
+        assert overrun is not None and overrun.kind in ("cpu", "cpu_share"), f"{mechanism}: {overrun}"
+        with pytest.raises(WorkerGone) as ended:
+            call(worker, "threads", 1)
+        assert ended.value.reason in ("cpu_tree", "cpu_share"), ended.value
+    finally:
+        worker.kill()
+    assert gone("sandbox-test-spin"), f"{mechanism}: spinning children survived"
+    assert not groups_left(), f"cgroups left behind: {groups_left()}"
+
+
+def test_the_batch_fits_the_memory_available():
+    limits = Limits(memory_bytes=2 * 2**30)
+    slot = limits.memory_bytes + capacity.JUDGE_BYTES
+    assert capacity.plan_jobs(4, limits, explicit=False, free=int(2.5 * slot))[0] == 2, "not lowered to what fits"
+    assert capacity.plan_jobs(2, limits, explicit=True, free=3 * slot)[0] == 2
+    with pytest.raises(ValueError, match="--jobs 2"):
+        capacity.plan_jobs(3, limits, explicit=True, free=int(2.5 * slot))
+    with pytest.raises(ValueError, match="available"):
+        capacity.plan_jobs(1, limits, explicit=False, free=slot // 2)
+
+
+def test_limits_may_be_named_without_their_unit():
+    limits = Limits().with_overrides(["memory=300MiB", "call=3", "disk_bytes=1GiB"])
+    assert (limits.memory_bytes, limits.call_seconds, limits.disk_bytes) == (300 * 2**20, 3.0, 2**30), limits

@@ -261,3 +261,32 @@ def spy():
 def odd_dtype():
     """A tensor the wire format does not carry."""
     return torch.zeros(3, dtype=torch.uint16)
+
+
+def fan_out(marker, children, mib, seconds):
+    """Children (fresh Pythons named `marker`) that each hold `mib` MiB, then sleep; this one waits."""
+    import sys
+    import time
+
+    hold = f"import time\nb = b'x' * ({mib} << 20)\ntime.sleep(60)"
+    for _ in range(children):
+        if os.fork() == 0:
+            try:
+                os.execv(sys.executable, [marker, "-c", hold])
+            finally:
+                os._exit(1)
+    time.sleep(seconds)
+    return torch.tensor(children)
+
+
+def spin(marker, children):
+    """Children (fresh Pythons named `marker`) that keep a processor busy; returns at once."""
+    import sys
+
+    for _ in range(children):
+        if os.fork() == 0:
+            try:
+                os.execv(sys.executable, [marker, "-c", "while True:\n    pass"])
+            finally:
+                os._exit(1)
+    return torch.tensor(children)
