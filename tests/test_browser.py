@@ -265,6 +265,7 @@ def test_marimo_edit_fill_break_fix_and_the_check_follows(browser, marimo_edit, 
         # as the notebook tells the student: run it once with the button at the bottom right
         page.locator("[data-testid=chrome-controls-bottom-right] [data-testid=run-button]").click()
         check_cell = cell.filter(has_text="check(softmax_naive)")
+        check_cell.first.wait_for()  # cells render one after another; count once this one is there
         assert check_cell.count() == 1, "one check cell for softmax_naive"
         check_cell.locator(FAILED).first.wait_for(timeout=300_000)  # the untouched stub fails its check
         stub = cell.filter(has_text="def softmax_naive")
