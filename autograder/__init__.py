@@ -11,7 +11,7 @@ def check(what, lang: str | None = None):
     cell that defines it changes, and the check judges exactly that object. A name works too,
     `check("CausalAttention")`, as in notebooks released before.
     """
-    from autograder.selfcheck import check_in_notebook
+    from autograder.integrations.selfcheck import check_in_notebook
 
     checklist = check_in_notebook(what, lang=lang)
     # `nbgrader validate` (and the Validate button) counts a test cell as passed unless it raises.

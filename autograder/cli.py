@@ -28,23 +28,23 @@ def _check(args: argparse.Namespace, config: Config) -> int:
         print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
         return 2
     prestart(config.limits, isolation_for(config.sandbox))  # its torch loads while ours does
-    from autograder.selfcheck import check_file
+    from autograder.integrations.selfcheck import check_file
 
     checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None,
                            pictures=bool(args.html))
     print(checklist.text(verbose=args.verbose))
     if args.html:
-        from autograder.feedback import write_feedback
+        from autograder.report.feedback_page import write_feedback
 
         write_feedback(checklist.result, args.html, checklist.lang)
     return 0 if checklist.passed else 1
 
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
-    from autograder.capacity import plan_jobs, scope
-    from autograder.grading import grade
+    from autograder.batch.capacity import plan_jobs, scope
+    from autograder.batch.pool import grade
     from autograder.i18n import t
-    from autograder.report import summary_table, write_gradebook
+    from autograder.report.checklist import summary_table, write_gradebook
     from autograder.sandbox import isolation_for, weaknesses
 
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
@@ -89,7 +89,7 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
-    from autograder.overview import write_overview
+    from autograder.report.class_overview import write_overview
 
     if not args.folder.is_dir():
         print(f"autograder report: {args.folder}: no such folder", file=sys.stderr)
@@ -99,20 +99,20 @@ def _report(args: argparse.Namespace, config: Config) -> int:
 
 
 def _diff(args: argparse.Namespace, config: Config) -> int:
-    from autograder.regrade import cli
+    from autograder.report.regrade import cli
 
     return cli(args)
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
     if args.student:
-        from autograder.bundle import student_bundle
+        from autograder.authoring.bundle import student_bundle
 
         names = student_bundle(args.student)
         print(f"wrote {args.student} ({len(names)} files: assignments and visible checks only)")
         return 0
     try:
-        from autograder.build import main as build_main
+        from autograder.authoring.build import main as build_main
     except ModuleNotFoundError as exc:  # nbgrader is the instructor's: pip install ".[instructor]"
         print(f"autograder build: needs {exc.name}; install the instructor's tools with pip install "
               "\".[instructor]\"", file=sys.stderr)
@@ -122,14 +122,14 @@ def _build(args: argparse.Namespace, config: Config) -> int:
 
 def _export(args: argparse.Namespace, config: Config) -> int:
     if args.platform == "prairielearn":
-        from autograder.prairielearn import cli_export
+        from autograder.integrations.prairielearn import cli_export
 
         return cli_export(args)
     if args.platform in ("canvas", "moodle"):
-        from autograder.lms import cli_export
+        from autograder.integrations.lms import cli_export
 
         return cli_export(args)
-    from autograder.gradescope import GradescopeSettings, export
+    from autograder.integrations.gradescope import GradescopeSettings, export
 
     if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
         print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
@@ -148,8 +148,11 @@ def _export(args: argparse.Namespace, config: Config) -> int:
 
 def _ships(module: str) -> bool:
     """Is this command's module part of this copy of the kit? The student bundle leaves the instructor's out."""
-    spec = importlib.util.find_spec(module)
-    return spec is not None and spec.origin is not None and Path(spec.origin).parent == Path(__file__).parent
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # its folder did not ship
+        return False
+    return spec is not None and spec.origin is not None and Path(spec.origin).is_relative_to(Path(__file__).parent)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -170,12 +173,12 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
     check.add_argument("--html", type=Path, metavar="FILE",
                        help="also write the feedback page (" + ("diagnoses, attention pictures, checklist"
-                                                                if _ships("autograder.diagnosis")
+                                                                if _ships("autograder.explain.diagnose")
                                                                 else "score and checklist") + ") to FILE")
     check.add_argument("--verbose", action="store_true",
                        help="show every check of every part (default: a line per part, details for the parts begun)")
     check.set_defaults(run=_check)
-    if not _ships("autograder.grading"):  # the student bundle: the self-check is all it holds
+    if not _ships("autograder.batch.pool"):  # the student bundle: the self-check is all it holds
         top.epilog = "example:\n  autograder check assignments/en/ch03_attention.ipynb\n\n" + EPILOG
         return top
 

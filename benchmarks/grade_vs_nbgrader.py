@@ -166,7 +166,7 @@ def self_check_latency() -> tuple[float, float]:
 
 
 def in_notebook_check() -> tuple[float, float]:
-    code = ("import time, runpy\nns = runpy.run_path(%r)\nfrom autograder.selfcheck import check_in_notebook\n"
+    code = ("import time, runpy\nns = runpy.run_path(%r)\nfrom autograder.integrations.selfcheck import check_in_notebook\n"
             "t = time.perf_counter(); check_in_notebook('CausalAttention', namespace=ns)\n"
             "first = time.perf_counter() - t\nt = time.perf_counter(); check_in_notebook('CausalAttention', namespace=ns)\n"
             "print(first, time.perf_counter() - t)") % str(FIXTURES / "correct_reference.py")

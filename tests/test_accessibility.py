@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.alttext import attention_text, describe
-from autograder.overview import overview_html
-from autograder.pictures import MASKED_COLOUR, NAN_COLOUR, TOKENS, attention_svg
-from autograder.results import CheckResult, SubmissionResult
+from autograder.report.alttext import attention_text, describe
+from autograder.report.class_overview import overview_html
+from autograder.assignment import TOKENS
+from autograder.report.attention_svg import MASKED_COLOUR, NAN_COLOUR, attention_svg
+from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -91,8 +92,8 @@ def test_overview_histogram_speaks_the_page_language():
 def pages(tmp_path_factory) -> dict[str, Path]:
     """Every kind of page the kit writes, in both languages: real feedback pages from `autograder check --html`,
     a feedback page with NaN and unreadable maps, the class overview and the regrade diff."""
-    from autograder.feedback import feedback_html
-    from autograder.regrade import diff, diff_html
+    from autograder.report.feedback_page import feedback_html
+    from autograder.report.regrade import diff, diff_html
 
     out = tmp_path_factory.mktemp("pages")
     found = {}
@@ -171,7 +172,7 @@ def test_the_checker_itself_reports_a_serious_violation(tmp_path):
 
 def test_weights_ramp_reads_in_greyscale():
     """Lightness alone orders the weights, so no hue has to be told apart (any colour vision, or a print-out)."""
-    from autograder.pictures import _blue
+    from autograder.report.attention_svg import _blue
 
     def luminance(colour: str) -> float:  # WCAG relative luminance
         channels = [c / 255 for c in bytes.fromhex(colour[1:])]

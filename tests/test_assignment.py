@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder.build import build, to_marimo
+from autograder.authoring.build import build, to_marimo
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "ch03_attention"

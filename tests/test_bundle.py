@@ -11,13 +11,14 @@ import zipfile
 import nbformat
 import pytest
 
-from autograder.judge import check_table
-from autograder.misconceptions import CATALOGUE
+from autograder.judge.run import check_table
+from autograder.explain.misconceptions import CATALOGUE
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
-INSTRUCTOR_MODULES = ("diagnosis", "misconceptions", "gradescope", "overview", "build", "bundle", "batch",
-                      "grading", "nbgrader", "pictures")
+INSTRUCTOR_FOLDERS = ("authoring", "batch", "explain")
+INSTRUCTOR_MODULES = ("integrations/gradescope", "integrations/nbgrader", "integrations/prairielearn",
+                      "integrations/lms", "report/class_overview", "report/regrade")
 
 
 COMMON = {"with torch.no_grad():"}  # a PyTorch idiom that the kit's own code uses as well
@@ -83,8 +84,10 @@ def test_bundle_ships_no_instructor_module(bundle):
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
     shipped = [m for m in INSTRUCTOR_MODULES if f"autograder/{m}.py" in names]
+    shipped += [n for n in names if n.split("/")[1:2] and n.split("/")[1] in INSTRUCTOR_FOLDERS]
     assert not shipped, f"instructor-only modules in the student bundle: {shipped}"
-    assert {"autograder/selfcheck.py", "autograder/worker.py", "autograder/zygote.py"} <= names
+    inside = {f"autograder/sandbox/inside/{p.name}" for p in (ROOT / "autograder/sandbox/inside").glob("*.py")}
+    assert {"autograder/integrations/selfcheck.py", "autograder/sandbox/__init__.py"} | inside <= names
 
 
 def test_bundled_cli_offers_only_what_the_bundle_can_do(bundle, tmp_path):
@@ -134,7 +137,7 @@ def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_
         done = run(*step)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); "
-                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.diagnosis'))")
+                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.explain.diagnose'))")
     assert str(home) in where.stdout and "None None" in where.stdout, where.stdout + where.stderr
     # JupyterLab's extensions come with packages: none of the environment's own is nbgrader's (this
     # machine's base Python has nbgrader, and `jupyter labextension list` shows its folder too)

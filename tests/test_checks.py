@@ -10,7 +10,7 @@ import pytest
 
 from autograder.config import GRADED
 from autograder.i18n import LANGS, catalogue
-from autograder.judge import check_table
+from autograder.judge.run import check_table
 
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = {"softmax_naive": 2, "simple_self_attention": 6, "SelfAttention_v1": 8, "SelfAttention_v2": 8,
@@ -96,10 +96,10 @@ def test_only_layout_buffer_and_divisibility_checks_are_structure_checks():
 
 
 def _local(path: Path):
-    from autograder.handler import execute
-    from autograder.subject import LocalSubject
+    from autograder.sandbox.inside.handler import execute
+    from autograder.judge.subjects import LocalSubject
 
-    from autograder.notebook import load_submission
+    from autograder.load.submission import load_submission
 
     chunks = [{"origin": c.origin, "code": c.code} for c in load_submission(path).chunks]
     namespace, failures = execute(chunks, "fixture")
@@ -113,9 +113,9 @@ SUBMISSIONS = ROOT / "tests" / "files" / "submissions"
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("nothing_*.py")))
 def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
-    from autograder.checking import CheckFailure
+    from autograder.judge.expect import CheckFailure
     from autograder.checks.precondition import expect_attention
-    from autograder.subject import StudentError
+    from autograder.judge.subjects import StudentError
 
     sub = _local(SUBMISSIONS / fixture)
     for name in ATTENTION:
@@ -136,7 +136,7 @@ def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
     """Every realistic bug still computes attention: the precondition must never hide its real message."""
     from autograder.checks.precondition import expect_attention
 
-    from autograder.checking import CheckFailure
+    from autograder.judge.expect import CheckFailure
 
     sub = _local(SUBMISSIONS / fixture)
     for name in ATTENTION:
@@ -147,8 +147,8 @@ def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
 
 
 def _subject(code: str):
-    from autograder.handler import execute
-    from autograder.subject import LocalSubject
+    from autograder.sandbox.inside.handler import execute
+    from autograder.judge.subjects import LocalSubject
 
     namespace, failures = execute([{"origin": "test", "code": "import torch\nfrom torch import nn\n" + code}], "t")
     assert not failures, failures
@@ -164,7 +164,7 @@ def _subject(code: str):
     ("d_in, d_out, dropout, context_length, qkv_bias=False", "fail.signature_order", "another order"),
 ])
 def test_a_signature_is_compared_with_the_stub(init, key, words):
-    from autograder.checks.contract import signature_problem
+    from autograder.judge.contract import signature_problem
     from autograder.i18n import t
 
     sub = _subject(f"class CausalAttention(nn.Module):\n    def __init__(self, {init}):\n        super().__init__()\n")
@@ -176,8 +176,8 @@ def test_a_signature_is_compared_with_the_stub(init, key, words):
 
 
 def test_a_near_miss_name_is_named_and_an_unrelated_one_is_not():
-    from autograder.checking import CheckFailure
-    from autograder.checks.contract import expect_named
+    from autograder.judge.expect import CheckFailure
+    from autograder.judge.contract import expect_named
 
     sub = _subject("class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                    "        self.droput = nn.Dropout(0.1)\n        self.w_query = nn.Linear(2, 2)\n"

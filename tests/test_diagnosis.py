@@ -7,15 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.attention_model import Knobs, attention
-from autograder.build import to_marimo
-from autograder.checks.probes import randn
+from autograder.explain.attention_model import Knobs, attention
+from autograder.authoring.build import to_marimo
+from autograder.judge.probes import randn
 from autograder.config import Config
-from autograder.facts import measure, state_for
-from autograder.misconceptions import BY_ID, mutate
-from autograder.mistakes import name
-from autograder.notebook import load_submission
-from autograder.subject import LocalSubject
+from autograder.explain.facts import measure, state_for
+from autograder.explain.misconceptions import BY_ID, mutate
+from autograder.explain.mistakes import name
+from autograder.load.submission import load_submission
+from autograder.judge.subjects import LocalSubject
 from tests.conftest import FILES, run_cli
 
 REAL = FILES / "real"
@@ -71,7 +71,7 @@ def test_the_measured_scale_power_is_reported(reference_chunks):
 
 
 def test_a_mistake_found_two_ways_is_named_once(reference_chunks):
-    from autograder.diagnosis import Diagnoser
+    from autograder.explain.diagnose import Diagnoser
 
     diagnoser = Diagnoser(lambda m: _subject(mutate(reference_chunks, m), f"mutant_{m.id}"))
     m = BY_ID["wrapper_uses_global"]  # a structural fact and a matching catalogue entry both say so

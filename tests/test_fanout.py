@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cgroups
+from autograder.sandbox import cgroups
 from tests.test_adversarial import ISOLATION, check_batch, check_record, grade, manifest, records, stray
 
 FANOUT = Path(__file__).parent / "files" / "fanout"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.overview import overview_html
-from autograder.results import CheckResult, SubmissionResult
+from autograder.report.class_overview import overview_html
+from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import SUBMISSIONS, run_cli
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -91,7 +91,8 @@ def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     from xml.etree import ElementTree
 
     from autograder.i18n import t
-    from autograder.pictures import NAN_COLOUR, TOKENS, attention_svg
+    from autograder.assignment import TOKENS
+    from autograder.report.attention_svg import NAN_COLOUR, attention_svg
 
     T = len(TOKENS)
     diagonal = [[1.0 if q == k else 0.2 for k in range(T)] for q in range(T)]

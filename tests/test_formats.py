@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from autograder.build import to_marimo
+from autograder.authoring.build import to_marimo
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from autograder.config import GRADED
-from autograder.gradescope import find_submission, pick_submission
+from autograder.integrations.gradescope import find_submission, pick_submission
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
@@ -75,7 +75,7 @@ def test_zip_has_what_gradescope_runs_and_no_tests(autograder_zip):
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "pyproject.toml", "gradescope.json"} <= names, sorted(names)
-    assert {"solutions/en/ch03_attention.ipynb", "autograder/gradescope.py", "autograder/checks/test_3_causal.py",
+    assert {"solutions/en/ch03_attention.ipynb", "autograder/integrations/gradescope.py", "autograder/checks/test_3_causal.py",
             "autograder/locales/en.json"} <= names, "the kit and the reference travel in the zip"
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n or n.endswith(".pyc")]
     for script in ("setup.sh", "run_autograder"):
@@ -186,7 +186,7 @@ def test_a_marimo_student_who_uploads_both_files_is_graded_on_the_one_worked_on(
 
 
 def test_export_names_a_missing_solution(tmp_path):
-    from autograder.gradescope import export
+    from autograder.integrations.gradescope import export
 
     (tmp_path / "pyproject.toml").write_text("")
     with pytest.raises(FileNotFoundError, match="solutions/en/ch03_attention.ipynb"):
@@ -194,7 +194,7 @@ def test_export_names_a_missing_solution(tmp_path):
 
 
 def test_visibility_settings_are_checked():
-    from autograder.gradescope import GradescopeSettings
+    from autograder.integrations.gradescope import GradescopeSettings
 
     with pytest.raises(ValueError, match="after_published"):
         GradescopeSettings(hidden_checks="secret")

@@ -85,7 +85,7 @@ DOES_NOTHING = sorted(
 
 
 def _structure_checks() -> set[str]:
-    from autograder.judge import check_table
+    from autograder.judge.run import check_table
 
     return {info.check_id for info in check_table() if info.structure}
 

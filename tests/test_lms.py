@@ -95,8 +95,8 @@ def test_moodle_csv_keyed_by_email_lists_students_moodle_cannot_match(graded, tm
 
 
 def test_matching_rules_without_grading(tmp_path):
-    from autograder.lms import CANVAS_KEYS, match, read_roster
-    from autograder.results import SubmissionResult
+    from autograder.integrations.lms import CANVAS_KEYS, match, read_roster
+    from autograder.report.records import SubmissionResult
 
     roster = read_roster(LMS / "canvas_gradebook_export.csv")
     assert [r["Student"] for r in roster][:3] == ["Lin, Alice", "Wang, Bob", "Chen, Carol"], "Points Possible skipped"

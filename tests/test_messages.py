@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder.notebook import load_submission
+from autograder.load.submission import load_submission
 
 CODE = "import torch\n\ndef softmax_naive(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0)\n"
 

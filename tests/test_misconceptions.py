@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from autograder.config import GRADED, Config
-from autograder.diagnosis import MEASURED, run_probes, same
-from autograder.mistakes import possible_ids
+from autograder.explain.diagnose import MEASURED, run_probes, same
+from autograder.explain.mistakes import possible_ids
 from autograder.i18n import LANGS, catalogue
-from autograder.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
-from autograder.notebook import load_submission
-from autograder.subject import LocalSubject
+from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
+from autograder.load.submission import load_submission
+from autograder.judge.subjects import LocalSubject
 from tests.conftest import run_cli
 
 
@@ -156,8 +156,8 @@ def test_correct_submissions_get_no_diagnosis(graded_fixtures, manifest):
 
 
 def test_only_finished_stable_failures_are_diagnosed():
-    from autograder.diagnosis import failed_parts, unstable_parts
-    from autograder.results import CheckResult
+    from autograder.explain.diagnose import failed_parts, unstable_parts
+    from autograder.report.records import CheckResult
 
     def result(part: str, status: str, key: str = "") -> CheckResult:
         return CheckResult("t", "c", part, 0.0, 1.0, status, "", [part], "visible", key)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder.config import ROOT
-from autograder.gradescope import _kit_files
+from autograder.integrations.gradescope import _kit_files
 from tests.conftest import SUBMISSIONS, run_cli
 
 LOOSENED = "def test_causal_no_peeking(sub):\n"
@@ -86,8 +86,8 @@ def test_diff_of_a_folder_with_itself_changes_nothing(regraded):
 
 
 def test_diff_lists_submissions_in_one_folder_only_and_resubmissions():
-    from autograder.regrade import diff, histogram, reasons, table
-    from autograder.results import CheckResult, SubmissionResult
+    from autograder.report.regrade import diff, histogram, reasons, table
+    from autograder.report.records import CheckResult, SubmissionResult
 
     def record(score: float, status: str, sha: str) -> SubmissionResult:
         check = CheckResult("c", "test_c", "softmax_naive", score, 10.0, status, "", ["softmax_naive"], "visible")
@@ -132,7 +132,8 @@ def test_message_keys_of_the_course_modules_exist_in_both_languages():
     from autograder.i18n import catalogue
 
     used = set()
-    for name in ("prairielearn.py", "regrade.py", "alttext.py", "overview.py", "templates/diff.html.j2"):
+    for name in ("integrations/prairielearn.py", "report/regrade.py", "report/alttext.py", "report/class_overview.py",
+                 "templates/diff.html.j2"):
         text = (ROOT / "autograder" / name).read_text()
         used |= set(re.findall(r"""["']((?:pl|diff|alt|ui)\.[a-z_0-9]+)["']""", text))
     used |= {f"pl.{status}" for status in ("passed", "failed")} | {f"diff.status_{s}" for s in ("passed", "failed",

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import budget, capacity, sandbox
+from autograder import sandbox
+from autograder.batch import capacity
+from autograder.sandbox import budget
 from autograder.config import ROOT, Limits
 from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
-from autograder.subject import StudentError, WorkerSubject
+from autograder.judge.subjects import StudentError, WorkerSubject
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
 CHUNKS = [{"origin": "attacks.py", "code": ATTACKS.read_text()}]

@@ -7,10 +7,10 @@ import torch
 from nbclient import NotebookClient
 
 from autograder.config import GRADED, POINTS
-from autograder.judge import check_table
-from autograder.report import checklist_html, checklist_text
-from autograder.results import CheckResult, SubmissionResult
-from autograder.selfcheck import check_in_notebook
+from autograder.judge.run import check_table
+from autograder.report.checklist import checklist_html, checklist_text
+from autograder.report.records import CheckResult, SubmissionResult
+from autograder.integrations.selfcheck import check_in_notebook
 from tests.conftest import ROOT, SUBMISSIONS
 
 

@@ -1,7 +1,7 @@
 """What every graded check first makes sure of: the stub's signature, and attention computed at all."""
 import pytest
 
-from autograder.checks.contract import STUBS, expect_signature
+from autograder.judge.contract import STUBS, expect_signature
 from autograder.checks.precondition import ATTENTION, expect_attention, standing_in
 
 

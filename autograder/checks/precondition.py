@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from autograder.checking import CheckFailure, fail
-from autograder.checks.contract import signature_problem
-from autograder.checks.probes import expect_causal, expect_gradients, randn
-from autograder.subject import Module, StudentError, Subject
+from autograder.judge.expect import CheckFailure, fail
+from autograder.judge.contract import signature_problem
+from autograder.judge.probes import expect_causal, expect_gradients, randn
+from autograder.judge.subjects import Module, StudentError, Subject
 
 # A small construction per attention class: (constructor arguments, input shape, causal)
 ATTENTION: dict[str, tuple[tuple, tuple[int, ...], bool]] = {

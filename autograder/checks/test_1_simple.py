@@ -1,8 +1,8 @@
 """3.3: attention without trainable weights."""
 import torch
 
-from autograder.checking import check, expect, expect_close, expect_shape
-from autograder.checks.probes import INPUTS, randn
+from autograder.judge.expect import check, expect, expect_close, expect_shape
+from autograder.judge.probes import INPUTS, randn
 
 
 @check("softmax_naive", points=1)

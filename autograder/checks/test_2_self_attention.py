@@ -1,10 +1,10 @@
 """3.4: self-attention with trainable weights, and exercise 3.1."""
 import torch
 
-from autograder.checking import check, expect, expect_close, expect_shape, fail
-from autograder.checks.contract import expect_named
-from autograder.checks.probes import INPUTS, SEEDS, expect_gradients, randn, twin
-from autograder.subject import StudentError
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.contract import expect_named
+from autograder.judge.probes import INPUTS, SEEDS, expect_gradients, randn, twin
+from autograder.judge.subjects import StudentError
 
 QKV = ("W_query", "W_key", "W_value")
 # (T, d_in, d_out)

@@ -1,9 +1,9 @@
 """3.5: causal attention with a mask and dropout."""
 import torch
 
-from autograder.checking import check, expect, expect_close, expect_shape
-from autograder.checks.contract import expect_named
-from autograder.checks.probes import (
+from autograder.judge.expect import check, expect, expect_close, expect_shape
+from autograder.judge.contract import expect_named
+from autograder.judge.probes import (
     expect_gradients, expect_mask_buffer,
     BATCH, SEEDS, SHAPES, expect_attention_dropout, expect_causal, expect_causal_gradients,
     identity_probe, randn, twin, weights_from_output,

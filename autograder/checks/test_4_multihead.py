@@ -1,14 +1,14 @@
 """3.6: multi-head attention, stacked (wrapper) and with weight splits (the exercises: test_5_exercises.py)."""
 import torch
 
-from autograder.checking import check, expect, expect_close, expect_shape, fail
-from autograder.checks.contract import expect_named
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.contract import expect_named
 from autograder.checks.precondition import build, standing_in
-from autograder.checks.probes import (
+from autograder.judge.probes import (
     BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
     expect_gradients, expect_mask_buffer, identity_probe, randn, twin, weights_of,
 )
-from autograder.subject import StudentError
+from autograder.judge.subjects import StudentError
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 

@@ -1,11 +1,11 @@
 """3.6: exercises 3.2 and 3.3, judged by the arguments they build with (never by their classes' bugs)."""
 import torch
 
-from autograder.checking import check, expect, expect_close, expect_shape, fail
-from autograder.checks.contract import built_arguments
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.contract import built_arguments
 from autograder.checks.precondition import standing_in
-from autograder.checks.probes import BATCH, copy_weights, is_mask, randn
-from autograder.subject import StudentError
+from autograder.judge.probes import BATCH, copy_weights, is_mask, randn
+from autograder.judge.subjects import StudentError
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 

@@ -1,0 +1,153 @@
+"""The student bundle: assignments and the self-check with visible checks only, no solutions."""
+from __future__ import annotations
+
+import ast
+import json
+import zipfile
+from pathlib import Path
+
+from autograder.config import ROOT
+
+STUDENT_ENTRY_POINTS = ("__init__.py", "__main__.py", "cli.py", "integrations/selfcheck.py", "report/feedback_page.py")
+"""What a student runs: `check(...)` in a notebook, `autograder check [--html]`. With checks/ (which the
+judge loads as a folder), these and the modules they import are the bundle's code; nothing else ships."""
+DISPATCHER = "cli.py"
+"""Its commands import their modules when run; a command whose module does not ship is not offered."""
+NEVER_SHIPPED = ("authoring", "batch", "explain")
+"""Folders of the instructor's side (building, the batch pool, the diagnosis with its catalogue of solution
+edits). The bundle refuses to build when the self-check's imports reach one of them."""
+WHOLE_FOLDERS = ("sandbox/inside",)
+"""Folders that ship whole once their parent package ships: the sandbox's code is started by folder
+(`python -m inside.zygote`), not imported."""
+OPTIONAL = ("ImportError", "ModuleNotFoundError")
+
+
+def _is_hidden_check(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.FunctionDef):
+        return False
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "check":
+            for keyword in decorator.keywords:
+                if keyword.arg == "hidden" and isinstance(keyword.value, ast.Constant) and keyword.value.value:
+                    return True
+    return False
+
+
+def visible_only(source: str) -> str:
+    """A check file without its hidden checks."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not _is_hidden_check(node)]
+    return ast.unparse(tree) + "\n"
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    names = []
+    for handler in node.handlers:
+        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        names += [getattr(kind, "id", "") for kind in kinds]
+    return any(name in OPTIONAL for name in names)
+
+
+def _imports(tree: ast.AST, package: str, top_level_only: bool) -> set[str]:
+    """Modules of `package` that the code needs: its imports (not the optional ones, guarded by
+    `except ImportError`) and the modules it starts with `python -m package.name`."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        if isinstance(node, ast.Try) and _catches_import_error(node):
+            for child in node.handlers + node.orelse + node.finalbody:
+                visit(child, in_function)
+            return
+        if in_function and top_level_only:
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            found.update(v for m, v in zip(values, values[1:]) if m == "-m" and isinstance(v, str))
+        inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(tree, False)
+    return {name for name in found if name == package or name.startswith(package + ".")}
+
+
+def _module_file(package_dir: Path, module: str) -> Path | None:
+    """The file of `package.a.b` (a module or a subpackage), None for a name that is not a module."""
+    parts = module.split(".")[1:]
+    candidates = [package_dir.joinpath(*parts, "__init__.py")] + ([package_dir.joinpath(*parts).with_suffix(".py")]
+                                                                   if parts else [])
+    return next((path for path in candidates if path.is_file()), None)
+
+
+class LeakError(RuntimeError):
+    """The self-check's imports reach a folder that never ships to students."""
+
+
+def student_modules(package_dir: Path) -> list[Path]:
+    """The package's files a student needs: the entry points and checks/, what they import, the packages'
+    `__init__.py` files and the folders that ship whole; never a module of NEVER_SHIPPED."""
+    todo = [package_dir / name for name in STUDENT_ENTRY_POINTS] + sorted((package_dir / "checks").glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for folder in path.relative_to(package_dir).parents:
+            init = package_dir / folder / "__init__.py"
+            if folder != Path(".") and init.is_file():
+                todo.append(init)
+            if folder.as_posix() in WHOLE_FOLDERS:
+                todo += sorted((package_dir / folder).glob("*.py"))
+        for whole in WHOLE_FOLDERS:
+            if path == package_dir / Path(whole).parent / "__init__.py":
+                todo += sorted((package_dir / whole).glob("*.py"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for module in _imports(tree, package_dir.name, top_level_only=path.name == DISPATCHER
+                               and path.parent == package_dir):
+            found = _module_file(package_dir, module)
+            if found is not None:
+                todo.append(found)
+    barred = [p for p in seen if p.relative_to(package_dir).parts[0] in NEVER_SHIPPED]
+    if barred:
+        raise LeakError("the student self-check imports instructor-only modules: "
+                        + ", ".join(p.relative_to(package_dir).as_posix() for p in sorted(barred)))
+    return sorted(seen)
+
+
+def student_readme(readme: str) -> str:
+    """The README's introduction and student section: nothing written for instructors."""
+    sections = readme.split("\n## ")
+    keep = [sections[0]] + [s for s in sections[1:] if s.startswith("For students")]
+    return "\n## ".join(keep).rstrip() + "\n"
+
+
+def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
+    """Write the zip at `out`; returns the names it contains."""
+    package = root / "autograder"
+    hidden: set[str] = set()
+    for path in (package / "checks").glob("test_*.py"):
+        hidden |= {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if _is_hidden_check(n)}
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted((root / "assignments").rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+        for path in student_modules(package):
+            relative = path.relative_to(root).as_posix()
+            if path.parent.name == "checks" and path.name.startswith("test_"):
+                archive.writestr(relative, visible_only(path.read_text(encoding="utf-8")))
+            else:
+                archive.write(path, relative)
+        for path in sorted((package / "locales").glob("*.json")):  # titles of hidden checks stay behind too
+            messages = json.loads(path.read_text(encoding="utf-8"))
+            kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
+            archive.writestr(path.relative_to(root).as_posix(),
+                             json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True))
+        archive.write(root / "pyproject.toml", "pyproject.toml")
+        archive.writestr("README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
+        return archive.namelist()

@@ -1,0 +1,200 @@
+"""The instructor's batch: find submissions, grade them in parallel judges, keep exactly one record each."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from autograder.config import Config
+from autograder.i18n import t
+from autograder.load.submission import file_sha256
+from autograder.report.records import SubmissionResult, checks_digest, load, save
+
+SUFFIXES = {".ipynb", ".py"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A submission file and the name its record is written under."""
+
+    path: Path
+    name: str
+    outside: bool = False
+    """A symlink that points outside the folder it was found in."""
+
+
+def discover(paths: list[Path]) -> list[Entry]:
+    """Submissions under `paths`: files as given; in folders, every .ipynb and .py file."""
+    found: list[tuple[Path, str, bool]] = []
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            base = root.resolve()
+            for path in sorted(root.rglob("*")):
+                relative = path.relative_to(root)
+                if any(p.startswith(".") for p in relative.parts) or path.suffix.lower() not in SUFFIXES:
+                    continue
+                if path.is_symlink() or path.is_file():
+                    try:
+                        outside = not path.resolve().is_relative_to(base)
+                    except (OSError, RuntimeError):  # a symlink loop: reading it fails with a clear reason
+                        outside = False
+                    found.append((path, "__".join(relative.parts), outside))
+        else:
+            found.append((root, root.name, False))
+    entries, seen = [], set()
+    for path, name, outside in found:
+        name = re.sub(r"[^\w.\-]+", "_", name)
+        unique, n = name, 1
+        while unique in seen:
+            n += 1
+            unique = f"{name}~{n}"
+        seen.add(unique)
+        entries.append(Entry(path, unique, outside))
+    return entries
+
+
+def _up_to_date(entry: Entry, record_path: Path) -> bool:
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        digest = file_sha256(entry.path)
+    except (OSError, ValueError):
+        return False
+    return (bool(digest) and record.get("submission") == str(entry.path) and record.get("sha256") == digest
+            and record.get("checks_digest") == checks_digest())  # changed checks: a regrade, not a resume
+
+
+JUDGE_ATTEMPTS = 2
+"""A submission during which a judge process died this many times gets an error record instead."""
+
+
+@dataclass
+class _Judge:
+    """One running judge process and the entries it still owes a record for."""
+
+    process: subprocess.Popen
+    entries: list[Entry]
+    started: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+    current: str | None = None
+    heard: float = field(default_factory=time.monotonic)
+    """When the judge last said something; one that stays silent too long is killed."""
+    pending: bytes = b""
+
+
+def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lang: str | None = None,
+          progress: Callable[[int, int, str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+    """Grade every submission under `paths` into `out`; returns (name, record) for each, in order.
+
+    Judges that die (killed, out of memory, or ended by a submission) are replaced and the batch
+    goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
+    A batch that was killed resumes where it stopped when run again.
+    """
+    from autograder.sandbox import clean_up_after, clean_up_stale, isolation_for
+
+    clean_up_stale()
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".tmp-*"):  # from a write_atomic that was killed halfway
+        leftover.unlink(missing_ok=True)
+    entries = discover(paths)
+    todo = [e for e in entries if force or not _up_to_date(e, out / f"{e.name}.json")]
+    isolation = isolation_for(config.sandbox)
+    done = len(entries) - len(todo)
+    if progress:
+        progress(done, len(entries), "")
+    limits = config.limits
+    silence = limits.submission_seconds + limits.load_seconds + 120  # a judge alive but stuck
+    slots = max(1, min(config.jobs, len(todo)))
+    deaths: dict[str, int] = {}
+    judges: dict[int, _Judge] = {}
+    selector = selectors.DefaultSelector()
+
+    def start(chunk: list[Entry]) -> None:
+        judge = _Judge(_start_judge(chunk, out, config, isolation, lang), chunk)
+        judges[judge.process.stdout.fileno()] = judge
+        selector.register(judge.process.stdout.fileno(), selectors.EVENT_READ)
+
+    def ended(fd: int) -> None:
+        nonlocal done
+        judge = judges.pop(fd)
+        selector.unregister(fd)
+        judge.process.stdout.close()
+        judge.process.wait()
+        clean_up_after(judge.process.pid)
+        rest = [e for e in judge.entries if e.name not in judge.finished]
+        rest = [e for e in rest if not (e.name in judge.started and _up_to_date(e, out / f"{e.name}.json"))]
+        blamed = judge.current if judge.current in {e.name for e in rest} else None
+        if blamed is None and rest and not judge.started:  # died before its first submission
+            blamed = rest[0].name
+        if blamed is not None:
+            deaths[blamed] = deaths.get(blamed, 0) + 1
+        for entry in [e for e in rest if deaths.get(e.name, 0) >= JUDGE_ATTEMPTS]:
+            _error_record(entry, out / f"{entry.name}.json", "grader.judge_died", lang or config.lang,
+                          count=deaths[entry.name], code=judge.process.returncode)
+            rest.remove(entry)
+            done += 1
+            if progress:
+                progress(done, len(entries), entry.name)
+        if rest:
+            start(rest)
+
+    for i in range(slots if todo else 0):
+        start(todo[i::slots])
+    while judges:
+        for key, _ in selector.select(timeout=10):
+            judge = judges[key.fd]
+            data = os.read(key.fd, 65536)
+            if not data:
+                ended(key.fd)
+                continue
+            judge.heard = time.monotonic()
+            *lines, judge.pending = (judge.pending + data).split(b"\n")
+            for line in lines:
+                event, _, name = line.decode("utf-8", "replace").partition("\t")
+                if event == "start":
+                    judge.current = name
+                    judge.started.add(name)
+                elif event == "done":
+                    judge.finished.add(name)
+                    judge.current = None
+                    done += 1
+                    if progress:
+                        progress(done, len(entries), name)
+        for judge in judges.values():
+            if time.monotonic() - judge.heard > silence:
+                judge.process.kill()  # its end of file follows
+    records = []
+    for entry in entries:
+        path = out / f"{entry.name}.json"
+        try:
+            record = load(path)
+        except (OSError, ValueError, TypeError):  # should not happen; still exactly one record
+            record = _error_record(entry, path, "grader.no_record", lang or config.lang)
+        records.append((entry.name, record))
+    return records
+
+
+def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: object) -> SubmissionResult:
+    """A record for a submission that could not be graded; without sha256, so a rerun retries it."""
+    record = SubmissionResult(submission=str(entry.path), score=0.0, max_score=0.0, execution_time=0.0,
+                              error=t(key, lang, **params))
+    save(record, path)
+    return record
+
+
+def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, lang: str | None):
+    from autograder.sandbox import start_judge
+
+    spec = {
+        "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
+        "limits": config.limits.__dict__,
+        "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],
+    }
+    return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec))

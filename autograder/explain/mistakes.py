@@ -1,0 +1,160 @@
+"""Name every mistake an attention class's measured facts show: the simplest knob settings that reproduce it."""
+from __future__ import annotations
+
+from itertools import combinations, product
+
+import torch
+
+from autograder.explain.attention_model import Knobs, alternatives, attention, with_deviations
+from autograder.explain.facts import Facts
+
+MAX_DEVIATIONS = 2
+"""Wiring mistakes searched at once on top of what the twin probe measured (mask, axis, scale)."""
+
+MASK_IDS = {"none": "mask_missing", "zero_fill": "mask_zero_fill", "after_softmax": "mask_after_softmax",
+            "diagonal0": "mask_diagonal0", "diagonal2": "mask_diagonal2", "tril": "mask_tril",
+            "tril1": "mask_tril"}
+SCALE_IDS = {"none": "no_scaling", "head_dim": "scale_by_d_k", "sqrt_d_in": "scale_by_d_in",
+             "sqrt_d_out": "scale_by_d_out", "sqrt_tokens": "scale_by_tokens", "tokens": "scale_by_tokens",
+             "multiplied": "scale_multiplied"}
+DROPOUT_IDS = {("none",): "dropout_missing", ("values",): "dropout_on_values", ("output",): "dropout_on_output",
+               ("random_in_eval",): "dropout_always", ("weights_not_dropout",): "dropout_on_scores"}
+STRUCTURE_IDS = {"mask_parameter", "mask_plain_attribute", "qkv_bias_ignored", "no_divisibility_check"}
+ROLES = ("queries", "keys", "values")
+
+
+def _matches(knobs: Knobs, facts: Facts, multihead: bool) -> bool:
+    for weights, x, heads, out in facts.runs:
+        try:
+            expected = attention(knobs, weights, x, heads, multihead)
+        except RuntimeError:  # e.g. a view that these sizes do not allow
+            return False
+        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=1e-4, rtol=1e-3,
+                                                             equal_nan=True):
+            return False
+    return True
+
+
+def search(facts: Facts, multihead: bool) -> list[Knobs]:
+    """The settings with the fewest deviations that reproduce every random-weight probe (may be several)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of tiny products: threads only cost here, more so on a busy machine
+    try:
+        return _search(facts, multihead)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _search(facts: Facts, multihead: bool) -> list[Knobs]:
+    out_proj = facts.has_out_proj or not multihead
+    scales = [facts.scale] if facts.scale is not None else ["sqrt_head_dim"]
+    masks, axes = (facts.masks, facts.axes) if facts.readable else (["causal"], ["keys"])
+    seeds = [Knobs(mask=m, axis=a, scale=s, out_proj=out_proj) for m, a, s in product(masks, axes, scales)]
+    fixed = ({"mask", "axis"} if facts.readable else set()) | ({"scale"} if facts.scale is not None else set())
+    options = [d for d in alternatives(multihead) if d[0] not in fixed
+               and not (d[0] == "out_proj" and not facts.has_out_proj)]
+    found: list[Knobs] = []
+    best = None
+    for depth in range(MAX_DEVIATIONS + 1):
+        for seed in seeds:
+            for changes in combinations(options, depth):
+                knobs = with_deviations(seed, changes)
+                if knobs is None:
+                    continue
+                size = len(knobs.deviations())
+                if best is not None and size > best:
+                    continue
+                if _matches(knobs, facts, multihead):
+                    if best is None or size < best:
+                        best, found = size, []
+                    found.append(knobs)
+        if found:
+            return found
+    return []
+
+
+def _sources_detail(sources: tuple[str, str, str]) -> dict:
+    wrong = [(role, layer) for role, layer, right in zip(ROLES, sources, Knobs().sources) if layer != right]
+    return {"pairs": wrong}
+
+
+def _deviation_ids(knob: str, value: object, multihead: bool) -> tuple[str, dict] | None:
+    if knob == "sources":
+        return "wrong_projection", _sources_detail(value)
+    if knob == "mask":
+        return MASK_IDS[value], {}
+    if knob == "scale":
+        if isinstance(value, str) and value.startswith("power:"):
+            return "scale_odd", {"power": round(float(value.split(":")[1]), 2)}
+        return SCALE_IDS[value], {}
+    if knob == "axis":
+        if value == "heads":
+            return "softmax_dim1", {}
+        return ("softmax_query_dim" if multihead else "softmax_dim1"), {}
+    if knob == "combine":
+        return ("returns_values" if value == "values" else "weights_transposed"), {}
+    if knob == "split":
+        return "view_no_transpose", {}
+    if knob == "merge":
+        return "context_no_transpose", {}
+    if knob == "out_proj":
+        return "no_out_proj", {}
+    return None
+
+
+def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
+    """(mistake id, hint parameters) for every mistake the facts show, most basic first; [] if none is known."""
+    if facts is None:
+        return []
+    multihead = part == "MultiHeadAttention"
+    prefix = "mha" if multihead else "causal"
+    named: list[tuple[str, dict]] = []
+    if facts.renamed:
+        named.append(("renamed_layer", {"found": ", ".join(f"{theirs} ({ours})" for theirs, ours in facts.renamed)}))
+    if facts.missing_global:
+        named.append(("uses_global", {"name": facts.missing_global}))
+    if facts.fixed_sizes:
+        named.append(("fixed_sizes", {}))
+    if facts.returns_nothing:
+        named.append(("returns_nothing", {}))
+    if facts.short_input_fails:
+        named.append(("mask_not_sliced", {}))
+    if facts.runs:
+        matches = search(facts, multihead)
+        if matches:
+            common = set(matches[0].deviations().items())
+            for knobs in matches[1:]:
+                common &= set(knobs.deviations().items())
+            for knob, value in sorted(common, key=lambda kv: list(Knobs.__dataclass_fields__).index(kv[0])):
+                found = _deviation_ids(knob, value, multihead)
+                if found:
+                    named.append(found)
+        elif facts.readable:  # the wiring is new to us; what the twin probe measured still holds
+            if len(facts.masks) == 1 and facts.masks[0] != "causal":
+                named.append((MASK_IDS[facts.masks[0]], {}))
+            if facts.scale != "sqrt_head_dim":
+                named.append(_deviation_ids("scale", facts.scale, multihead))
+    if not facts.has_out_proj and multihead and ("no_out_proj", {}) not in named:
+        named.append(("no_out_proj", {}))
+    kind = DROPOUT_IDS.get(tuple(facts.dropout))
+    if kind and (facts.readable or kind == "dropout_always"):
+        named.append((kind, {}))
+    named += [(s, {}) for s in facts.structure if s in STRUCTURE_IDS]
+    seen, unique = set(), []
+    for id, params in named:
+        if id not in seen:
+            seen.add(id)
+            unique.append((f"{prefix}_{id}", params))
+    return unique
+
+
+
+def possible_ids(part: str) -> set[str]:
+    """Every mistake id `name` can give for `part` (each needs a name and a hint in every language)."""
+    multihead = part == "MultiHeadAttention"
+    prefix = "mha" if multihead else "causal"
+    ids = {_deviation_ids(k, v, multihead)[0] for k, v in alternatives(multihead)}
+    ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
+            "returns_nothing", "fixed_sizes"}
+    ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
+    return {f"{prefix}_{i}" for i in ids}

@@ -1,0 +1,196 @@
+"""Grades into a learning-management system: Canvas's gradebook import CSV and Moodle's grade import CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.config import GRADED
+from autograder.report.records import SubmissionResult, write_atomic
+
+DEFAULT_ASSIGNMENT = "Chapter 3 attention"
+CANVAS_STUDENT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+"""The identity columns of a Canvas gradebook export, in its order; the import needs them before the grades."""
+CANVAS_KEYS = ["SIS Login ID", "SIS User ID", "ID"]
+MOODLE_STUDENT = ["First name", "Last name", "ID number", "Email address"]
+"""The identity columns of a Moodle grade export (Institution and Department left out: the import ignores them)."""
+MOODLE_KEYS = {"email": "Email address", "idnumber": "ID number"}
+
+
+@dataclass
+class Match:
+    """Which record belongs to which roster row, and everything that did not pair up."""
+
+    rows: list[dict[str, str]]
+    """The roster's students, in its order."""
+    records: dict[int, tuple[str, SubmissionResult]] = field(default_factory=dict)
+    """Roster row index -> (record name, record)."""
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, name, detail): unmatched submissions, students without one, ambiguous or ungraded work."""
+
+
+def read_roster(path: Path) -> list[dict[str, str]]:
+    """The students of a roster CSV (a Canvas or Moodle export works as is); Canvas's "Points Possible" row and
+    blank lines are skipped. A byte-order mark (Excel, Canvas) is fine."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames:
+            raise ValueError(f"{path}: empty roster (expected a header row)")
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    return [r for r in rows if any(r.values()) and r.get("Student", "").strip() != "Points Possible"]
+
+
+def _column(rows: list[dict[str, str]], name: str) -> str | None:
+    """The roster's header that equals `name`, ignoring case and spaces."""
+    wanted = re.sub(r"\s+", "", name).casefold()
+    for header in (rows[0] if rows else {}):
+        if re.sub(r"\s+", "", header).casefold() == wanted:
+            return header
+    return None
+
+
+def _names(name: str, record: SubmissionResult) -> set[str]:
+    """What a submission may be called in a roster: its record name, without suffix, its first folder
+    (nbgrader's student id, a Gradescope submitter folder), the stem of its file."""
+    first = name.split("__")[0]
+    stem = re.sub(r"\.(ipynb|py)$", "", name, flags=re.I)
+    names = {name, stem, first, re.sub(r"\.(ipynb|py)$", "", first, flags=re.I), Path(record.submission).stem}
+    return {n.casefold() for n in names if n}
+
+
+def match(records: list[tuple[str, SubmissionResult]], rows: list[dict[str, str]], keys: list[str]) -> Match:
+    """Pair records with roster rows: through a "submission" column when the roster has one (several names
+    separated by ";"), else through the `keys` columns (an e-mail address also by the part before "@")."""
+    found = Match(rows)
+    submission = _column(rows, "submission")
+    columns = [submission] if submission else [c for c in (_column(rows, k) for k in keys) if c]
+    if not columns:
+        raise ValueError(f"the roster has none of the columns submission, {', '.join(keys)}")
+    index: dict[str, set[int]] = {}
+    for i, row in enumerate(rows):
+        for column in columns:
+            for value in filter(None, (v.strip() for v in row.get(column, "").split(";" if submission else "\0"))):
+                for key in {value, value.split("@")[0]} if "@" in value else {value}:
+                    index.setdefault(key.casefold(), set()).add(i)
+    for name, record in records:
+        students = set().union(*(index.get(n, set()) for n in _names(name, record)))
+        if not students:
+            found.problems.append(("submission without student", name, "no roster row matches its name"))
+        elif len(students) > 1:
+            who = ", ".join(_who(rows[i]) for i in sorted(students))
+            found.problems.append(("ambiguous submission", name, f"matches several students: {who}"))
+        else:
+            [i] = students
+            if i in found.records:  # the better of two submissions counts; both are listed
+                other = found.records[i][0]
+                found.problems.append(("second submission", name, f"{_who(rows[i])} also has {other}"))
+                if record.score <= found.records[i][1].score:
+                    continue
+            found.records[i] = (name, record)
+            if record.error:
+                found.problems.append(("not graded", name, record.error.splitlines()[0][:200]))
+    for i, row in enumerate(rows):
+        if i not in found.records:
+            found.problems.append(("student without submission", _who(row), "their grade cell is left empty"))
+    return found
+
+
+def _who(row: dict[str, str]) -> str:
+    names = [row.get("Student"), " ".join(filter(None, (row.get("First name"), row.get("Last name"))))]
+    ids = [row.get(k) for k in ("SIS Login ID", "Email address", "ID number", "ID") if row.get(k)]
+    return " ".join(filter(None, [next((n for n in names if n), ""), f"({ids[0]})" if ids else ""])) or "?"
+
+
+def _score(found: Match, i: int, part: str | None) -> str:
+    if i not in found.records:
+        return ""  # blank: Canvas and Moodle leave the existing grade alone
+    record = found.records[i][1]
+    return f"{record.score:g}" if part is None else f"{record.parts.get(part, (0.0, 0.0))[0]:g}"
+
+
+def _grade_columns(assignment: str, parts: bool) -> list[tuple[str, str | None]]:
+    return [(assignment, None)] + ([(f"{assignment}: {p}", p) for p in GRADED] if parts else [])
+
+
+def canvas_csv(found: Match, assignment: str, parts: bool, max_score: float) -> str:
+    """Canvas's gradebook layout: the identity columns, then a column per grade, "Points Possible" first."""
+    columns = _grade_columns(assignment, parts)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CANVAS_STUDENT + [name for name, _ in columns])
+    part_max = {p: m for _, r in found.records.values() for p, (_, m) in r.parts.items()}
+    writer.writerow(["Points Possible", "", "", "", ""]
+                    + [f"{max_score if p is None else part_max.get(p, 0.0):g}" for _, p in columns])
+    for i, row in enumerate(found.rows):
+        writer.writerow([row.get(c, "") for c in CANVAS_STUDENT] + [_score(found, i, p) for _, p in columns])
+    return buffer.getvalue()
+
+
+def moodle_csv(found: Match, assignment: str, parts: bool, key: str) -> str:
+    """Moodle's grade import: one row per user, the key column (e-mail or ID number) mapped at import time."""
+    columns = _grade_columns(assignment, parts)
+    identity = MOODLE_STUDENT if MOODLE_KEYS[key] in MOODLE_STUDENT else [*MOODLE_STUDENT, MOODLE_KEYS[key]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(identity + [name for name, _ in columns])
+    for i, row in enumerate(found.rows):
+        if not row.get(MOODLE_KEYS[key]):
+            found.problems.append(("student without key", _who(row), f"no {MOODLE_KEYS[key]}: Moodle cannot match"))
+        writer.writerow([row.get(c, "") for c in identity] + [_score(found, i, p) for _, p in columns])
+    return buffer.getvalue()
+
+
+def problems_csv(found: Match) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["kind", "name", "detail"])
+    writer.writerows(found.problems)
+    return buffer.getvalue()
+
+
+def cli_export(args) -> int:
+    """`autograder export canvas|moodle GRADED_DIR --roster CSV --out FILE`; exit 1 when anything did not match."""
+    from autograder.report.class_overview import read_records
+
+    command = f"autograder export {args.platform}"
+    if args.graded is None or args.roster is None or args.out is None:
+        print(f"{command}: give GRADED_DIR, --roster CSV and --out FILE", file=sys.stderr)
+        return 2
+    for path in (args.graded, args.roster):
+        if not path.exists():
+            print(f"{command}: {path}: no such file or folder", file=sys.stderr)
+            return 2
+    records = read_records(args.graded)
+    if not records:
+        print(f"{command}: {args.graded} holds no records; run autograder grade --out {args.graded} first",
+              file=sys.stderr)
+        return 2
+    try:
+        rows = read_roster(args.roster)
+        assignment = args.assignment or DEFAULT_ASSIGNMENT
+        if args.platform == "canvas":
+            found = match(records, rows, CANVAS_KEYS)
+            named = [h for h in (rows[0] if rows else {}) if h == assignment or h.startswith(assignment + " (")]
+            assignment = named[0] if len(named) == 1 else assignment
+            if not re.search(r"\(\d+\)$", assignment):
+                print(f"note: '{assignment}' has no Canvas id '(1234)': Canvas will create a new assignment",
+                      file=sys.stderr)
+            maximum = max((r.max_score for _, r in records if r.max_score), default=100.0)
+            text = canvas_csv(found, assignment, args.parts, maximum)
+        else:
+            found = match(records, rows, [MOODLE_KEYS[args.key], "Username"])
+            text = moodle_csv(found, assignment, args.parts, args.key)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    write_atomic(args.out, text)
+    report = args.out.with_name(args.out.stem + ".unmatched.csv")
+    write_atomic(report, problems_csv(found))
+    for kind, name, detail in found.problems:
+        print(f"{kind}: {name}: {detail}", file=sys.stderr)
+    print(f"wrote {args.out} ({len(found.records)} of {len(rows)} students graded, {len(records)} records); "
+          f"{len(found.problems)} to look at in {report}")
+    return 1 if found.problems else 0

@@ -1,0 +1,184 @@
+"""PrairieLearn: the question folder and grader image (`autograder export prairielearn`) and the run inside it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from autograder.config import GRADED, ROOT
+from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
+from autograder.i18n import LANGS, t
+from autograder.report.render import render
+from autograder.report.records import SubmissionResult, write_atomic
+
+QUESTION = "ch03_attention"
+UPLOADS = ("ch03_attention.ipynb", "ch03_attention.py")
+"""What students may upload: the Jupyter notebook or the marimo file (one is enough)."""
+HIDDEN_MODES = ("summary", "visible")
+RESULTS_LIMIT = 1_000_000
+"""PrairieLearn's documented size limit of results.json, in bytes."""
+OUTPUT_CHARS = 4000
+"""Longest output kept per test, so that a noisy submission stays under RESULTS_LIMIT."""
+
+
+@dataclass(frozen=True)
+class PrairieLearnSettings:
+    """What the question and its grader do; written into the image as prairielearn.json."""
+
+    image: str = "attention-autograder-grader"
+    """The grader image's name, as `docker pull` understands it (info.json's externalGradingOptions.image)."""
+    timeout: int = 300
+    """Seconds PrairieLearn gives one grading job (its own limit is 600)."""
+    hidden_checks: str = "summary"
+    """"summary": hidden checks count but show as one line with their total; "visible": shown like the others."""
+
+    def __post_init__(self) -> None:
+        if self.hidden_checks not in HIDDEN_MODES:
+            raise ValueError(f"hidden_checks={self.hidden_checks!r}: choose one of {', '.join(HIDDEN_MODES)}")
+        if not 1 <= self.timeout <= 600:
+            raise ValueError(f"timeout={self.timeout}: PrairieLearn accepts 1 to 600 seconds")
+
+
+def info_json(settings: PrairieLearnSettings) -> dict:
+    """The question's info.json; the uuid is derived from the image name, so re-exports keep the question."""
+    return {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"attention-autograder/{settings.image}/{QUESTION}")),
+        "title": t("pl.title", "en"), "topic": "Attention mechanisms", "tags": ["llm", "attention", "chapter3"],
+        "type": "v3", "singleVariant": True, "gradingMethod": "External",
+        "externalGradingOptions": {"enabled": True, "image": settings.image, "entrypoint": "/grader/run",
+                                   "timeout": settings.timeout},
+    }
+
+
+def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), root: Path = ROOT,
+           torch_version: str | None = None) -> list[str]:
+    """Write out/questions/ch03_attention (the question) and out/grader (the image's build folder).
+
+    Returns the written files relative to `out`.
+    """
+    assignments = [root / "assignments" / lang / name for lang in LANGS for name in UPLOADS]
+    missing = [p for p in [root / "pyproject.toml", root / "solutions" / "en" / "ch03_attention.ipynb", *assignments]
+               if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} is missing; run the export from the kit's repository checkout")
+    if torch_version is None:
+        import torch
+
+        torch_version = torch.__version__.split("+")[0]
+    question, grader = out / "questions" / QUESTION, out / "grader"
+    for folder in (question, grader):
+        shutil.rmtree(folder, ignore_errors=True)
+    texts = []
+    for lang in LANGS:  # a folder per language: the downloaded file has the name the upload expects
+        (question / "clientFilesQuestion" / lang).mkdir(parents=True)
+        names = []
+        for name in UPLOADS:
+            shutil.copy(root / "assignments" / lang / name, question / "clientFilesQuestion" / lang / name)
+            names.append(f"{lang}/{name}")
+        texts.append({"lang": lang.replace("_", "-"), "title": t("pl.title", lang), "body": t("pl.body", lang),
+                      "download": t("pl.download", lang), "files": names})
+    (question / "info.json").write_text(json.dumps(info_json(settings), indent=2) + "\n", encoding="utf-8")
+    (question / "question.html").write_text(render("pl_question.html.j2", texts=texts, upload=UPLOADS),
+                                            encoding="utf-8")
+    for path in _kit_files(root):
+        target = grader / "kit" / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    (grader / "kit" / "prairielearn.json").write_text(json.dumps(asdict(settings), indent=1) + "\n")
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (grader / "Dockerfile").write_text(render("pl_Dockerfile.j2", image=settings.image, python=python,
+                                              torch=torch_version), encoding="utf-8")
+    (grader / "run").write_text(render("pl_run.sh.j2"), encoding="utf-8")
+    (grader / "run").chmod(0o755)
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= OUTPUT_CHARS else text[:OUTPUT_CHARS] + "\n…"
+
+
+def to_prairielearn(record: SubmissionResult, shown: str, settings: PrairieLearnSettings) -> dict:
+    """A kit record as PrairieLearn's results.json: score as a fraction, one test per check."""
+    lang = record.language if record.language in LANGS else "en"
+    if record.error and not record.tests:  # nothing could be checked: PrairieLearn keeps the attempt
+        return {"gradable": False, "score": 0.0, "format_errors": [record.error],
+                "message": t("pl.not_gradable", lang, name=shown), "output": _clip(record.output)}
+    tests, hidden = [], [c for c in record.tests if c.visibility == "hidden" and settings.hidden_checks == "summary"]
+    folded = {id(c) for c in hidden}
+    for check in record.tests:
+        if id(check) not in folded:
+            tests.append({"name": check.name, "description": ", ".join(check.tags), "points": check.score,
+                          "max_points": check.max_score, "message": t(f"pl.{check.status}", lang),
+                          "output": _clip(check.output)})
+    if hidden:
+        passed = sum(c.status == "passed" for c in hidden)
+        tests.append({"name": t("pl.hidden_name", lang), "description": t("pl.hidden_description", lang),
+                      "points": sum(c.score for c in hidden), "max_points": sum(c.max_score for c in hidden),
+                      "message": t("pl.hidden_message", lang, passed=passed, total=len(hidden)), "output": ""})
+    parts = record.parts
+    lines = [f"{name:<28} {parts[name][0]:>5g} / {parts[name][1]:g}" for name in GRADED if name in parts]
+    return {
+        "gradable": True, "score": record.score / record.max_score if record.max_score else 0.0,
+        "message": t("pl.summary", lang, name=shown, score=record.score, max_score=record.max_score),
+        "output": _clip("\n".join(filter(None, [record.error, record.output, *lines]))),
+        "tests": tests,
+    }
+
+
+def _failure(message: str) -> dict:
+    return {"gradable": False, "score": 0.0, "format_errors": [message], "message": message, "tests": []}
+
+
+def run(root: Path, source: Path) -> dict:
+    """Grade root/student and write root/results/results.json; returns what was written."""
+    started = time.monotonic()
+    settings_file = source / "prairielearn.json"
+    settings = PrairieLearnSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
+        else PrairieLearnSettings()
+    _lock(source, root / "results")  # PrairieLearn does not create results/; we do, for root only
+    path = find_submission(root / "student")
+    if path is None:
+        results = _failure(" / ".join(t("pl.no_file", lang, names=" / ".join(UPLOADS)) for lang in LANGS))
+    else:
+        shown = path.relative_to(root / "student").as_posix()
+        try:
+            results = to_prairielearn(grade_one(path, source / "solutions"), shown, settings)
+        except Exception:  # still one result: PrairieLearn shows a bare failure otherwise
+            traceback.print_exc()
+            results = _failure(" / ".join(t("pl.crashed", lang, name=shown) for lang in LANGS))
+    text = json.dumps(results, ensure_ascii=False, indent=1)
+    if len(text.encode()) > RESULTS_LIMIT:  # never in practice (outputs are clipped); still a valid file
+        results = {**results, "tests": [{**test, "output": ""} for test in results.get("tests", [])], "output": ""}
+        text = json.dumps(results, ensure_ascii=False, indent=1)
+    write_atomic(root / "results" / "results.json", text)
+    print(f"{results['message']} ({time.monotonic() - started:.1f} s)")
+    return results
+
+
+def cli_export(args) -> int:
+    """`autograder export prairielearn --out DIR`: the command line's side (parsed arguments in, exit code out)."""
+    if args.out is None or args.graded is not None:
+        print("autograder export prairielearn: give --out DIR (and no GRADED_DIR)", file=sys.stderr)
+        return 2
+    try:
+        settings = PrairieLearnSettings(image=args.image, timeout=args.timeout,
+                                        hidden_checks=args.hidden_visibility or "summary")
+        files = export(args.out, settings)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"autograder export prairielearn: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} files under {args.out}:\n"
+          f"  copy {args.out / 'questions' / QUESTION} into your course's questions/ folder\n"
+          f"  build the grader: docker build -t {settings.image} {args.out / 'grader'} && docker push {settings.image}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AUTOGRADER_ROOT", "/grade")),
+        Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("AUTOGRADER_SOURCE", "/grader/kit")))

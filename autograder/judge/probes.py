@@ -1,0 +1,196 @@
+"""Probes shared by the check files: weight copying, causality, attention-weight read-out."""
+from __future__ import annotations
+
+import torch
+
+from autograder.judge.expect import expect, fail
+from autograder.judge.contract import expect_named
+from autograder.judge.subjects import Module, Subject
+
+# The chapter's six-token sentence "Your journey starts with one step".
+INPUTS = torch.tensor(
+    [[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
+     [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]]
+)
+BATCH = torch.stack((INPUTS, INPUTS), dim=0)
+
+# (b, T, d_in, d_out, context_length, num_heads)
+SHAPES = [
+    (2, 6, 3, 2, 6, 2),  # the chapter's two-sentence batch
+    (1, 4, 5, 4, 8, 2),  # b = 1 and T < context_length
+    (3, 1, 4, 6, 5, 3),  # a single token
+    (2, 7, 8, 8, 10, 4),  # T < context_length, four heads
+    (4, 10, 16, 16, 12, 8),  # eight heads
+    (2, 5, 6, 4, 5, 1),  # T = context_length, one head
+]
+SEEDS = [0, 1, 2]
+
+
+def randn(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def is_mask(name: str) -> bool:
+    return name.split(".")[-1] == "mask"
+
+
+def weights_of(module: Module) -> dict[str, torch.Tensor]:
+    """The module's trainable weights by name (a mask wrongly made a parameter is left out)."""
+    return {k: v for k, v in module.state().items() if k in module.params and not is_mask(k)}
+
+
+def copy_weights(source: Module, target: Module) -> None:
+    """Load `source`'s parameters into `target` by name, so creation order never matters."""
+    names = {k for k in source.params if not is_mask(k)}
+    got = {k for k in target.params if not is_mask(k)}
+    if names != got:
+        fail("fail.param_names", where=target.label, missing=", ".join(sorted(names - got)) or "-",
+             extra=", ".join(sorted(got - names)) or "-")
+    if source.subject is target.subject:  # e.g. GPT-2-sized modules: the weights need not travel
+        target.copy_from(source, sorted(names))
+    else:
+        target.load(weights_of(source))
+
+
+def twin(sub: Subject, ref: Subject, name: str, *args, **kwargs) -> tuple[Module, Module]:
+    """The student's and the reference's module built alike, carrying the reference's weights."""
+    theirs, ours = sub.new(name, *args, **kwargs), ref.new(name, *args, **kwargs)
+    copy_weights(ours, theirs)
+    return theirs, ours
+
+
+def expect_causal(module: Module, b: int, T: int, d_in: int, seed: int) -> None:
+    """Changing tokens after position t must not change any output at positions <= t.
+
+    All variants travel in one batch: copy 0 is the original, copy t+1 has every token after
+    position t replaced.
+    """
+    x = randn(b, T, d_in, seed=seed)
+    variants = [x]
+    for t in range(T - 1):
+        changed = x.clone()
+        changed[:, t + 1 :] = randn(b, T - t - 1, d_in, seed=seed + 100 + t)
+        variants.append(changed)
+    out = module(torch.cat(variants))
+    if out.shape[:2] != (b * len(variants), T):
+        fail("fail.shape", where=module.label, got=tuple(out.shape), expected=(b * len(variants), T, "..."),
+             meaning="(batch, tokens, ...)")
+    base = out[:b]
+    for t in range(T - 1):
+        changed = out[b * (t + 1) : b * (t + 2)]
+        if not torch.allclose(changed[:, : t + 1], base[:, : t + 1], atol=1e-5, rtol=1e-4, equal_nan=True):
+            fail("fail.future_leak", where=module.label, position=t + 1, later=t + 2)
+
+
+def expect_causal_gradients(module: Module, b: int, T: int, d_in: int, d_model: int, seed: int) -> None:
+    """The gradient of output position t reaches no input after t (copy t of the batch probes position t)."""
+    x = randn(b, T, d_in, seed=seed).repeat(T, 1, 1)
+    grad_out = torch.zeros(b * T, T, d_model)
+    for t in range(T):
+        grad_out[b * t : b * (t + 1), t] = 1.0
+    result = module.forward(x, grad_out=grad_out)
+    if result.x_grad is None:
+        fail("fail.no_input_grad", where=module.label)
+    scale = result.x_grad.abs().max().item() + 1e-12
+    for t in range(T - 1):
+        if result.x_grad[b * t : b * (t + 1), t + 1 :].abs().max().item() > 1e-5 * scale:
+            fail("fail.future_leak_grad", where=module.label, position=t + 1)
+
+
+def expect_mask_buffer(module: Module, context_length: int) -> None:
+    """mask is a (context_length, context_length) buffer, not a parameter.
+
+    A buffer registered with persistent=False is accepted: it still moves with .to(), and the
+    book's later chapters register it so.
+    """
+    where = module.label
+    expect("mask" not in module.params, "fail.mask_is_parameter", where=where)
+    expect_named(module, "mask", "buffer", where, "fail.mask_missing")
+    expect(module.buffers["mask"] == [context_length, context_length], "fail.mask_shape", where=where,
+           got=module.buffers["mask"], expected=[context_length, context_length])
+
+
+def identity_probe(sub: Subject, name: str, T: int, num_heads: int | None = None,
+                   dropout: float = 0.0, seed: int = 0) -> tuple[Module, torch.Tensor]:
+    """Set up `name` so that its output *is* its attention-weight matrix, repeated twice.
+
+    Inputs are one-hot tokens (d_in = T); each head's value projection maps token j to
+    [e_j, e_j] (two copies), and out_proj (if any) is the identity. Query and key weights are
+    random. Then output[b, i] = [A[i], A[i]] per head, where A is the attention-weight matrix.
+    """
+    heads = num_heads or 1
+    d_out = 2 * T * heads
+    args = (T, d_out, T, dropout) + ((num_heads,) if num_heads else ())
+    module = sub.new(name, *args)
+    state = {}
+    generator = torch.Generator().manual_seed(seed)
+    value = torch.cat([torch.eye(T), torch.eye(T)], dim=0).repeat(heads, 1)  # (d_out, T)
+    for key in weights_of(module):
+        shape = module.params[key]
+        if key == "W_value.weight":
+            state[key] = value
+        elif key == "out_proj.weight":
+            state[key] = torch.eye(d_out)
+        elif key.endswith("bias"):
+            state[key] = torch.zeros(shape)
+        else:
+            state[key] = torch.randn(*shape, generator=generator) * 2.0
+    expect(set(state) >= {"W_value.weight"}, "fail.param_names", where=module.label,
+           missing="W_value.weight", extra="-")
+    module.load(state)
+    x = torch.eye(T).unsqueeze(0).repeat(2, 1, 1)
+    return module, x
+
+
+def weights_from_output(out: torch.Tensor, T: int, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split an identity-probe output (b, T, heads*2T) into both copies of A: (b, heads, T, T) each."""
+    b = out.shape[0]
+    per_head = out.view(b, T, heads, 2, T).permute(0, 2, 3, 1, 4)  # (b, heads, 2, T, T)
+    return per_head[:, :, 0], per_head[:, :, 1]
+
+
+def expect_attention_dropout(sub: Subject, name: str, num_heads: int | None, p: float = 0.5) -> None:
+    """In train mode, each attention weight is dropped (0) or kept and scaled by 1/(1-p).
+
+    Only the structure of the result is judged, never which weights are dropped, so any correct
+    way of drawing random numbers (nn.Dropout, F.dropout, scaled_dot_product_attention) passes.
+    """
+    T, copies = 6, 4
+    heads = num_heads or 1
+    module, x = identity_probe(sub, name, T, num_heads, dropout=p, seed=7)
+    where = f"{module.label} (dropout={p})"
+    eval_a = weights_from_output(module(x, train=False), T, heads)[0].repeat(copies, 1, 1, 1)
+    out = module(x.repeat(copies, 1, 1), train=True, seed=0)  # each copy draws its own pattern
+    if out.shape != (2 * copies, T, 2 * T * heads):
+        fail("fail.shape_unstable", where=where)
+    first, second = weights_from_output(out, T, heads)
+    if not torch.allclose(first, second, atol=1e-5, equal_nan=True):
+        fail("fail.dropout_after_weights", where=where)
+    scaled = eval_a / (1 - p)
+    dropped = first.abs() < 1e-6
+    kept = (first - scaled).abs() < 1e-4 * (1 + scaled.abs())
+    unchanged = (first - eval_a).abs() < 1e-5
+    if bool(unchanged.all()):
+        fail("fail.dropout_no_effect", where=where)
+    if not bool((dropped | kept).all()):
+        if bool((dropped | unchanged).all()):
+            fail("fail.dropout_unscaled", where=where, scale=f"{1 / (1 - p):g}")
+        fail("fail.dropout_not_on_weights", where=where)
+    visible = eval_a > 1e-6
+    expect(bool((kept & visible).any()) and bool((dropped & visible).any()), "fail.dropout_no_effect", where=where)
+    # Attention-weight dropout decides each (query, key) pair on its own: somewhere the same
+    # key is kept for one query and dropped for another.
+    independent = any(
+        bool(column.any()) and not bool(column.all())
+        for k in range(T - 1)
+        for column in [dropped[..., k + 1 :, k][visible[..., k + 1 :, k]]]
+    )
+    expect(independent, "fail.dropout_not_on_weights", where=where)
+
+
+def expect_gradients(module: Module, x: torch.Tensor, grad_out: torch.Tensor) -> None:
+    """Backpropagation reaches every trainable weight."""
+    result = module.forward(x, grad_out=grad_out)
+    grads = result.grads or {}
+    missing = [n for n, g in grads.items() if not is_mask(n) and (g is None or not g.abs().sum() > 0)]
+    expect(bool(grads) and not missing, "fail.no_gradient", where=module.label, names=", ".join(missing) or "all")

@@ -1,0 +1,164 @@
+"""Feedback and gradebook writers: checklists (text and HTML), grades.csv, the summary table."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from pathlib import Path
+
+from autograder.config import GRADED, POINTS
+from autograder.i18n import t
+from autograder.report.records import SubmissionResult, write_atomic
+
+
+POSITIONS = re.compile(r"\b(cell|line) \d|個儲存格|第 \d+ 行")
+NOT_STARTED = {"student.not_implemented", "refused.missing"}
+"""Messages of a part the student has not begun: the stub still raises, or the name is not there."""
+
+
+def _by_part(result: SubmissionResult) -> dict[str, list]:
+    parts: dict[str, list] = {}
+    for test in result.tests:
+        parts.setdefault(test.part, []).append(test)
+    return parts
+
+
+def _graded(result: SubmissionResult) -> bool:
+    """A record with hidden checks (graded) rather than a self-check of the visible ones."""
+    return any(test.visibility != "visible" for test in result.tests)
+
+
+def _hidden_points(result: SubmissionResult, part: str) -> float:
+    return 0.0 if _graded(result) else max(POINTS.get(part, 0.0) - result.parts[part][1], 0.0)
+
+
+def points_text(result: SubmissionResult, part: str, lang: str) -> str:
+    """"9 of the 15 points checked here; 9 more are checked when your work is graded" (self-check),
+    "18/24 points" (graded)."""
+    score, max_score = result.parts[part]
+    hidden = _hidden_points(result, part)
+    if hidden:
+        return t("ui.points_here", lang, score=score, max_score=max_score, hidden=hidden)
+    return t("ui.points", lang, score=score, max_score=max_score)
+
+
+def total_text(result: SubmissionResult, lang: str) -> str:
+    """The self-check's points against the notebook's ("Checked here: 12 of 51 points. 49 more ...")."""
+    parts = result.parts
+    hidden = sum(_hidden_points(result, part) for part in parts)
+    if not hidden or len(parts) < 2:
+        return ""
+    return t("ui.total_here", lang, score=result.score, max_score=result.max_score, hidden=hidden,
+             total=result.max_score + hidden)
+
+
+def part_status(tests: list) -> str:
+    """"done", "not_started" (nothing passes and a check says the stub is untouched) or "failing"."""
+    failed = [test for test in tests if test.status != "passed"]
+    if not failed:
+        return "done"
+    if len(failed) == len(tests) and any(test.message_key in NOT_STARTED for test in failed):
+        return "not_started"
+    return "failing"
+
+
+RAISED = re.compile(r"(\w+(?:Error|Exception))\b.*(\([^()]*\))\s*$", re.S)
+
+
+def _same_error(test) -> str:
+    """What makes two failures one error: the same text, or the same exception raised at the same line."""
+    found = RAISED.search(test.output) if test.message_key == "student.raised" else None
+    return f"{found.group(1)} {found.group(2)}" if found else test.output
+
+
+def _details(part: str, tests: list, result: SubmissionResult, lang: str) -> list[str]:
+    lines = [f"\n{part}  ({points_text(result, part, lang)})"]
+    shown: dict[str, str] = {}
+    for test in tests:
+        mark = "✓" if test.status == "passed" else "✗"
+        lines.append(f"  {mark} {test.name}")
+        if test.output and _same_error(test) in shown:  # one bug stops several checks: say it once
+            lines.append(f"      {t('ui.same_error', lang, name=shown[_same_error(test)])}")
+            continue
+        shown[_same_error(test)] = test.name
+        lines += [f"      {line}" for line in test.output.splitlines() if line]
+    return lines
+
+
+def checklist_text(result: SubmissionResult, lang: str, verbose: bool = True) -> str:
+    """The checklist as text. verbose=False: a line per part, details only for the parts begun."""
+    lines = []
+    if result.error:
+        lines.append(t("ui.not_graded", lang, error=result.error))
+    if result.output:
+        lines.append(result.output)
+    parts = _by_part(result)
+    if not verbose and len(parts) > 1:
+        width = max(len(part) for part in parts)
+        lines.append("")
+        for part, tests in parts.items():
+            status = part_status(tests)
+            mark = {"done": "✓", "not_started": "·", "failing": "✗"}[status]
+            failed = sum(test.status != "passed" for test in tests)
+            label = t("ui.part_failing", lang, count=failed, total=len(tests)) if status == "failing" \
+                else t(f"ui.part_{status}", lang)
+            lines.append(f"{mark} {part:<{width}}  {label}  ·  {points_text(result, part, lang)}")
+        parts = {part: tests for part, tests in parts.items() if part_status(tests) == "failing"}
+    for part, tests in parts.items():
+        lines += _details(part, tests, result, lang)
+    failed = sum(test.status == "failed" for test in result.tests)
+    lines.append("")
+    total = total_text(result, lang)
+    if total:
+        lines.append(total)
+    lines.append(t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed))
+    if failed and (not verbose and len(_by_part(result)) > 1):
+        lines.append(t("ui.verbose_hint", lang))
+    if POSITIONS.search("\n".join(lines)):
+        lines.append(t("ui.positions", lang))
+    return "\n".join(lines).strip()
+
+
+def checklist_html(result: SubmissionResult, lang: str) -> str:
+    rows = []
+    if result.error:
+        rows.append(f"<p><b>{html.escape(t('ui.not_graded', lang, error=result.error))}</b></p>")
+    for part, tests in _by_part(result).items():
+        rows.append(f"<h4 style='margin:.6em 0 .2em'><code>{html.escape(part)}</code> "
+                    f"&middot; <span class='points'>{html.escape(points_text(result, part, lang))}</span></h4>"
+                    "<ul style='list-style:none;padding-left:.5em'>")
+        for test in tests:
+            ok = test.status == "passed"
+            mark = "<span style='color:#1a7f37'>&#10004;</span>" if ok else "<span style='color:#cf222e'>&#10008;</span>"
+            detail = "" if not test.output else f"<div style='margin-left:1.6em;color:#57606a'>{html.escape(test.output)}</div>"
+            rows.append(f"<li class='check {'passed' if ok else 'failed'}'>{mark} {html.escape(test.name)}{detail}</li>")
+        rows.append("</ul>")
+    failed = sum(test.status == "failed" for test in result.tests)
+    total = total_text(result, lang)
+    if total:
+        rows.append(f"<p class='total'>{html.escape(total)}</p>")
+    summary = t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed)
+    rows.append(f"<p class='summary'>{html.escape(summary)}</p>")
+    return "<div class='autograder-checklist'>" + "\n".join(rows) + "</div>"
+
+
+def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path) -> None:
+    """grades.csv: one row per submission, a column per graded part, the total and any error."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["submission", *GRADED, "total", "max_score", "error"])
+    for name, record in records:
+        parts = record.parts
+        writer.writerow([name, *(f"{parts.get(p, (0.0, 0.0))[0]:g}" for p in GRADED),
+                         f"{record.score:g}", f"{record.max_score:g}", record.error or ""])
+    write_atomic(path, buffer.getvalue())
+
+
+def summary_table(records: list[tuple[str, SubmissionResult]], lang: str) -> str:
+    width = max([len(t("ui.submission", lang))] + [len(name) for name, _ in records])
+    lines = [f"{t('ui.submission', lang):<{width}}  {'score':>9}  note"]
+    for name, record in records:
+        note = record.error or ""
+        lines.append(f"{name:<{width}}  {record.score:>4g}/{record.max_score:<4g}  {note[:60]}")
+    return "\n".join(lines)

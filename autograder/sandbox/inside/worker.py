@@ -1,0 +1,54 @@
+"""The worker process: runs one submission's definitions and answers the judge's requests.
+
+Started by sandbox.py as `python -m inside.worker`. Requests arrive on stdin, replies leave
+on the original stdout; the student's own prints are sent to stderr, which the judge caps.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from .handler import Handler, execute
+from .protocol import ProtocolError, read_message, write_message
+
+
+def serve(requests: int, replies: int, max_bytes: int) -> None:
+    load = read_message(requests, max_bytes)
+    namespace, failures = execute(load["chunks"])
+    handler = Handler(namespace)
+    write_message(replies, {"ok": True, "result": {"failures": failures}})
+    while True:
+        try:
+            request = read_message(requests, max_bytes)
+        except ProtocolError:  # the judge closed the pipe (it usually kills the worker first)
+            return
+        reply = handler.handle(request)
+        try:
+            write_message(replies, reply)
+        except (TypeError, ValueError) as exc:  # e.g. a tensor of a dtype the wire does not carry
+            write_message(replies, {"ok": False, "error": {"type": "TypeError", "where": None,
+                                                           "message": f"the answer cannot be sent back: {exc}"[:1000]}})
+
+
+def main() -> None:
+    """A worker of its own (the fallback sandbox); argv: largest request in bytes, the private writable folder.
+
+    Under bubblewrap, workers are forked by inside/zygote.py instead.
+    """
+    torch.set_num_threads(1)
+    requests, replies = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # the student's prints go to the capped stderr, never into the replies
+    for stream in (sys.stdout, sys.stderr):  # a worker is killed, not shut down: buffer nothing
+        stream.reconfigure(line_buffering=True, write_through=True)
+    max_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 28
+    if len(sys.argv) > 2:
+        os.chdir(sys.argv[2])
+    serve(requests, replies, max_bytes)
+
+
+if __name__ == "__main__":
+    main()
