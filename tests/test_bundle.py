@@ -137,7 +137,7 @@ def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_
         done = run(*step)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); "
-                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.explain.diagnose'))")
+                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.explain'))")
     assert str(home) in where.stdout and "None None" in where.stdout, where.stdout + where.stderr
     # JupyterLab's extensions come with packages: none of the environment's own is nbgrader's (this
     # machine's base Python has nbgrader, and `jupyter labextension list` shows its folder too)
