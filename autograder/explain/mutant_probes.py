@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from autograder.judge.expect import CheckFailure
+from autograder.judge.expect import TOLERANCE, CheckFailure
 from autograder.judge.probes import BATCH, INPUTS, is_mask, randn, weights_from_output
 from autograder.explain.facts import state_for
 from autograder.judge.subjects import Module, StudentError, Subject
@@ -179,7 +179,8 @@ def same(a: Any, b: Any) -> bool:
             return False
         if not (torch.is_floating_point(a) and torch.is_floating_point(b)):
             return bool(torch.equal(a, b))
-        return bool(torch.allclose(a.double(), b.double(), atol=1e-5, rtol=1e-4, equal_nan=True))
+        return bool(torch.allclose(a.double(), b.double(), atol=TOLERANCE.atol, rtol=TOLERANCE.rtol,
+                                   equal_nan=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):

@@ -1,10 +1,23 @@
 """What check files use: the `check` marker, failures with catalogue messages, tensor comparison."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When two float tensors agree: |got - expected| <= atol + rtol * |expected| everywhere (torch.allclose)."""
+
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+
+TOLERANCE = Tolerance()
+"""The one tolerance for comparing a computation with the reference's (or with itself)."""
 
 
 class CheckFailure(Exception):
@@ -41,7 +54,8 @@ def expect_shape(tensor: torch.Tensor, shape: tuple[int, ...], where: str, meani
 
 
 def expect_close(got: torch.Tensor, expected: torch.Tensor, where: str, key: str = "fail.values",
-                 atol: float = 1e-5, rtol: float = 1e-4, equal_nan: bool = False, **params: Any) -> None:
+                 atol: float = TOLERANCE.atol, rtol: float = TOLERANCE.rtol, equal_nan: bool = False,
+                 **params: Any) -> None:
     """Shapes first, then values; the message reports the largest difference.
 
     `equal_nan` is for comparing the student's code with itself, where NaN on both sides agrees.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.judge.expect import expect, fail
+from autograder.judge.expect import TOLERANCE, expect, fail
 from autograder.judge.contract import expect_named
 from autograder.judge.subjects import Module, Subject
 
@@ -78,7 +78,8 @@ def expect_causal(module: Module, b: int, T: int, d_in: int, seed: int) -> None:
     base = out[:b]
     for t in range(T - 1):
         changed = out[b * (t + 1) : b * (t + 2)]
-        if not torch.allclose(changed[:, : t + 1], base[:, : t + 1], atol=1e-5, rtol=1e-4, equal_nan=True):
+        if not torch.allclose(changed[:, : t + 1], base[:, : t + 1], atol=TOLERANCE.atol,
+                              rtol=TOLERANCE.rtol, equal_nan=True):
             fail("fail.future_leak", where=module.label, position=t + 1, later=t + 2)
 
 
