@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from autograder.config import GRADED, Config
-from autograder.explain.diagnose import MEASURED, run_probes, same
+from autograder.explain.catalogue_match import outcomes_of, same
+from autograder.explain.diagnose import MEASURED
 from autograder.explain.mistakes import possible_ids
 from autograder.i18n import LANGS, catalogue
 from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
@@ -61,9 +62,9 @@ def test_probes_tell_every_mutant_from_the_reference_and_from_each_other(referen
     reference = LocalSubject.from_chunks(reference_chunks, "probe_reference")
     outcomes, expected = {}, {}
     for m in CATALOGUE:
-        outcomes[m.id] = run_probes(LocalSubject.from_chunks(mutate(reference_chunks, m), f"probe_{m.id}"), m.part)
+        outcomes[m.id] = outcomes_of(LocalSubject.from_chunks(mutate(reference_chunks, m), f"probe_{m.id}"), m.part)
         if m.part not in expected:
-            expected[m.part] = run_probes(reference, m.part)
+            expected[m.part] = outcomes_of(reference, m.part)
 
     def alike(a: dict, b: dict) -> bool:
         return all(same(a[k], b[k]) for k in a)
@@ -156,7 +157,7 @@ def test_correct_submissions_get_no_diagnosis(graded_fixtures, manifest):
 
 
 def test_only_finished_stable_failures_are_diagnosed():
-    from autograder.explain.diagnose import failed_parts, unstable_parts
+    from autograder.explain.failed_parts import failed_parts, unstable_parts
     from autograder.report.records import CheckResult
 
     def result(part: str, status: str, key: str = "") -> CheckResult:

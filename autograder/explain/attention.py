@@ -2,24 +2,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from autograder.assignment import DRAWN as CLASSES, TOKENS
-from autograder.judge.probes import INPUTS, weights_from_output
+from autograder.judge.probes import INPUTS, identity_state, layer_of, weights_from_output
 from autograder.judge.subjects import Subject
 
 D_K = 2
 """Query/key size of the drawn heads, as in the chapter (d_out=2)."""
 
 
-def _sentence_state(params: dict[str, list[int]], heads: int, T: int) -> dict[str, torch.Tensor]:
-    """Weights that make a module on one-hot tokens behave like a d_k=2 head on the sentence.
+def _sentence_weights(heads: int, T: int) -> Callable[[str, list[int]], torch.Tensor | None]:
+    """Query and key weights under which a module on one-hot tokens behaves like a d_k=2 head on the sentence.
 
     Token j enters as e_j, so W_query = W_q @ INPUTS.T gives query j = W_q @ x_j. Each head's
     block of 2T rows holds W_q in its first D_K rows (zeros elsewhere), scaled so that dividing by
-    sqrt(2T) instead of sqrt(D_K) leaves the scores of the chapter. Values are [e_j, e_j], so the
-    output *is* the attention-weight matrix (see probes.identity_probe).
+    sqrt(2T) instead of sqrt(D_K) leaves the scores of the chapter. With the values and out_proj of
+    judge.probes.identity_state, the output *is* the attention-weight matrix.
     """
     generator = torch.Generator().manual_seed(123)
     block = 2 * T
@@ -28,19 +29,14 @@ def _sentence_state(params: dict[str, list[int]], heads: int, T: int) -> dict[st
     for h in range(heads):
         for matrix in (query, key):
             matrix[h * block : h * block + D_K] = torch.rand(D_K, 3, generator=generator) * 2.0 @ INPUTS.T * fix
-    sources = {"W_query": query, "W_key": key, "W_value": torch.cat([torch.eye(T), torch.eye(T)]).repeat(heads, 1)}
-    state = {}
-    for name, shape in params.items():
-        parts = name.split(".")
-        rows = slice(int(parts[1]) * block, (int(parts[1]) + 1) * block) if parts[0] == "heads" else slice(None)
-        kind = parts[-2] if len(parts) > 1 else ""
-        if parts[-1] == "bias":
-            state[name] = torch.zeros(shape)
-        elif kind in sources:
-            state[name] = sources[kind][rows]
-        elif kind == "out_proj":
-            state[name] = torch.eye(shape[0])
-    return state
+    sources = {"W_query": query, "W_key": key}
+
+    def queries_keys(name: str, _: list[int]) -> torch.Tensor | None:
+        layer, head = layer_of(name)
+        if layer not in sources:
+            return None
+        return sources[layer] if head is None else sources[layer][head * block : (head + 1) * block]
+    return queries_keys
 
 
 def read_weights(sub: Subject, name: str, heads: int | None) -> torch.Tensor:
@@ -49,7 +45,7 @@ def read_weights(sub: Subject, name: str, heads: int | None) -> torch.Tensor:
     d_out = 2 * T * (n if name == "MultiHeadAttention" else 1)
     args = {"SelfAttention_v2": (T, d_out), "CausalAttention": (T, d_out, T, 0.0)}.get(name, (T, d_out, T, 0.0, n))
     module = sub.new(name, *args)
-    module.load(_sentence_state(module.params, n, T))
+    module.load(identity_state(module.params.items(), T, n, _sentence_weights(n, T)))
     x = torch.eye(T)
     out = module(x) if name == "SelfAttention_v2" else module(x.unsqueeze(0))
     out = out.unsqueeze(0) if out.dim() == 2 else out

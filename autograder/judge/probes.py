@@ -1,10 +1,12 @@
-"""Probes shared by the check files: weight copying, causality, attention-weight read-out."""
+"""Probes shared by the checks and the explanation: weight copying, causality, identity probes (attention-weight read-out)."""
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import torch
 
-from autograder.judge.expect import TOLERANCE, expect, fail
 from autograder.judge.contract import expect_named
+from autograder.judge.expect import TOLERANCE, expect, fail
 from autograder.judge.subjects import Module, Subject
 
 # The chapter's six-token sentence "Your journey starts with one step".
@@ -111,42 +113,76 @@ def expect_mask_buffer(module: Module, context_length: int) -> None:
            got=module.buffers["mask"], expected=[context_length, context_length])
 
 
+def one_hot(T: int, d_in: int | None = None) -> torch.Tensor:
+    """An identity probe's input: token j is e_j (d_in = T unless given), a batch of two alike: (2, T, d_in)."""
+    return torch.eye(d_in or T)[:T].unsqueeze(0).repeat(2, 1, 1)
+
+
+def layer_of(name: str) -> tuple[str, int | None]:
+    """The layer holding weight `name` and, for a wrapper's "heads.<h>." weights, the head h.
+
+    "W_value.weight" -> ("W_value", None), "heads.1.W_query.weight" -> ("W_query", 1); "" for a non-weight.
+    """
+    parts = name.split(".")
+    layer = parts[-2] if len(parts) > 1 and parts[-1] == "weight" else ""
+    head = int(parts[1]) if len(parts) > 2 and parts[0] == "heads" and parts[1].isdigit() else None
+    return layer, head
+
+
+def identity_state(params: Iterable[tuple[str, list[int]]], d_in: int, heads: int,
+                   other: Callable[[str, list[int]], torch.Tensor | None] | None = None,
+                   role: Callable[[str, list[int]], tuple[str, int | None]] | None = None,
+                   scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """Weights under which an attention module's output *is* its attention weights, twice per head.
+
+    Tokens enter one-hot (`one_hot`); each head's value projection maps token j to `scale` * [e_j, e_j]
+    (two copies, 2 * d_in rows a head), out_proj (if any) is the identity and every bias is 0, so
+    output[b, i] = scale * [A[i], A[i]] per head, where A is the attention-weight matrix. `role(name, shape)`
+    (by default `layer_of(name)`) names each weight's layer ("W_value", "out_proj", ...) and head; every
+    other weight is `other(name, shape)`, left out when that is None. Masks are never touched.
+    """
+    values = (scale * torch.cat([torch.eye(d_in), torch.eye(d_in)])).repeat(heads, 1)  # (heads * 2 d_in, d_in)
+    block = 2 * d_in
+    state = {}
+    for name, shape in params:
+        if is_mask(name):
+            continue
+        layer, head = role(name, shape) if role is not None else layer_of(name)
+        if name.endswith("bias"):
+            state[name] = torch.zeros(shape)
+        elif layer == "W_value":
+            state[name] = values if head is None else values[head * block : (head + 1) * block]
+        elif layer == "out_proj":
+            state[name] = torch.eye(values.shape[0])
+        elif other is not None and (made := other(name, shape)) is not None:
+            state[name] = made
+    return state
+
+
 def identity_probe(sub: Subject, name: str, T: int, num_heads: int | None = None,
                    dropout: float = 0.0, seed: int = 0) -> tuple[Module, torch.Tensor]:
-    """Set up `name` so that its output *is* its attention-weight matrix, repeated twice.
+    """Set up `name` so that its output *is* its attention-weight matrix, repeated twice (`identity_state`).
 
-    Inputs are one-hot tokens (d_in = T); each head's value projection maps token j to
-    [e_j, e_j] (two copies), and out_proj (if any) is the identity. Query and key weights are
-    random. Then output[b, i] = [A[i], A[i]] per head, where A is the attention-weight matrix.
+    Inputs are one-hot tokens (d_in = T); query and key weights are random.
     """
     heads = num_heads or 1
     d_out = 2 * T * heads
     args = (T, d_out, T, dropout) + ((num_heads,) if num_heads else ())
     module = sub.new(name, *args)
-    state = {}
     generator = torch.Generator().manual_seed(seed)
-    value = torch.cat([torch.eye(T), torch.eye(T)], dim=0).repeat(heads, 1)  # (d_out, T)
-    for key in weights_of(module):
-        shape = module.params[key]
-        if key == "W_value.weight":
-            state[key] = value
-        elif key == "out_proj.weight":
-            state[key] = torch.eye(d_out)
-        elif key.endswith("bias"):
-            state[key] = torch.zeros(shape)
-        else:
-            state[key] = torch.randn(*shape, generator=generator) * 2.0
+    state = identity_state(((key, module.params[key]) for key in weights_of(module)), T, heads,
+                           lambda _, shape: torch.randn(*shape, generator=generator) * 2.0)
     expect(set(state) >= {"W_value.weight"}, "fail.param_names", where=module.label,
            missing="W_value.weight", extra="-")
     module.load(state)
-    x = torch.eye(T).unsqueeze(0).repeat(2, 1, 1)
-    return module, x
+    return module, one_hot(T)
 
 
-def weights_from_output(out: torch.Tensor, T: int, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split an identity-probe output (b, T, heads*2T) into both copies of A: (b, heads, T, T) each."""
-    b = out.shape[0]
-    per_head = out.view(b, T, heads, 2, T).permute(0, 2, 3, 1, 4)  # (b, heads, 2, T, T)
+def weights_from_output(out: torch.Tensor, T: int, heads: int,
+                        d_in: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split an identity-probe output (b, T, heads * 2 d_in) into both copies of A: (b, heads, T, T) each."""
+    b, d_in = out.shape[0], d_in or T
+    per_head = out.view(b, T, heads, 2, d_in)[..., :T].permute(0, 2, 3, 1, 4)  # (b, heads, 2, T, T)
     return per_head[:, :, 0], per_head[:, :, 1]
 
 

@@ -155,7 +155,7 @@ class GradingPlugin:
             if self._explainer is None:
                 reference = self._reference_subject()
                 # imported only where a reference exists: the student bundle ships neither
-                from autograder.explain.diagnose import Explainer
+                from autograder.explain.explainer import Explainer
 
                 self._explainer = Explainer(reference, self._reference_chunks, self.config.limits.diagnosis_seconds)
             return self._explainer.explain(subject, job.results, job.lang, self.pictures)

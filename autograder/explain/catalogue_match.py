@@ -1,4 +1,4 @@
-"""Name mistakes by matching: the student's outcomes on fixed probes against each catalogue mutant's."""
+"""Name mistakes by matching: the student's outcomes on a part's fixed calls against each catalogue mutant's."""
 from __future__ import annotations
 
 import time
@@ -7,9 +7,11 @@ from typing import Any
 
 import torch
 
-from autograder.judge.expect import TOLERANCE, CheckFailure
-from autograder.judge.probes import BATCH, INPUTS, is_mask, randn, weights_from_output
+from autograder.explain.dropout import dropout_kind
 from autograder.explain.facts import state_for
+from autograder.explain.misconceptions import CATALOGUE, Misconception
+from autograder.judge.expect import TOLERANCE, CheckFailure
+from autograder.judge.probes import BATCH, INPUTS, identity_state, is_mask, one_hot, randn, weights_from_output
 from autograder.judge.subjects import Module, StudentError, Subject
 
 
@@ -37,54 +39,22 @@ def _run(sub: Subject, name: str, args: tuple, x: torch.Tensor, scale: float = 1
 
 
 def _identity(sub: Subject, name: str, T: int, heads: int | None, p: float) -> tuple[Module, torch.Tensor]:
-    """Output = the attention weights, twice per head (see probes.identity_probe), with name-keyed weights."""
+    """Output = the attention weights, twice per head (judge.probes.identity_state), with name-keyed weights."""
     n = heads or 1
-    d_out = 2 * T * n
-    module = sub.new(name, T, d_out, T, p, *((heads,) if heads else ()))
-    value = torch.cat([torch.eye(T), torch.eye(T)], dim=0).repeat(n, 1)
-    overrides = {"W_value.weight": value, "out_proj.weight": torch.eye(d_out)}
-    state = _state(module, 2.0, overrides)
-    module.load({k: torch.zeros_like(v) if k.endswith("bias") else v for k, v in state.items()})
-    return module, torch.eye(T).unsqueeze(0).repeat(2, 1, 1)
+    module = sub.new(name, T, 2 * T * n, T, p, *((heads,) if heads else ()))
+    named = state_for(module, 2.0)
+    module.load(identity_state(sorted(module.params.items()), T, n, lambda key, _: named[key]))
+    return module, one_hot(T)
 
 
 def _dropout_kind(sub: Subject, name: str, heads: int | None) -> list[str]:
     """How train mode changes the attention read-out, as structural facts that do not depend on the RNG."""
-    T, p, n = 6, 0.5, heads or 1
+    T, p = 6, 0.5
     module, x = _identity(sub, name, T, heads, p)
-    base = module(x, seed=0)
-    if not torch.allclose(module(x, seed=1), base, equal_nan=True):
-        return ["random_in_eval"]
-    eval_a, _ = weights_from_output(base, T, n)
-    visible = eval_a > 1e-6
-    scaled = eval_a / (1 - p)
-    kinds = set()
-    for seed in range(4):
-        out = module(x, train=True, seed=seed)
-        if out.shape != base.shape:
-            kinds.add("shape")
-            continue
-        if torch.allclose(out, base, atol=1e-6, equal_nan=True):
-            kinds.add("none")
-            continue
-        copies = weights_from_output(out, T, n)
-        elementwise = all(bool(((c.abs() < 1e-6) | ((c - scaled).abs() < 1e-4 * (1 + scaled.abs()))).all())
-                          for c in copies)
-        if torch.allclose(copies[0], copies[1], atol=1e-5, equal_nan=True):
-            kinds.add("weights" if elementwise else "weights_not_dropout")
-        elif not elementwise:
-            kinds.add("other")
-        else:
-            # Dropout on the values drops (token, feature) pairs: the same for every query.
-            per_key = True
-            for c in copies:
-                dropped = (c.abs() < 1e-6) & visible
-                per_key &= bool(((dropped == visible) | ~dropped.any(-2, keepdim=True)).all())
-            kinds.add("values" if per_key else "output")
-    return sorted(kinds)
+    return dropout_kind(module, x, lambda out: weights_from_output(out, T, heads or 1), p)
 
 
-def _eval_probes(sub: Subject, name: str, heads: int | None) -> dict[str, Callable]:
+def _attention_calls(sub: Subject, name: str, heads: int | None) -> dict[str, Callable]:
     extra = (heads,) if heads else ()
     d = heads or 1
     return {
@@ -93,7 +63,7 @@ def _eval_probes(sub: Subject, name: str, heads: int | None) -> dict[str, Callab
         "short": lambda: _run(sub, name, (5, 4 * d, 8, 0.0, *extra), randn(1, 4, 5, seed=2)),
         "bias": lambda: _run(sub, name, (4, 3 * d, 6, 0.0, *extra), randn(2, 5, 4, seed=3), qkv_bias=True),
         "sharp": lambda: _run(sub, name, (8, 8, 6, 0.0, *((4,) if heads else ())), randn(2, 6, 8, seed=4), scale=4.0),
-        "identity": lambda: _identity(sub, name, 6, heads, 0.0)[0](torch.eye(6).unsqueeze(0).repeat(2, 1, 1)),
+        "identity": lambda: _identity(sub, name, 6, heads, 0.0)[0](one_hot(6)),
         "dropout": lambda: _dropout_kind(sub, name, heads),
     }
 
@@ -106,7 +76,7 @@ def _raises(call: Callable) -> bool:
     return False
 
 
-def _load_probe(sub: Subject, d_in: int, d_out: int) -> dict:
+def _load_call(sub: Subject, d_in: int, d_out: int) -> dict:
     v1, v2 = sub.new("SelfAttention_v1", d_in, d_out), sub.new("SelfAttention_v2", d_in, d_out)
     v1.load(_state(v1))
     v2.load(_state(v2, 2.0))
@@ -122,8 +92,8 @@ def _load_probe(sub: Subject, d_in: int, d_out: int) -> dict:
     return {n: n in after and same(after[n], w) for n, w in expected.items()}
 
 
-def probes(sub: Subject, part: str) -> dict[str, Callable]:
-    """The fixed probes of `part`: name -> a call on `sub` returning comparable data."""
+def calls(sub: Subject, part: str) -> dict[str, Callable]:
+    """The fixed calls of `part`: name -> a call on `sub` returning comparable data."""
     if part == "softmax_naive":
         return {f"x{i}": (lambda x=x: sub.call(part, x)) for i, x in
                 enumerate([randn(6, seed=0), randn(3, seed=1) * 3, randn(4, 3, seed=2)])}
@@ -139,11 +109,11 @@ def probes(sub: Subject, part: str) -> dict[str, Callable]:
             found["bias"] = lambda: _run(sub, part, (3, 2), INPUTS, qkv_bias=True)
         return found
     if part == "load_v2_weights_into_v1":
-        return {"square": lambda: _load_probe(sub, 4, 4), "chapter": lambda: _load_probe(sub, 3, 2)}
+        return {"square": lambda: _load_call(sub, 4, 4), "chapter": lambda: _load_call(sub, 3, 2)}
     if part == "CausalAttention":
-        return _eval_probes(sub, part, None)
+        return _attention_calls(sub, part, None)
     if part == "MultiHeadAttention":
-        found = _eval_probes(sub, part, 2)
+        found = _attention_calls(sub, part, 2)
         found["indivisible"] = lambda: _raises(lambda: sub.new(part, 3, 5, 6, 0.0, 2))
         return found
     if part == "MultiHeadAttentionWrapper":
@@ -161,14 +131,14 @@ def probes(sub: Subject, part: str) -> dict[str, Callable]:
     return {}
 
 
-def _outcome(probe: Callable) -> Any:
+def _outcome(call: Callable) -> Any:
     try:
-        return probe()
+        return call()
     except StudentError as error:
         return ("error", error.key, str(error.params.get("type", "")))
     except CheckFailure as error:
         return ("error", error.key)
-    except Exception as error:  # noqa: BLE001 - what the probe made of odd replies, compared like any value
+    except Exception as error:  # noqa: BLE001 - what the call made of odd replies, compared like any value
         return ("error", type(error).__name__)
 
 
@@ -189,13 +159,36 @@ def same(a: Any, b: Any) -> bool:
 
 
 class OutOfTime(Exception):
-    """The diagnosis budget ran out in the middle of a part's probes."""
+    """The diagnosis budget ran out in the middle of a part's calls."""
 
 
-def run_probes(sub: Subject, part: str, deadline: float = float("inf")) -> dict[str, Any]:
-    outcomes = {}
-    for name, probe in probes(sub, part).items():
+def outcomes_of(sub: Subject, part: str, deadline: float = float("inf")) -> dict[str, Any]:
+    """What `sub` makes of each of `part`'s fixed calls (a value, or the error it raised), until `deadline`."""
+    found = {}
+    for name, call in calls(sub, part).items():
         if time.monotonic() > deadline:
             raise OutOfTime(part)
-        outcomes[name] = _outcome(probe)
-    return outcomes
+        found[name] = _outcome(call)
+    return found
+
+
+class CatalogueMatcher:
+    """Holds the mutants (trusted code, like the reference) and their outcomes, computed once."""
+
+    def __init__(self, mutant: Callable[[Misconception], Subject]):
+        self._mutant = mutant
+        self._outcomes: dict[str, dict[str, Any]] = {}
+
+    def mutant_outcomes(self, misconception: Misconception) -> dict[str, Any]:
+        if misconception.id not in self._outcomes:
+            self._outcomes[misconception.id] = outcomes_of(self._mutant(misconception), misconception.part)
+        return self._outcomes[misconception.id]
+
+    def match(self, sub: Subject, part: str, deadline: float) -> list[tuple[str, dict]]:
+        """The mistakes of the catalogue entry whose outcomes all agree with the student's; [] if none does."""
+        theirs = outcomes_of(sub, part, deadline)
+        for misconception in (m for m in CATALOGUE if m.part == part):  # trusted and cached: no deadline
+            ours = self.mutant_outcomes(misconception)
+            if ours.keys() == theirs.keys() and all(same(theirs[k], ours[k]) for k in ours):
+                return [(n, {}) for n in misconception.names]
+        return []

@@ -1,0 +1,31 @@
+"""The explanation stage as the judge calls it (only where a reference exists: the student bundle has no explain/)."""
+from __future__ import annotations
+
+import time
+
+from autograder.explain.attention import attention_maps
+from autograder.explain.diagnose import Diagnoser
+from autograder.explain.failed_parts import failed_parts, unstable_parts
+from autograder.explain.misconceptions import mutate
+from autograder.judge.subjects import LocalSubject, Subject
+
+
+class Explainer:
+    """What the judge adds to a record beyond the checks: diagnoses and attention pictures' data."""
+
+    def __init__(self, reference: Subject, chunks: list[dict], seconds: float):
+        self.reference, self.seconds = reference, seconds
+        self.diagnoser = Diagnoser(lambda m: LocalSubject.from_chunks(mutate(chunks, m), f"mutant_{m.id}"))
+        self._reference_maps: dict | None = None
+
+    def explain(self, sub: Subject, results: list, lang: str, pictures: bool = True) -> tuple[list[dict], dict]:
+        deadline = time.monotonic() + self.seconds
+        diagnoses = self.diagnoser.diagnose(sub, failed_parts(results), lang, deadline)
+        if not pictures:
+            return diagnoses, {}
+        if self._reference_maps is None:
+            self._reference_maps = attention_maps(self.reference)
+        skip = unstable_parts(results)
+        if {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"} & skip:
+            skip |= {"MultiHeadAttentionWrapper"}  # built from CausalAttention heads
+        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": self._reference_maps}
