@@ -6,28 +6,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from autograder.assignment import NOTEBOOK_STEM
+
 ROOT = Path(__file__).resolve().parent.parent
-
-# Graded names in notebook order, with the chapter section they belong to.
-GRADED: dict[str, str] = {
-    "softmax_naive": "3.3",
-    "simple_self_attention": "3.3",
-    "SelfAttention_v1": "3.4",
-    "SelfAttention_v2": "3.4",
-    "load_v2_weights_into_v1": "3.4",
-    "CausalAttention": "3.5",
-    "MultiHeadAttentionWrapper": "3.6",
-    "exercise_3_2": "3.6",
-    "MultiHeadAttention": "3.6",
-    "exercise_3_3": "3.6",
-}
-
-# The notebook's points per graded name (its test cells' nbgrader points): visible and hidden checks together.
-POINTS: dict[str, float] = {
-    "softmax_naive": 2, "simple_self_attention": 6, "SelfAttention_v1": 8, "SelfAttention_v2": 8,
-    "load_v2_weights_into_v1": 5, "CausalAttention": 24, "MultiHeadAttentionWrapper": 14, "exercise_3_2": 4,
-    "MultiHeadAttention": 24, "exercise_3_3": 5,
-}
 
 
 @dataclass(frozen=True)
@@ -111,4 +92,4 @@ class Config:
 
     @property
     def reference_notebook(self) -> Path:
-        return self.solutions / "en" / "ch03_attention.ipynb"
+        return self.solutions / "en" / f"{NOTEBOOK_STEM}.ipynb"

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.config import GRADED
+from autograder.assignment import GRADED
 from autograder.i18n import LANGS, catalogue
 from autograder.judge.run import check_table
 

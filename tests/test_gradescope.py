@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder.config import GRADED
+from autograder.assignment import GRADED
 from autograder.integrations.gradescope import find_submission, pick_submission
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import GRADED
+from autograder.assignment import GRADED
 
 pytestmark = pytest.mark.slow
 

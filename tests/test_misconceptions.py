@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import GRADED, Config
+from autograder.assignment import GRADED
+from autograder.config import Config
 from autograder.explain.catalogue_match import outcomes_of, same
 from autograder.explain.diagnose import MEASURED
 from autograder.explain.mistakes import possible_ids

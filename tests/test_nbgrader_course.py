@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.config import GRADED
+from autograder.assignment import GRADED
 from tests.conftest import ROOT, SUBMISSIONS
 
 pytestmark = pytest.mark.slow

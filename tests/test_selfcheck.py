@@ -6,7 +6,7 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from autograder.config import GRADED, POINTS
+from autograder.assignment import GRADED, POINTS
 from autograder.judge.run import check_table
 from autograder.report.checklist import checklist_html, checklist_text
 from autograder.report.records import CheckResult, SubmissionResult

@@ -11,13 +11,13 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.config import GRADED, ROOT, Config
+from autograder.assignment import GRADED, NOTEBOOK_STEM
+from autograder.config import ROOT, Config
 from autograder.i18n import t
 from autograder.report.records import SubmissionResult, write_atomic
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
-PREFERRED_STEM = "ch03_attention"
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -113,7 +113,7 @@ def _candidates(folder: Path) -> list[Path]:
 
 def _preference(folder: Path, path: Path) -> tuple:
     """ch03_attention.* first, notebooks before .py files, shallow before deep."""
-    return (path.stem != PREFERRED_STEM, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
+    return (path.stem != NOTEBOOK_STEM, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
             str(path))
 
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.config import GRADED
+from autograder.assignment import GRADED
 from autograder.report.records import SubmissionResult, write_atomic
 
 DEFAULT_ASSIGNMENT = "Chapter 3 attention"

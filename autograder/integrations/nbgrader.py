@@ -8,7 +8,8 @@ import os
 import warnings
 from pathlib import Path
 
-from autograder.config import GRADED, Config
+from autograder.assignment import GRADED
+from autograder.config import Config
 from autograder.judge.run import Job
 from autograder.report.checklist import checklist_text
 from autograder.integrations.selfcheck import run_visible

@@ -11,14 +11,15 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.config import GRADED, ROOT
+from autograder.assignment import GRADED, NOTEBOOK_STEM
+from autograder.config import ROOT
 from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.i18n import LANGS, t
 from autograder.report.render import render
 from autograder.report.records import SubmissionResult, write_atomic
 
-QUESTION = "ch03_attention"
-UPLOADS = ("ch03_attention.ipynb", "ch03_attention.py")
+QUESTION = NOTEBOOK_STEM
+UPLOADS = (f"{NOTEBOOK_STEM}.ipynb", f"{NOTEBOOK_STEM}.py")
 """What students may upload: the Jupyter notebook or the marimo file (one is enough)."""
 HIDDEN_MODES = ("summary", "visible")
 RESULTS_LIMIT = 1_000_000

@@ -5,7 +5,8 @@ import inspect
 import os
 from pathlib import Path
 
-from autograder.config import GRADED, Config
+from autograder.assignment import GRADED
+from autograder.config import Config
 from autograder.judge.run import Job, run_checks
 from autograder.load.submission import SubmissionError, load_submission
 from autograder.report.checklist import checklist_html, checklist_text

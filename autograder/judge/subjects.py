@@ -170,7 +170,7 @@ class LocalSubject(Subject):
 
     @classmethod
     def from_chunks(cls, chunks: list[dict], module_name: str) -> LocalSubject:
-        from autograder.config import GRADED
+        from autograder.assignment import GRADED
 
         namespace, failures = execute(chunks, module_name)
         missing = [name for name in GRADED if name not in namespace]

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from autograder.config import GRADED, POINTS
+from autograder.assignment import GRADED, POINTS
 from autograder.i18n import t
 from autograder.report.records import SubmissionResult, write_atomic
 
