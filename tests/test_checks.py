@@ -115,7 +115,7 @@ SUBMISSIONS = ROOT / "tests" / "files" / "submissions"
 def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
     from autograder.judge.expect import CheckFailure
     from autograder.checks.precondition import expect_attention
-    from autograder.judge.subjects import StudentError
+    from autograder.errors import StudentError
 
     sub = _local(SUBMISSIONS / fixture)
     for name in ATTENTION:

@@ -1,12 +1,17 @@
 """Before a behaviour check: the class computes attention; a class built on another is judged alone."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from autograder.judge.expect import CheckFailure, fail
 from autograder.judge.contract import signature_problem
 from autograder.judge.probes import expect_causal, expect_gradients, randn
-from autograder.judge.subjects import Module, StudentError, Subject
+from autograder.errors import StudentError
+
+if TYPE_CHECKING:  # types only: the checks run on the judge's helpers alone
+    from autograder.judge.subjects import Module, Subject
 
 # A small construction per attention class: (constructor arguments, input shape, causal)
 ATTENTION: dict[str, tuple[tuple, tuple[int, ...], bool]] = {

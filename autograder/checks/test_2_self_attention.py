@@ -4,7 +4,7 @@ import torch
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
 from autograder.judge.contract import expect_named
 from autograder.judge.probes import INPUTS, SEEDS, expect_gradients, randn, twin
-from autograder.judge.subjects import StudentError
+from autograder.errors import StudentError
 
 QKV = ("W_query", "W_key", "W_value")
 # (T, d_in, d_out)

@@ -8,7 +8,7 @@ from autograder.judge.probes import (
     BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
     expect_gradients, expect_mask_buffer, identity_probe, randn, twin, weights_of,
 )
-from autograder.judge.subjects import StudentError
+from autograder.errors import StudentError
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 

@@ -5,7 +5,7 @@ from autograder.judge.expect import check, expect, expect_close, expect_shape, f
 from autograder.judge.contract import built_arguments
 from autograder.checks.precondition import standing_in
 from autograder.judge.probes import BATCH, copy_weights, is_mask, randn
-from autograder.judge.subjects import StudentError
+from autograder.errors import StudentError
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 

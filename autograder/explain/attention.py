@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.assignment import DRAWN as CLASSES, TOKENS
+from autograder.assignment import DRAWN as CLASSES
+from autograder.assignment import TOKENS
 from autograder.judge.probes import INPUTS, identity_state, layer_of, weights_from_output
 from autograder.judge.subjects import Subject
 
@@ -58,8 +59,8 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
 
     Classes in `skip` (their code hung or crashed during the checks) are not run again.
     """
+    from autograder.errors import StudentError
     from autograder.i18n import t
-    from autograder.judge.subjects import StudentError
 
     maps: dict[str, list | str] = {}
     for name, heads in CLASSES.items():

@@ -5,12 +5,13 @@ import time
 from collections.abc import Callable
 
 from autograder.assignment import DEPENDS
+from autograder.errors import StudentError
 from autograder.explain.catalogue_match import CatalogueMatcher, OutOfTime
 from autograder.explain.facts import measure, wrapper_facts
 from autograder.explain.misconceptions import Misconception
 from autograder.explain.mistakes import name as name_mistakes
 from autograder.i18n import t
-from autograder.judge.subjects import StudentError, Subject
+from autograder.judge.subjects import Subject
 
 MEASURED = ("CausalAttention", "MultiHeadAttention")
 """Parts whose facts are measured one by one, so several mistakes at once are named."""

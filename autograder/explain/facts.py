@@ -7,11 +7,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from autograder.errors import StudentError
 from autograder.explain.attention_model import MASKS, layer_names
 from autograder.explain.dropout import dropout_kind
 from autograder.explain.equal_qkv import equal_qkv_probe, read_pattern, read_weights
 from autograder.judge.probes import is_mask, randn
-from autograder.judge.subjects import Module, StudentError, Subject
+from autograder.judge.subjects import Module, Subject
 
 RANDOM_PROBES = {  # (d_in, d_out, context_length, tokens, heads); tokens < context_length except the last
     "CausalAttention": [(5, 3, 9, 7, 1), (4, 6, 8, 5, 1), (3, 2, 6, 6, 1)],

@@ -15,7 +15,8 @@ from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.submission import Submission, SubmissionError, file_sha256, load_submission
 from autograder.report.records import CheckResult, SubmissionResult
-from autograder.judge.subjects import ReferenceSubject, StudentError, Subject, WorkerSubject
+from autograder.errors import StudentError
+from autograder.judge.subjects import ReferenceSubject, Subject, WorkerSubject
 
 CHECKS = Path(__file__).parent.parent / "checks"
 

@@ -11,17 +11,9 @@ from typing import Any, Callable
 import torch
 
 from autograder.config import Limits
+from autograder.errors import StudentError
 from autograder.sandbox.inside.handler import Handler, execute
 from autograder.sandbox import Worker, WorkerGone
-
-
-class StudentError(Exception):
-    """A request failed because of the student's code; `key` names the message in the catalogue."""
-
-    def __init__(self, key: str, **params: Any):
-        super().__init__(key, params)
-        self.key = key
-        self.params = params
 
 
 @dataclass
