@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from autograder.assignment import NOTEBOOK_STEM
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,4 +90,4 @@ class Config:
 
     @property
     def reference_notebook(self) -> Path:
-        return self.solutions / "en" / f"{NOTEBOOK_STEM}.ipynb"
+        return self.solutions / "en" / "ch03_attention.ipynb"
