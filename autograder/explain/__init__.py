@@ -1,0 +1,1 @@
+"""Name what went wrong: diagnoses, misconceptions, attention pictures (needs the reference; never shipped)."""

@@ -1,4 +1,4 @@
-"""The equal-QKV probe: queries, keys and values all alike, so the output shows a class's mask, softmax axis and scale."""
+"""The equal-QKV probe: queries, keys and values alike, so the output shows a class's mask, softmax axis, scale."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Which failed parts are worth explaining: not the unfinished ones, nor those whose code hung, crashed or hit a limit."""
+"""Which failed parts to explain: not the unfinished ones, nor those whose code hung, crashed or hit a limit."""
 from __future__ import annotations
 
 STABLE_KEYS = {"student.raised", "student.names_differ", "student.param_shape", "student.not_implemented"}

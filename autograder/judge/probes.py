@@ -1,4 +1,4 @@
-"""Probes shared by the checks and the explanation: weight copying, causality, identity probes (attention-weight read-out)."""
+"""Probes shared by the checks and explain/: weight copying, causality, identity probes (attention-weight read-out)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
