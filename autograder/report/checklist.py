@@ -1,15 +1,12 @@
-"""Feedback and gradebook writers: checklists (text and HTML), grades.csv, the summary table."""
+"""The checklist of one record: per part, what passed and what failed, as text and as HTML."""
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
-from pathlib import Path
 
-from autograder.config import GRADED, POINTS
+from autograder.config import POINTS
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.report.records import SubmissionResult
 
 
 POSITIONS = re.compile(r"\b(cell|line) \d|個儲存格|第 \d+ 行")
@@ -141,24 +138,3 @@ def checklist_html(result: SubmissionResult, lang: str) -> str:
     summary = t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed)
     rows.append(f"<p class='summary'>{html.escape(summary)}</p>")
     return "<div class='autograder-checklist'>" + "\n".join(rows) + "</div>"
-
-
-def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path) -> None:
-    """grades.csv: one row per submission, a column per graded part, the total and any error."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["submission", *GRADED, "total", "max_score", "error"])
-    for name, record in records:
-        parts = record.parts
-        writer.writerow([name, *(f"{parts.get(p, (0.0, 0.0))[0]:g}" for p in GRADED),
-                         f"{record.score:g}", f"{record.max_score:g}", record.error or ""])
-    write_atomic(path, buffer.getvalue())
-
-
-def summary_table(records: list[tuple[str, SubmissionResult]], lang: str) -> str:
-    width = max([len(t("ui.submission", lang))] + [len(name) for name, _ in records])
-    lines = [f"{t('ui.submission', lang):<{width}}  {'score':>9}  note"]
-    for name, record in records:
-        note = record.error or ""
-        lines.append(f"{name:<{width}}  {record.score:>4g}/{record.max_score:<4g}  {note[:60]}")
-    return "\n".join(lines)
