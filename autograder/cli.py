@@ -1,4 +1,4 @@
-"""Command line: `autograder check | grade | build`; each command calls a library function."""
+"""Command line: parse, call the library (autograder.api), print, and turn what happened into an exit code."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from autograder.config import Config
+from autograder.config import ROOT, Config
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
 2 wrong usage (unknown option, missing file)."""
@@ -22,57 +22,20 @@ TOP_EXAMPLES = """examples:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from autograder.sandbox import isolation_for, prestart
+    from autograder.api import check_file
 
-    if not args.notebook.exists():
-        print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
+    try:
+        checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None, args.html)
+    except FileNotFoundError as exc:
+        print(f"autograder check: {exc}", file=sys.stderr)
         return 2
-    prestart(config.limits, isolation_for(config.sandbox))  # its torch loads while ours does
-    from autograder.integrations.selfcheck import check_file
-
-    checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None,
-                           pictures=bool(args.html))
     print(checklist.text(verbose=args.verbose))
-    if args.html:
-        from autograder.report.feedback_page import write_feedback
-
-        write_feedback(checklist.result, args.html, checklist.lang)
     return 0 if checklist.passed else 1
 
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
-    from autograder.batch.capacity import plan_jobs, scope
-    from autograder.batch.pool import grade
-    from autograder.i18n import t
-    from autograder.report.checklist import summary_table, write_gradebook
-    from autograder.sandbox import isolation_for, weaknesses
-
-    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
-    if missing:
-        print(f"autograder grade: {missing[0]}: no such file or folder", file=sys.stderr)
-        return 2
-    if config.jobs < 1:
-        print("autograder grade: --jobs must be at least 1", file=sys.stderr)
-        return 2
-    lang = args.lang or "en"
-    try:
-        isolation = isolation_for(config.sandbox)
-    except RuntimeError as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
-        return 2
-    if isolation != "bwrap":
-        print(t("ui.isolation_warning", lang), file=sys.stderr)
-    for weakness in weaknesses(isolation):
-        print(f"WARNING: {weakness}", file=sys.stderr)
-    for holds in scope(config.limits, isolation):
-        print(f"LIMITS {holds}", file=sys.stderr)
-    try:
-        jobs, plan = plan_jobs(config.jobs, config.limits, explicit=args.jobs is not None)
-    except ValueError as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
-        return 2
-    print(f"JOBS {plan}", file=sys.stderr)
-    config = config.with_(jobs=jobs)
+    from autograder.api import grade_folder
+    from autograder.report.checklist import summary_table
 
     def progress(done: int, total: int, name: str) -> None:
         width = 30
@@ -80,21 +43,26 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}", end="", file=sys.stderr,
               flush=True)
 
-    records = grade(args.paths, args.out, config, force=args.force, lang=args.lang, progress=progress)
+    try:
+        records = grade_folder(args.paths, args.out, config, args.jobs, force=args.force, lang=args.lang,
+                               progress=progress, notice=lambda line: print(line, file=sys.stderr))
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"autograder grade: {exc}", file=sys.stderr)
+        return 2
     print(file=sys.stderr)
-    write_gradebook(records, args.out / "grades.csv")
-    print(summary_table(records, lang))
+    print(summary_table(records, args.lang or "en"))
     print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
-    from autograder.report.class_overview import write_overview
+    from autograder.api import write_overview
 
-    if not args.folder.is_dir():
-        print(f"autograder report: {args.folder}: no such folder", file=sys.stderr)
+    try:
+        print(f"wrote {write_overview(args.folder, args.lang)}")
+    except NotADirectoryError as exc:
+        print(f"autograder report: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {write_overview(args.folder, args.lang)}")
     return 0
 
 
@@ -105,19 +73,30 @@ def _diff(args: argparse.Namespace, config: Config) -> int:
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
-    if args.student:
-        from autograder.authoring.bundle import student_bundle
+    from autograder import api
 
-        names = student_bundle(args.student)
+    if args.student:
+        names = api.student_bundle(args.student)
         print(f"wrote {args.student} ({len(names)} files: assignments and visible checks only)")
         return 0
     try:
-        from autograder.authoring.build import main as build_main
+        changed = api.build_assignments(check=args.check)
     except ModuleNotFoundError as exc:  # nbgrader is the instructor's: pip install ".[instructor]"
         print(f"autograder build: needs {exc.name}; install the instructor's tools with pip install "
               "\".[instructor]\"", file=sys.stderr)
         return 2
-    return build_main(check=args.check)
+    shown = [str(path.relative_to(ROOT)) for path in changed]
+    if args.check:
+        for name in shown:
+            print(f"stale: {name}")
+        print("run `autograder build` to regenerate assignments/ from solutions/" if changed
+              else "assignments/ is up to date with solutions/")
+        return 1 if changed else 0
+    for path, name in zip(changed, shown):
+        print(f"{'wrote' if path.exists() else 'removed'}: {name}")
+    if not changed:
+        print("assignments/ was already up to date")
+    return 0
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
@@ -129,16 +108,15 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         from autograder.integrations.lms import cli_export
 
         return cli_export(args)
-    from autograder.integrations.gradescope import GradescopeSettings, export
+    from autograder.api import export
 
     if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
         print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
               "or after_published", file=sys.stderr)
         return 2
     args.out = args.out or Path("autograder.zip")
-    settings = GradescopeSettings(hidden_checks=args.hidden_visibility or "hidden")
     try:
-        names = export(args.out, settings)
+        names = export("gradescope", args.out, args.hidden_visibility)
     except FileNotFoundError as exc:
         print(f"autograder export: {exc}", file=sys.stderr)
         return 2
@@ -277,18 +255,9 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def skip_slow_imports() -> None:
-    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
-    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
-    sys.modules.setdefault("rfc3987_syntax", None)
-
-
 def main(argv: list[str] | None = None) -> int:
-    skip_slow_imports()
     args = parser().parse_args(argv)
     config = Config()
-    if getattr(args, "jobs", None) is not None:
-        config = config.with_(jobs=args.jobs)
     if getattr(args, "sandbox", None):
         config = config.with_(sandbox=args.sandbox)
     if getattr(args, "limit", None):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -11,7 +10,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.config import GRADED, ROOT
+from autograder.config import GRADED, ROOT, environment
 from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.i18n import LANGS, t
 from autograder.report.render import render
@@ -180,5 +179,6 @@ def cli_export(args) -> int:
 
 
 if __name__ == "__main__":
-    run(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AUTOGRADER_ROOT", "/grade")),
-        Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("AUTOGRADER_SOURCE", "/grader/kit")))
+    settings = environment()
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else settings.root or Path("/grade"),
+        Path(sys.argv[2]) if len(sys.argv) > 2 else settings.source or Path("/grader/kit"))
