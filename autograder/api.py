@@ -209,21 +209,26 @@ def student_bundle(out: Path) -> list[str]:
 
 
 def export(target: str, out: Path, hidden_visibility: str | None = None, image: str = "attention-autograder-grader",
-           timeout: int = 300) -> list[str]:
-    """Write what a course platform needs: "gradescope" (the autograder zip) or "prairielearn" (the question
-    and the grader image's folder). Canvas and Moodle grades: see integrations.lms.
+           timeout: int = 300, graded: Path | None = None, roster: Path | None = None, assignment: str | None = None,
+           parts: bool = False, key: str = "email", notice: Callable[[str], None] | None = None):
+    """Write what a course platform needs, as `autograder export TARGET` does.
+
+    "gradescope": the autograder zip; "prairielearn": the question folder and the grader image's build folder;
+    "canvas", "moodle": `graded`'s scores as the CSV the gradebook imports, students matched through `roster`.
 
     Args:
         hidden_visibility: when students see the hidden checks (Gradescope: hidden, after_due_date,
             after_published; PrairieLearn: summary or visible); None: the platform's default.
         image, timeout: PrairieLearn's grader image name and seconds per grading job.
+        graded, roster, assignment, parts, key, notice: Canvas and Moodle (see integrations.lms.export_grades).
 
     Returns:
-        The files written (names in the zip, or paths relative to `out`).
+        Gradescope, PrairieLearn: the files written (names in the zip, paths relative to `out`);
+        Canvas, Moodle: an integrations.lms.GradesExport (who matched, what did not, where that is listed).
 
     Raises:
-        ValueError: a setting the platform does not accept.
-        FileNotFoundError: the kit's checkout lacks the solutions (export from the repository).
+        ValueError: a setting the platform does not accept, or a grade folder without records.
+        FileNotFoundError: a missing input (the solutions: export from the kit's repository checkout).
     """
     if target == "gradescope":
         from autograder.integrations.gradescope import GradescopeSettings
@@ -236,4 +241,8 @@ def export(target: str, out: Path, hidden_visibility: str | None = None, image: 
 
         settings = PrairieLearnSettings(image=image, timeout=timeout, hidden_checks=hidden_visibility or "summary")
         return write(Path(out), settings)
-    raise ValueError(f"export {target!r}: choose gradescope or prairielearn")
+    if target in ("canvas", "moodle"):
+        from autograder.integrations.lms import export_grades
+
+        return export_grades(target, Path(graded), Path(roster), Path(out), assignment, parts, key, notice)
+    raise ValueError(f"export {target!r}: choose gradescope, prairielearn, canvas or moodle")

@@ -100,27 +100,44 @@ def _build(args: argparse.Namespace, config: Config) -> int:
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
-    if args.platform == "prairielearn":
-        from autograder.integrations.prairielearn import cli_export
-
-        return cli_export(args)
-    if args.platform in ("canvas", "moodle"):
-        from autograder.integrations.lms import cli_export
-
-        return cli_export(args)
     from autograder.api import export
 
-    if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
-        print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
-              "or after_published", file=sys.stderr)
+    command = f"autograder export {args.platform}"
+    if args.platform == "gradescope" and (args.graded is not None or args.hidden_visibility not in (
+            None, "hidden", "after_due_date", "after_published")):
+        print(f"{command}: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date or after_published",
+              file=sys.stderr)
         return 2
-    args.out = args.out or Path("autograder.zip")
+    if args.platform == "prairielearn" and (args.out is None or args.graded is not None):
+        print(f"{command}: give --out DIR (and no GRADED_DIR)", file=sys.stderr)
+        return 2
+    if args.platform in ("canvas", "moodle") and None in (args.graded, args.roster, args.out):
+        print(f"{command}: give GRADED_DIR, --roster CSV and --out FILE", file=sys.stderr)
+        return 2
+    out = args.out or Path("autograder.zip")
     try:
-        names = export("gradescope", args.out, args.hidden_visibility)
-    except FileNotFoundError as exc:
-        print(f"autograder export: {exc}", file=sys.stderr)
+        written = export(args.platform, out, args.hidden_visibility, args.image, args.timeout, args.graded,
+                         args.roster, args.assignment, args.parts, args.key,
+                         notice=lambda line: print(line, file=sys.stderr))
+    except {"gradescope": FileNotFoundError, "prairielearn": (ValueError, FileNotFoundError)}.get(
+            args.platform, (OSError, ValueError, UnicodeDecodeError)) as exc:
+        print(f"{'autograder export' if args.platform == 'gradescope' else command}: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({len(names)} files); upload it as the assignment's autograder on Gradescope")
+    if args.platform == "gradescope":
+        print(f"wrote {out} ({len(written)} files); upload it as the assignment's autograder on Gradescope")
+    elif args.platform == "prairielearn":
+        from autograder.integrations.prairielearn import QUESTION
+
+        print(f"wrote {len(written)} files under {out}:\n"
+              f"  copy {out / 'questions' / QUESTION} into your course's questions/ folder\n"
+              f"  build the grader: docker build -t {args.image} {out / 'grader'} && docker push {args.image}")
+    else:
+        found = written.found
+        for kind, name, detail in found.problems:
+            print(f"{kind}: {name}: {detail}", file=sys.stderr)
+        print(f"wrote {out} ({len(found.records)} of {len(found.rows)} students graded, {written.records} "
+              f"records); {len(found.problems)} to look at in {written.unmatched}")
+        return 1 if found.problems else 0
     return 0
 
 

@@ -160,24 +160,6 @@ def run(root: Path, source: Path) -> dict:
     return results
 
 
-def cli_export(args) -> int:
-    """`autograder export prairielearn --out DIR`: the command line's side (parsed arguments in, exit code out)."""
-    if args.out is None or args.graded is not None:
-        print("autograder export prairielearn: give --out DIR (and no GRADED_DIR)", file=sys.stderr)
-        return 2
-    try:
-        settings = PrairieLearnSettings(image=args.image, timeout=args.timeout,
-                                        hidden_checks=args.hidden_visibility or "summary")
-        files = export(args.out, settings)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"autograder export prairielearn: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(files)} files under {args.out}:\n"
-          f"  copy {args.out / 'questions' / QUESTION} into your course's questions/ folder\n"
-          f"  build the grader: docker build -t {settings.image} {args.out / 'grader'} && docker push {settings.image}")
-    return 0
-
-
 if __name__ == "__main__":
     settings = environment()
     run(Path(sys.argv[1]) if len(sys.argv) > 1 else settings.root or Path("/grade"),
