@@ -234,11 +234,8 @@ def _lock(*folders: Path) -> None:
 def grade_one(path: Path, solutions: Path) -> SubmissionResult:
     """One uploaded file graded as `autograder grade` would, in this process: a container holds one submission,
     so no pool of judges (shared with the PrairieLearn run)."""
-    import torch
-
     from autograder.api import grade_file
 
-    torch.set_num_threads(1)  # as in a judge process of `autograder grade`
     return grade_file(path, Config(solutions=solutions, jobs=1))
 
 
