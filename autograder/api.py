@@ -115,7 +115,7 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
     from autograder.batch.capacity import plan_jobs, scope
     from autograder.batch.pool import grade
     from autograder.i18n import t
-    from autograder.report.checklist import write_gradebook
+    from autograder.report.gradebook import write_gradebook
     from autograder.sandbox import isolation_for, weaknesses
 
     config = config or Config()

@@ -35,7 +35,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
     from autograder.api import grade_folder
-    from autograder.report.checklist import summary_table
+    from autograder.report.gradebook import summary_table
 
     def progress(done: int, total: int, name: str) -> None:
         width = 30

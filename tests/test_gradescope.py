@@ -211,5 +211,5 @@ def test_zip_installs_as_setup_sh_does(tmp_path, autograder_zip):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     package = tmp_path / "site" / "autograder"
     for name in ("integrations/gradescope.py", "sandbox/inside/worker.py", "checks/test_4_multihead.py",
-                 "locales/zh_TW.json"):
+                 "locales/zh_TW.json", "report/templates/page.css", "integrations/templates/run_autograder.j2"):
         assert (package / name).is_file(), f"pip install of the zip's source misses autograder/{name}"
