@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -156,12 +157,12 @@ def parser() -> argparse.ArgumentParser:
         epilog=TOP_EXAMPLES + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = functools.partial(commands.add_parser, formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    check = commands.add_parser(
+    check = command(
         "check", help="self-check a notebook with the visible checks",
         description="Run the visible checks on a notebook and print a checklist with hints.",
         epilog="example:\n  autograder check assignments/en/ch03_attention.ipynb --lang zh_TW\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("notebook", type=Path, help="a .ipynb, marimo .py or plain .py file")
     check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
@@ -177,11 +178,10 @@ def parser() -> argparse.ArgumentParser:
         top.epilog = "example:\n  autograder check assignments/en/ch03_attention.ipynb\n\n" + EPILOG
         return top
 
-    grade = commands.add_parser(
+    grade = command(
         "grade", help="grade a class of submissions",
         description="Grade submissions (files or folders) into one JSON record each and grades.csv.",
         epilog="example:\n  autograder grade submissions/ --out graded/ --jobs 2\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     grade.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="submission files or folders")
     grade.add_argument("--out", type=Path, required=True, help="folder for the records and grades.csv")
@@ -195,18 +195,17 @@ def parser() -> argparse.ArgumentParser:
                             "(repeatable; names and defaults: autograder/config.py Limits)")
     grade.set_defaults(run=_grade)
 
-    report = commands.add_parser(
+    report = command(
         "report", help="write the class overview of a grade folder",
         description="Write DIR/report.html for the instructor: score distribution, pass rate per check, "
                     "the most frequent misconceptions and the submissions that could not be graded.",
         epilog="example:\n  autograder report graded/ --lang zh_TW\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
     report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
     report.set_defaults(run=_report)
 
-    diff = commands.add_parser(
+    diff = command(
         "diff", help="compare two grade folders before releasing a regrade",
         description="Compare the records of OLD_DIR and NEW_DIR (e.g. before and after fixing a check): who changed "
                     "and by how much, which checks flipped for whom, the score distribution before and after, and "
@@ -214,24 +213,22 @@ def parser() -> argparse.ArgumentParser:
                     "a table and writes NEW_DIR/diff.html next to the class overview; exit 1 when a score moved.",
         epilog="example:\n  autograder grade submissions/ --out graded-v2/ && autograder diff graded/ graded-v2/\n\n"
                + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     diff.add_argument("old", type=Path, metavar="OLD_DIR", help="the grade folder students have seen")
     diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the regraded folder; diff.html is written here")
     diff.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the report (default: en)")
     diff.set_defaults(run=_diff)
 
-    build = commands.add_parser(
+    build = command(
         "build", help="regenerate assignments/ from solutions/",
         description="Generate the student notebooks (Jupyter and marimo, both languages) from solutions/.",
         epilog="examples:\n  autograder build --check\n  autograder build --student ch03-student.zip\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is stale")
     build.add_argument("--student", type=Path, metavar="ZIP",
                        help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
-    export = commands.add_parser(
+    export = command(
         "export", help="write what a course platform needs (gradescope, prairielearn) or grades for an LMS "
                        "(canvas, moodle)",
         description="gradescope: the autograder zip (setup.sh, run_autograder, the kit and the solutions).\n"
@@ -244,7 +241,6 @@ def parser() -> argparse.ArgumentParser:
                "--out canvas.csv\n"
                "  autograder export moodle graded/ --roster moodle-export.csv --key email --parts --out moodle.csv\n\n"
                + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("platform", choices=["gradescope", "prairielearn", "canvas", "moodle"],
                         help="the platform to export for")
