@@ -1,8 +1,6 @@
 """Teaching and grading kit for the attention mechanisms of chapter 3."""
 from __future__ import annotations
 
-import os
-
 
 def check(what, lang: str | None = None):
     """Run the visible checks of one graded function or class against this notebook's definitions.
@@ -11,10 +9,11 @@ def check(what, lang: str | None = None):
     cell that defines it changes, and the check judges exactly that object. A name works too,
     `check("CausalAttention")`, as in notebooks released before.
     """
+    from autograder.config import environment
     from autograder.integrations.selfcheck import check_in_notebook
 
     checklist = check_in_notebook(what, lang=lang)
     # `nbgrader validate` (and the Validate button) counts a test cell as passed unless it raises.
-    if os.environ.get("NBGRADER_EXECUTION") == "validate" and not checklist.passed:
+    if environment().nbgrader_validate and not checklist.passed:
         raise AssertionError(repr(checklist))
     return checklist

@@ -1,12 +1,13 @@
-"""Command line: `autograder check | grade | build`; each command calls a library function."""
+"""Command line: parse, call the library (autograder.api), print, and turn what happened into an exit code."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 from pathlib import Path
 
-from autograder.config import Config
+from autograder.config import ROOT, Config
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
 2 wrong usage (unknown option, missing file)."""
@@ -22,57 +23,20 @@ TOP_EXAMPLES = """examples:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from autograder.sandbox import isolation_for, prestart
+    from autograder.api import check_file
 
-    if not args.notebook.exists():
-        print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
+    try:
+        checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None, args.html)
+    except FileNotFoundError as exc:
+        print(f"autograder check: {exc}", file=sys.stderr)
         return 2
-    prestart(config.limits, isolation_for(config.sandbox))  # its torch loads while ours does
-    from autograder.integrations.selfcheck import check_file
-
-    checklist = check_file(args.notebook, config, args.lang, set(args.part) if args.part else None,
-                           pictures=bool(args.html))
     print(checklist.text(verbose=args.verbose))
-    if args.html:
-        from autograder.report.feedback_page import write_feedback
-
-        write_feedback(checklist.result, args.html, checklist.lang)
     return 0 if checklist.passed else 1
 
 
 def _grade(args: argparse.Namespace, config: Config) -> int:
-    from autograder.batch.capacity import plan_jobs, scope
-    from autograder.batch.pool import grade
-    from autograder.i18n import t
-    from autograder.report.gradebook import summary_table, write_gradebook
-    from autograder.sandbox import isolation_for, weaknesses
-
-    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
-    if missing:
-        print(f"autograder grade: {missing[0]}: no such file or folder", file=sys.stderr)
-        return 2
-    if config.jobs < 1:
-        print("autograder grade: --jobs must be at least 1", file=sys.stderr)
-        return 2
-    lang = args.lang or "en"
-    try:
-        isolation = isolation_for(config.sandbox)
-    except RuntimeError as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
-        return 2
-    if isolation != "bwrap":
-        print(t("ui.isolation_warning", lang), file=sys.stderr)
-    for weakness in weaknesses(isolation):
-        print(f"WARNING: {weakness}", file=sys.stderr)
-    for holds in scope(config.limits, isolation):
-        print(f"LIMITS {holds}", file=sys.stderr)
-    try:
-        jobs, plan = plan_jobs(config.jobs, config.limits, explicit=args.jobs is not None)
-    except ValueError as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
-        return 2
-    print(f"JOBS {plan}", file=sys.stderr)
-    config = config.with_(jobs=jobs)
+    from autograder.api import grade_folder
+    from autograder.report.gradebook import summary_table
 
     def progress(done: int, total: int, name: str) -> None:
         width = 30
@@ -80,21 +44,26 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}", end="", file=sys.stderr,
               flush=True)
 
-    records = grade(args.paths, args.out, config, force=args.force, lang=args.lang, progress=progress)
+    try:
+        records = grade_folder(args.paths, args.out, config, args.jobs, force=args.force, lang=args.lang,
+                               progress=progress, notice=lambda line: print(line, file=sys.stderr))
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"autograder grade: {exc}", file=sys.stderr)
+        return 2
     print(file=sys.stderr)
-    write_gradebook(records, args.out / "grades.csv")
-    print(summary_table(records, lang))
+    print(summary_table(records, args.lang or "en"))
     print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 
 def _report(args: argparse.Namespace, config: Config) -> int:
-    from autograder.report.class_overview import write_overview
+    from autograder.api import write_overview
 
-    if not args.folder.is_dir():
-        print(f"autograder report: {args.folder}: no such folder", file=sys.stderr)
+    try:
+        print(f"wrote {write_overview(args.folder, args.lang)}")
+    except NotADirectoryError as exc:
+        print(f"autograder report: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {write_overview(args.folder, args.lang)}")
     return 0
 
 
@@ -105,44 +74,71 @@ def _diff(args: argparse.Namespace, config: Config) -> int:
 
 
 def _build(args: argparse.Namespace, config: Config) -> int:
-    if args.student:
-        from autograder.authoring.bundle import student_bundle
+    from autograder import api
 
-        names = student_bundle(args.student)
+    if args.student:
+        names = api.student_bundle(args.student)
         print(f"wrote {args.student} ({len(names)} files: assignments and visible checks only)")
         return 0
     try:
-        from autograder.authoring.build import main as build_main
+        changed = api.build_assignments(check=args.check)
     except ModuleNotFoundError as exc:  # nbgrader is the instructor's: pip install ".[instructor]"
         print(f"autograder build: needs {exc.name}; install the instructor's tools with pip install "
               "\".[instructor]\"", file=sys.stderr)
         return 2
-    return build_main(check=args.check)
+    shown = [str(path.relative_to(ROOT)) for path in changed]
+    if args.check:
+        for name in shown:
+            print(f"stale: {name}")
+        print("run `autograder build` to regenerate assignments/ from solutions/" if changed
+              else "assignments/ is up to date with solutions/")
+        return 1 if changed else 0
+    for path, name in zip(changed, shown):
+        print(f"{'wrote' if path.exists() else 'removed'}: {name}")
+    if not changed:
+        print("assignments/ was already up to date")
+    return 0
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
-    if args.platform == "prairielearn":
-        from autograder.integrations.prairielearn import cli_export
+    from autograder.api import export
 
-        return cli_export(args)
-    if args.platform in ("canvas", "moodle"):
-        from autograder.integrations.lms import cli_export
-
-        return cli_export(args)
-    from autograder.integrations.gradescope import GradescopeSettings, export
-
-    if args.graded is not None or args.hidden_visibility not in (None, "hidden", "after_due_date", "after_published"):
-        print("autograder export gradescope: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date "
-              "or after_published", file=sys.stderr)
+    command = f"autograder export {args.platform}"
+    if args.platform == "gradescope" and (args.graded is not None or args.hidden_visibility not in (
+            None, "hidden", "after_due_date", "after_published")):
+        print(f"{command}: takes no GRADED_DIR; --hidden-visibility is hidden, after_due_date or after_published",
+              file=sys.stderr)
         return 2
-    args.out = args.out or Path("autograder.zip")
-    settings = GradescopeSettings(hidden_checks=args.hidden_visibility or "hidden")
+    if args.platform == "prairielearn" and (args.out is None or args.graded is not None):
+        print(f"{command}: give --out DIR (and no GRADED_DIR)", file=sys.stderr)
+        return 2
+    if args.platform in ("canvas", "moodle") and None in (args.graded, args.roster, args.out):
+        print(f"{command}: give GRADED_DIR, --roster CSV and --out FILE", file=sys.stderr)
+        return 2
+    out = args.out or Path("autograder.zip")
     try:
-        names = export(args.out, settings)
-    except FileNotFoundError as exc:
-        print(f"autograder export: {exc}", file=sys.stderr)
+        written = export(args.platform, out, args.hidden_visibility, args.image, args.timeout, args.graded,
+                         args.roster, args.assignment, args.parts, args.key,
+                         notice=lambda line: print(line, file=sys.stderr))
+    except {"gradescope": FileNotFoundError, "prairielearn": (ValueError, FileNotFoundError)}.get(
+            args.platform, (OSError, ValueError, UnicodeDecodeError)) as exc:
+        print(f"{'autograder export' if args.platform == 'gradescope' else command}: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({len(names)} files); upload it as the assignment's autograder on Gradescope")
+    if args.platform == "gradescope":
+        print(f"wrote {out} ({len(written)} files); upload it as the assignment's autograder on Gradescope")
+    elif args.platform == "prairielearn":
+        from autograder.integrations.prairielearn import QUESTION
+
+        print(f"wrote {len(written)} files under {out}:\n"
+              f"  copy {out / 'questions' / QUESTION} into your course's questions/ folder\n"
+              f"  build the grader: docker build -t {args.image} {out / 'grader'} && docker push {args.image}")
+    else:
+        found = written.found
+        for kind, name, detail in found.problems:
+            print(f"{kind}: {name}: {detail}", file=sys.stderr)
+        print(f"wrote {out} ({len(found.records)} of {len(found.rows)} students graded, {written.records} "
+              f"records); {len(found.problems)} to look at in {written.unmatched}")
+        return 1 if found.problems else 0
     return 0
 
 
@@ -161,12 +157,12 @@ def parser() -> argparse.ArgumentParser:
         epilog=TOP_EXAMPLES + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = functools.partial(commands.add_parser, formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    check = commands.add_parser(
+    check = command(
         "check", help="self-check a notebook with the visible checks",
         description="Run the visible checks on a notebook and print a checklist with hints.",
         epilog="example:\n  autograder check assignments/en/ch03_attention.ipynb --lang zh_TW\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("notebook", type=Path, help="a .ipynb, marimo .py or plain .py file")
     check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
@@ -182,11 +178,10 @@ def parser() -> argparse.ArgumentParser:
         top.epilog = "example:\n  autograder check assignments/en/ch03_attention.ipynb\n\n" + EPILOG
         return top
 
-    grade = commands.add_parser(
+    grade = command(
         "grade", help="grade a class of submissions",
         description="Grade submissions (files or folders) into one JSON record each and grades.csv.",
         epilog="example:\n  autograder grade submissions/ --out graded/ --jobs 2\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     grade.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="submission files or folders")
     grade.add_argument("--out", type=Path, required=True, help="folder for the records and grades.csv")
@@ -200,18 +195,17 @@ def parser() -> argparse.ArgumentParser:
                             "(repeatable; names and defaults: autograder/config.py Limits)")
     grade.set_defaults(run=_grade)
 
-    report = commands.add_parser(
+    report = command(
         "report", help="write the class overview of a grade folder",
         description="Write DIR/report.html for the instructor: score distribution, pass rate per check, "
                     "the most frequent misconceptions and the submissions that could not be graded.",
         epilog="example:\n  autograder report graded/ --lang zh_TW\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
     report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
     report.set_defaults(run=_report)
 
-    diff = commands.add_parser(
+    diff = command(
         "diff", help="compare two grade folders before releasing a regrade",
         description="Compare the records of OLD_DIR and NEW_DIR (e.g. before and after fixing a check): who changed "
                     "and by how much, which checks flipped for whom, the score distribution before and after, and "
@@ -219,24 +213,22 @@ def parser() -> argparse.ArgumentParser:
                     "a table and writes NEW_DIR/diff.html next to the class overview; exit 1 when a score moved.",
         epilog="example:\n  autograder grade submissions/ --out graded-v2/ && autograder diff graded/ graded-v2/\n\n"
                + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     diff.add_argument("old", type=Path, metavar="OLD_DIR", help="the grade folder students have seen")
     diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the regraded folder; diff.html is written here")
     diff.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the report (default: en)")
     diff.set_defaults(run=_diff)
 
-    build = commands.add_parser(
+    build = command(
         "build", help="regenerate assignments/ from solutions/",
         description="Generate the student notebooks (Jupyter and marimo, both languages) from solutions/.",
         epilog="examples:\n  autograder build --check\n  autograder build --student ch03-student.zip\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is stale")
     build.add_argument("--student", type=Path, metavar="ZIP",
                        help="instead, write the student bundle: assignments and visible checks, no solutions")
     build.set_defaults(run=_build)
-    export = commands.add_parser(
+    export = command(
         "export", help="write what a course platform needs (gradescope, prairielearn) or grades for an LMS "
                        "(canvas, moodle)",
         description="gradescope: the autograder zip (setup.sh, run_autograder, the kit and the solutions).\n"
@@ -249,7 +241,6 @@ def parser() -> argparse.ArgumentParser:
                "--out canvas.csv\n"
                "  autograder export moodle graded/ --roster moodle-export.csv --key email --parts --out moodle.csv\n\n"
                + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("platform", choices=["gradescope", "prairielearn", "canvas", "moodle"],
                         help="the platform to export for")
@@ -277,18 +268,9 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def skip_slow_imports() -> None:
-    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
-    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
-    sys.modules.setdefault("rfc3987_syntax", None)
-
-
 def main(argv: list[str] | None = None) -> int:
-    skip_slow_imports()
     args = parser().parse_args(argv)
     config = Config()
-    if getattr(args, "jobs", None) is not None:
-        config = config.with_(jobs=args.jobs)
     if getattr(args, "sandbox", None):
         config = config.with_(sandbox=args.sandbox)
     if getattr(args, "limit", None):

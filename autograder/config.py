@@ -75,8 +75,37 @@ def _number(text: str, kind: type, name: str) -> float | int:
 
 
 @dataclass(frozen=True)
+class Environment:
+    """The environment variables the kit reads; nothing else in the kit reads any (see `environment()`)."""
+
+    lang: str | None = None
+    """AUTOGRADER_LANG: the feedback language in a notebook kernel (default: the notebook's, nbgrader's "en")."""
+    solutions: Path | None = None
+    """AUTOGRADER_SOLUTIONS: the folder holding en/ch03_attention.ipynb, for nbgrader's kernels."""
+    nbgrader_validate: bool = False
+    """NBGRADER_EXECUTION=validate: `nbgrader validate` runs the notebook, so a failed self-check raises."""
+    notebook: str | None = None
+    """JPY_SESSION_NAME: the file of the notebook this Jupyter kernel runs."""
+    root: Path | None = None
+    """AUTOGRADER_ROOT: the container's folder (Gradescope's /autograder, PrairieLearn's /grade)."""
+    source: Path | None = None
+    """AUTOGRADER_SOURCE: where the kit lives in the PrairieLearn grader image (/grader/kit)."""
+
+
+def environment() -> Environment:
+    """Read the kit's environment variables now (unset or empty ones are None)."""
+    def path(name: str) -> Path | None:
+        return Path(os.environ[name]) if os.environ.get(name) else None
+
+    return Environment(lang=os.environ.get("AUTOGRADER_LANG") or None, solutions=path("AUTOGRADER_SOLUTIONS"),
+                       nbgrader_validate=os.environ.get("NBGRADER_EXECUTION") == "validate",
+                       notebook=os.environ.get("JPY_SESSION_NAME") or None, root=path("AUTOGRADER_ROOT"),
+                       source=path("AUTOGRADER_SOURCE"))
+
+
+@dataclass(frozen=True)
 class Config:
-    """Everything the grader reads from its environment, in one place."""
+    """Everything the grader is told (limits, paths, parallelism), in one place."""
 
     limits: Limits = field(default_factory=Limits)
     solutions: Path = ROOT / "solutions"

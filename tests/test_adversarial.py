@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.batch.pool import discover
+from autograder.load.discover import discover
 from autograder.i18n import catalogue
 from autograder.sandbox import isolation_for
 

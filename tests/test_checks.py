@@ -1,7 +1,6 @@
 """The checks themselves: declared points, visibility, messages in both languages."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 

@@ -5,7 +5,7 @@ import torch
 
 from autograder.config import Config
 from autograder.load.submission import load_submission
-from autograder.judge.subjects import ReferenceSubject
+from autograder.judge.reference import ReferenceSubject
 
 CHUNKS = [{"origin": c.origin, "code": c.code} for c in load_submission(Config().reference_notebook).chunks]
 

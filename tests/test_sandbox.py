@@ -23,7 +23,7 @@ from autograder.sandbox import budget
 from autograder.config import ROOT, Limits
 from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
 from autograder.errors import StudentError
-from autograder.judge.subjects import WorkerSubject
+from autograder.judge.worker_subject import WorkerSubject
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
 CHUNKS = [{"origin": "attacks.py", "code": ATTACKS.read_text()}]

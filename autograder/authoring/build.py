@@ -129,22 +129,3 @@ def build(check: bool = False, root: Path = ROOT) -> list[Path]:
         for path in leftovers:
             path.unlink()
     return sorted(stale + leftovers)
-
-
-def main(check: bool = False, root: Path = ROOT) -> int:
-    """CLI entry point for `autograder build [--check]`; returns the exit code."""
-    changed = build(check=check, root=root)
-    shown = [str(path.relative_to(root)) for path in changed]
-    if check:
-        if not changed:
-            print("assignments/ is up to date with solutions/")
-            return 0
-        for name in shown:
-            print(f"stale: {name}")
-        print("run `autograder build` to regenerate assignments/ from solutions/")
-        return 1
-    for path, name in zip(changed, shown):
-        print(f"{'wrote' if path.exists() else 'removed'}: {name}")
-    if not changed:
-        print("assignments/ was already up to date")
-    return 0

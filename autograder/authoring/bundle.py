@@ -8,11 +8,13 @@ from pathlib import Path
 
 from autograder.config import ROOT
 
-STUDENT_ENTRY_POINTS = ("__init__.py", "__main__.py", "cli.py", "integrations/selfcheck.py", "report/feedback_page.py")
+STUDENT_ENTRY_POINTS = ("__init__.py", "__main__.py", "cli.py", "api.py", "integrations/selfcheck.py",
+                        "report/feedback_page.py")
 """What a student runs: `check(...)` in a notebook, `autograder check [--html]`. With checks/ (which the
 judge loads as a folder), these and the modules they import are the bundle's code; nothing else ships."""
-DISPATCHER = "cli.py"
-"""Its commands import their modules when run; a command whose module does not ship is not offered."""
+DISPATCHERS = ("cli.py", "api.py")
+"""Their commands (functions) import their modules when run; a command whose module does not ship is not offered.
+The self-check's own modules ship because the entry points above import them at module level."""
 NEVER_SHIPPED = ("authoring", "batch", "explain")
 """Folders of the instructor's side (building, the batch pool, the diagnosis with its catalogue of solution
 edits). The bundle refuses to build when the self-check's imports reach one of them."""
@@ -111,7 +113,7 @@ def student_modules(package_dir: Path) -> list[Path]:
             if path == package_dir / Path(whole).parent / "__init__.py":
                 todo += sorted((package_dir / whole).glob("*.py"))
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for module in _imports(tree, package_dir.name, top_level_only=path.name == DISPATCHER
+        for module in _imports(tree, package_dir.name, top_level_only=path.name in DISPATCHERS
                                and path.parent == package_dir):
             found = _module_file(package_dir, module)
             if found is not None:

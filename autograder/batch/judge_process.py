@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from autograder.cli import skip_slow_imports
 from autograder.config import Config, Limits
+from autograder.load.submission import skip_slow_imports
 from autograder.sandbox import prestart
 
 
@@ -21,34 +21,26 @@ def main() -> None:
     skip_slow_imports()
     import torch
 
+    from autograder.api import grade_entries
+    from autograder.load.discover import Entry
     from autograder.report.feedback_page import write_feedback
-    from autograder.judge.run import Job, run_checks
     from autograder.report.records import SubmissionResult, save
 
     torch.set_num_threads(1)
     out = Path(spec["out"])
-    jobs, names = [], {}
-    for entry in spec["entries"]:
-        job = Job(Path(entry["path"]), spec["lang"] or config.lang)
-        if entry["outside"]:  # never read what the link points to
-            job.error = ("load.symlink_outside", {})
-        jobs.append(job)
-        names[id(job)] = entry["name"]
-    current: list[str] = []
 
-    def started(job: Job) -> None:
+    def started(entry: Entry) -> None:
         # Announced before the file is even read, so the parent knows whom to blame if this process dies.
-        current[:] = [names[id(job)]]
-        channel.write(f"start\t{current[0]}\n")
-        if job.error is None:
-            job.fill(config, spec["lang"])
+        channel.write(f"start\t{entry.name}\n")
 
-    def record(result: SubmissionResult) -> None:
-        save(result, out / f"{current[0]}.json")
-        write_feedback(result, out / f"{current[0]}.html")
-        channel.write(f"done\t{current[0]}\n")
+    def record(entry: Entry, result: SubmissionResult) -> None:
+        save(result, out / f"{entry.name}.json")
+        write_feedback(result, out / f"{entry.name}.html")
+        channel.write(f"done\t{entry.name}\n")
 
-    run_checks(jobs, config, spec["isolation"], record, on_start=started)
+    entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]
+    grade_entries(entries, config, spec["isolation"], spec["lang"], on_start=started, on_record=record)
+
 
 if __name__ == "__main__":
     main()

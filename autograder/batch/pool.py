@@ -3,73 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import selectors
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from autograder.config import Config
 from autograder.i18n import t
-from autograder.load.submission import file_sha256
-from autograder.report.records import SubmissionResult, checks_digest, load, save
-
-SUFFIXES = {".ipynb", ".py"}
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A submission file and the name its record is written under."""
-
-    path: Path
-    name: str
-    outside: bool = False
-    """A symlink that points outside the folder it was found in."""
-
-
-def discover(paths: list[Path]) -> list[Entry]:
-    """Submissions under `paths`: files as given; in folders, every .ipynb and .py file."""
-    found: list[tuple[Path, str, bool]] = []
-    for root in paths:
-        root = Path(root)
-        if root.is_dir():
-            base = root.resolve()
-            for path in sorted(root.rglob("*")):
-                relative = path.relative_to(root)
-                if any(p.startswith(".") for p in relative.parts) or path.suffix.lower() not in SUFFIXES:
-                    continue
-                if path.is_symlink() or path.is_file():
-                    try:
-                        outside = not path.resolve().is_relative_to(base)
-                    except (OSError, RuntimeError):  # a symlink loop: reading it fails with a clear reason
-                        outside = False
-                    found.append((path, "__".join(relative.parts), outside))
-        else:
-            found.append((root, root.name, False))
-    entries, seen = [], set()
-    for path, name, outside in found:
-        name = re.sub(r"[^\w.\-]+", "_", name)
-        unique, n = name, 1
-        while unique in seen:
-            n += 1
-            unique = f"{name}~{n}"
-        seen.add(unique)
-        entries.append(Entry(path, unique, outside))
-    return entries
-
-
-def _up_to_date(entry: Entry, record_path: Path) -> bool:
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        digest = file_sha256(entry.path)
-    except (OSError, ValueError):
-        return False
-    return (bool(digest) and record.get("submission") == str(entry.path) and record.get("sha256") == digest
-            and record.get("checks_digest") == checks_digest())  # changed checks: a regrade, not a resume
-
+from autograder.load.discover import Entry, discover, up_to_date
+from autograder.report.records import SubmissionResult, load, save
 
 JUDGE_ATTEMPTS = 2
 """A submission during which a judge process died this many times gets an error record instead."""
@@ -104,7 +49,7 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     for leftover in out.glob(".tmp-*"):  # from a write_atomic that was killed halfway
         leftover.unlink(missing_ok=True)
     entries = discover(paths)
-    todo = [e for e in entries if force or not _up_to_date(e, out / f"{e.name}.json")]
+    todo = [e for e in entries if force or not up_to_date(e, out / f"{e.name}.json")]
     isolation = isolation_for(config.sandbox)
     done = len(entries) - len(todo)
     if progress:
@@ -129,7 +74,7 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
         judge.process.wait()
         clean_up_after(judge.process.pid)
         rest = [e for e in judge.entries if e.name not in judge.finished]
-        rest = [e for e in rest if not (e.name in judge.started and _up_to_date(e, out / f"{e.name}.json"))]
+        rest = [e for e in rest if not (e.name in judge.started and up_to_date(e, out / f"{e.name}.json"))]
         blamed = judge.current if judge.current in {e.name for e in rest} else None
         if blamed is None and rest and not judge.started:  # died before its first submission
             blamed = rest[0].name
@@ -194,7 +139,7 @@ def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, 
 
     spec = {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
-        "limits": config.limits.__dict__,
+        "limits": asdict(config.limits),
         "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],
     }
     return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec))

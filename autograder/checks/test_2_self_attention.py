@@ -1,5 +1,4 @@
 """3.4: self-attention with trainable weights, and exercise 3.1."""
-import torch
 
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
 from autograder.judge.contract import expect_named

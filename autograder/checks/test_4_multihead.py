@@ -6,7 +6,7 @@ from autograder.judge.contract import expect_named
 from autograder.checks.precondition import build, standing_in
 from autograder.judge.probes import (
     BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
-    expect_gradients, expect_mask_buffer, identity_probe, randn, twin, weights_of,
+    expect_gradients, expect_mask_buffer, randn, twin, weights_of,
 )
 from autograder.errors import StudentError
 

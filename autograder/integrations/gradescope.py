@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 import zipfile
@@ -12,12 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder.assignment import GRADED, NOTEBOOK_STEM
-from autograder.config import ROOT, Config
+from autograder.config import ROOT, Config, environment
 from autograder.i18n import t
+from autograder.load.discover import SUFFIXES
+from autograder.load.submission import skip_slow_imports
 from autograder.report.records import SubmissionResult, write_atomic
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-SUBMISSION_SUFFIXES = (".ipynb", ".py")
 TEMPLATES = "autograder.integrations"
 """Whose templates/ folder holds setup.sh and run_autograder."""
 
@@ -87,7 +87,7 @@ def export(out: Path, settings: GradescopeSettings = GradescopeSettings(), root:
 def _candidates(folder: Path) -> list[Path]:
     return [
         p for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix.lower() in SUBMISSION_SUFFIXES
+        if p.is_file() and p.suffix.lower() in SUFFIXES
         and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
     ]
 
@@ -213,18 +213,17 @@ def _lock(*folders: Path) -> None:
 
 
 def grade_one(path: Path, solutions: Path) -> SubmissionResult:
-    """One uploaded file graded as `autograder grade` would, in a container with one submission (shared with
-    the PrairieLearn run)."""
-    from autograder.batch.pool import grade
+    """One uploaded file graded as `autograder grade` would, in this process: a container holds one submission,
+    so no pool of judges (shared with the PrairieLearn run)."""
+    from autograder.api import grade_file
 
-    with tempfile.TemporaryDirectory() as out:
-        [(_, record)] = grade([path], Path(out), Config(solutions=solutions, jobs=1), force=True)
-    return record
+    return grade_file(path, Config(solutions=solutions, jobs=1))
 
 
 def run(root: Path) -> dict:
     """Grade root/submission and write root/results/results.json; returns what was written."""
     started = time.monotonic()
+    skip_slow_imports()  # choosing among several uploads reads them
     source = root / "source"
     settings_file = source / "gradescope.json"
     settings = GradescopeSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
@@ -251,4 +250,4 @@ def run(root: Path) -> dict:
 
 
 if __name__ == "__main__":
-    run(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AUTOGRADER_ROOT", "/autograder")))
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else environment().root or Path("/autograder"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,46 +151,53 @@ def problems_csv(found: Match) -> str:
     return buffer.getvalue()
 
 
-def cli_export(args) -> int:
-    """`autograder export canvas|moodle GRADED_DIR --roster CSV --out FILE`; exit 1 when anything did not match."""
+@dataclass
+class GradesExport:
+    """What `export_grades` wrote and what did not pair up."""
+
+    found: Match
+    records: int
+    """Records read from the grade folder."""
+    unmatched: Path
+    """The CSV listing every problem in `found` (written even when there is none)."""
+
+
+def export_grades(platform: str, graded: Path, roster: Path, out: Path, assignment: str | None = None,
+                  parts: bool = False, key: str = "email",
+                  notice: Callable[[str], None] | None = None) -> GradesExport:
+    """`graded`'s scores as the CSV Canvas ("canvas") or Moodle ("moodle") imports, students matched through `roster`.
+
+    Args:
+        assignment: the grade column (default: the roster's column that starts with it, else DEFAULT_ASSIGNMENT).
+        parts: also one column per graded part.
+        key: Moodle's user column, "email" or "idnumber".
+        notice: receives what the instructor should know (a Canvas column without an id).
+
+    Raises:
+        FileNotFoundError, ValueError, OSError, UnicodeDecodeError: with a message that names the fix.
+    """
     from autograder.report.class_overview import read_records
 
-    command = f"autograder export {args.platform}"
-    if args.graded is None or args.roster is None or args.out is None:
-        print(f"{command}: give GRADED_DIR, --roster CSV and --out FILE", file=sys.stderr)
-        return 2
-    for path in (args.graded, args.roster):
+    for path in (graded, roster):
         if not path.exists():
-            print(f"{command}: {path}: no such file or folder", file=sys.stderr)
-            return 2
-    records = read_records(args.graded)
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    records = read_records(graded)
     if not records:
-        print(f"{command}: {args.graded} holds no records; run autograder grade --out {args.graded} first",
-              file=sys.stderr)
-        return 2
-    try:
-        rows = read_roster(args.roster)
-        assignment = args.assignment or DEFAULT_ASSIGNMENT
-        if args.platform == "canvas":
-            found = match(records, rows, CANVAS_KEYS)
-            named = [h for h in (rows[0] if rows else {}) if h == assignment or h.startswith(assignment + " (")]
-            assignment = named[0] if len(named) == 1 else assignment
-            if not re.search(r"\(\d+\)$", assignment):
-                print(f"note: '{assignment}' has no Canvas id '(1234)': Canvas will create a new assignment",
-                      file=sys.stderr)
-            maximum = max((r.max_score for _, r in records if r.max_score), default=100.0)
-            text = canvas_csv(found, assignment, args.parts, maximum)
-        else:
-            found = match(records, rows, [MOODLE_KEYS[args.key], "Username"])
-            text = moodle_csv(found, assignment, args.parts, args.key)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        print(f"{command}: {exc}", file=sys.stderr)
-        return 2
-    write_atomic(args.out, text)
-    report = args.out.with_name(args.out.stem + ".unmatched.csv")
-    write_atomic(report, problems_csv(found))
-    for kind, name, detail in found.problems:
-        print(f"{kind}: {name}: {detail}", file=sys.stderr)
-    print(f"wrote {args.out} ({len(found.records)} of {len(rows)} students graded, {len(records)} records); "
-          f"{len(found.problems)} to look at in {report}")
-    return 1 if found.problems else 0
+        raise ValueError(f"{graded} holds no records; run autograder grade --out {graded} first")
+    rows = read_roster(roster)
+    assignment = assignment or DEFAULT_ASSIGNMENT
+    if platform == "canvas":
+        found = match(records, rows, CANVAS_KEYS)
+        named = [h for h in (rows[0] if rows else {}) if h == assignment or h.startswith(assignment + " (")]
+        assignment = named[0] if len(named) == 1 else assignment
+        if not re.search(r"\(\d+\)$", assignment) and notice is not None:
+            notice(f"note: '{assignment}' has no Canvas id '(1234)': Canvas will create a new assignment")
+        maximum = max((r.max_score for _, r in records if r.max_score), default=100.0)
+        text = canvas_csv(found, assignment, parts, maximum)
+    else:
+        found = match(records, rows, [MOODLE_KEYS[key], "Username"])
+        text = moodle_csv(found, assignment, parts, key)
+    write_atomic(out, text)
+    unmatched = out.with_name(out.stem + ".unmatched.csv")
+    write_atomic(unmatched, problems_csv(found))
+    return GradesExport(found, len(records), unmatched)

@@ -4,16 +4,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-import os
 import warnings
-from pathlib import Path
 
 from autograder.assignment import GRADED
-from autograder.config import Config
-from autograder.judge.run import Job
+from autograder.config import Config, environment
+from autograder.integrations.selfcheck import run_in_kernel
 from autograder.report.checklist import checklist_text
-from autograder.integrations.selfcheck import run_visible
-from autograder.judge.subjects import LocalSubject
 
 
 def grade(name: str) -> float:
@@ -22,25 +18,19 @@ def grade(name: str) -> float:
     nbgrader gives a test cell partial credit when its last output is a number, and zero when
     the cell writes to stderr, so warnings are kept off stderr here.
     """
-    import torch
-
     if name not in GRADED:
         raise ValueError(f"{name!r} is not graded here; choose one of: {', '.join(GRADED)}")
     frame = inspect.currentframe().f_back
     namespace = frame.f_globals if frame is not None else {}
-    lang = os.environ.get("AUTOGRADER_LANG", "en")
-    solutions = Path(os.environ.get("AUTOGRADER_SOLUTIONS", Config().solutions))
-    if not Config(solutions=solutions).reference_notebook.is_file():
-        raise FileNotFoundError(f"{Config(solutions=solutions).reference_notebook}: no reference solution; set "
+    settings = environment()
+    lang = settings.lang or "en"
+    config = Config(solutions=settings.solutions or Config().solutions)
+    if not config.reference_notebook.is_file():
+        raise FileNotFoundError(f"{config.reference_notebook}: no reference solution; set "
                                 "AUTOGRADER_SOLUTIONS to the kit's solutions/ folder before running nbgrader")
-    job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
-    rng = torch.random.get_rng_state()
     captured = io.StringIO()
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
-            warnings.simplefilter("ignore")
-            result = run_visible(job, Config(solutions=solutions), "none", parts={name}, with_hidden=True)
-    finally:
-        torch.random.set_rng_state(rng)
+    with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+        warnings.simplefilter("ignore")
+        result = run_in_kernel(namespace, name, lang, config, hidden=True)
     print(checklist_text(result, lang))
     return result.score

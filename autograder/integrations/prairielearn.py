@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -12,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder.assignment import GRADED, NOTEBOOK_STEM
-from autograder.config import ROOT
+from autograder.config import ROOT, environment
 from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.i18n import LANGS, t
 from autograder.report.records import SubmissionResult, write_atomic
@@ -164,24 +163,7 @@ def run(root: Path, source: Path) -> dict:
     return results
 
 
-def cli_export(args) -> int:
-    """`autograder export prairielearn --out DIR`: the command line's side (parsed arguments in, exit code out)."""
-    if args.out is None or args.graded is not None:
-        print("autograder export prairielearn: give --out DIR (and no GRADED_DIR)", file=sys.stderr)
-        return 2
-    try:
-        settings = PrairieLearnSettings(image=args.image, timeout=args.timeout,
-                                        hidden_checks=args.hidden_visibility or "summary")
-        files = export(args.out, settings)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"autograder export prairielearn: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(files)} files under {args.out}:\n"
-          f"  copy {args.out / 'questions' / QUESTION} into your course's questions/ folder\n"
-          f"  build the grader: docker build -t {settings.image} {args.out / 'grader'} && docker push {settings.image}")
-    return 0
-
-
 if __name__ == "__main__":
-    run(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AUTOGRADER_ROOT", "/grade")),
-        Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("AUTOGRADER_SOURCE", "/grader/kit")))
+    settings = environment()
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else settings.root or Path("/grade"),
+        Path(sys.argv[2]) if len(sys.argv) > 2 else settings.source or Path("/grader/kit"))

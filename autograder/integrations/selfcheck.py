@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 from autograder.assignment import GRADED
-from autograder.config import Config
-from autograder.judge.run import Job, run_checks
+from autograder.config import Config, environment
+from autograder.judge.run import Job, RunOptions, run_checks
+from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import SubmissionError, load_submission
 from autograder.report.checklist import checklist_html, checklist_text
 from autograder.report.records import SubmissionResult
-from autograder.judge.subjects import LocalSubject
 
 
 class Checklist:
@@ -38,25 +37,26 @@ class Checklist:
         return "text/html", self._repr_html_()
 
 
-def run_visible(job: Job, config: Config, isolation: str, parts: set[str] | None = None,
-                with_hidden: bool = False, pictures: bool = True) -> SubmissionResult:
-    results: list[SubmissionResult] = []
-    run_checks([job], config, isolation, results.append, parts=parts, visible_only=not with_hidden, pictures=pictures)
-    return results[0]
+def run_in_kernel(namespace: dict, name: str, lang: str, config: Config, hidden: bool = False) -> SubmissionResult:
+    """The checks of `name` on the kernel's own definitions (no worker: they are already running here).
 
+    Args:
+        hidden: the hidden checks too (nbgrader's grading), not only the visible ones.
+    """
+    import torch
 
-def check_file(path: Path, config: Config, lang: str | None = None, parts: set[str] | None = None,
-               pictures: bool = True) -> Checklist:
-    """`autograder check NOTEBOOK`: the submission runs in a worker process, as when it is graded."""
-    from autograder.sandbox import isolation_for
-
-    job = Job.read(path, config, lang)
-    result = run_visible(job, config, isolation_for(config.sandbox), parts, pictures=pictures)
-    return Checklist(result, job.lang)
+    job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
+    records: list[SubmissionResult] = []
+    rng = torch.random.get_rng_state()
+    try:
+        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden), records.append)
+    finally:
+        torch.random.set_rng_state(rng)
+    return records[0]
 
 
 def _notebook_language(namespace: dict) -> str:
-    for candidate in (namespace.get("__file__"), os.environ.get("JPY_SESSION_NAME")):
+    for candidate in (namespace.get("__file__"), environment().notebook):
         if candidate and Path(candidate).is_file():
             try:
                 return load_submission(Path(candidate)).lang
@@ -80,8 +80,6 @@ def check_in_notebook(what, lang: str | None = None, namespace: dict | None = No
     judged, even where the namespace holds another of that name; the rest (a wrapper's heads, say)
     comes from the caller's globals: the kernel's in Jupyter, the notebook's in marimo.
     """
-    import torch
-
     name = _graded_name(what)
     if namespace is None:
         frame = inspect.currentframe()
@@ -90,11 +88,5 @@ def check_in_notebook(what, lang: str | None = None, namespace: dict | None = No
         namespace = frame.f_globals if frame is not None else {}
     if not isinstance(what, str):
         namespace = {**namespace, name: what}
-    lang = lang or os.environ.get("AUTOGRADER_LANG") or _notebook_language(namespace)
-    job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
-    rng = torch.random.get_rng_state()
-    try:
-        result = run_visible(job, Config(), "none", parts={name})
-    finally:
-        torch.random.set_rng_state(rng)
-    return Checklist(result, lang)
+    lang = lang or environment().lang or _notebook_language(namespace)
+    return Checklist(run_in_kernel(namespace, name, lang, Config()), lang)

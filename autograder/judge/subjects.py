@@ -1,19 +1,14 @@
-"""What the checks drive: a submission (in its worker) or the reference (in the judge), alike."""
+"""What the checks drive, alike for a submission (in its worker: worker_subject.py) and the reference."""
 from __future__ import annotations
 
-import errno
-import hashlib
 import itertools
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from autograder.config import Limits
 from autograder.errors import StudentError
 from autograder.sandbox.inside.handler import Handler, execute
-from autograder.sandbox import Worker, WorkerGone
 
 
 @dataclass
@@ -118,9 +113,6 @@ class Subject:
         return StudentError(key, where=what, type=kind, message=error.get("message", ""),
                             line=f" ({error['where']})" if error.get("where") else "")
 
-    def names(self, names: list[str]) -> dict[str, str]:
-        return self.request("names", "names", names=names)
-
     def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> Module:
         """Build `name`; the graded classes in `stand_in` are the kit's stand-ins meanwhile."""
         id = next(self.ids)
@@ -171,191 +163,25 @@ class LocalSubject(Subject):
         return cls(namespace)
 
     def _send(self, message: dict, what: str, key: str) -> dict:
-        return self.handler.handle(_cloned(message))
+        return self.handler.handle(cloned(message))
 
 
-MEMO_ENTRIES = 20_000
-"""Replies the reference keeps (about 2 MB per 1,000): far more than all checks ask of a correct submission."""
+class Unloadable(Subject):
+    """Stands in for a submission that could not be read: every request fails with the reason."""
 
-
-class ReferenceSubject(LocalSubject):
-    """The reference solution, each check's answers computed once per batch.
-
-    A check asks the reference the same things for every submission, unless the student's
-    answers change what it asks next. Each reply is kept under the check's history of requests
-    so far (module ids numbered within the check); a history seen before is answered from the
-    memo without running anything. At the first request not seen before, the check's history is
-    replayed for real, then the request runs. Construction is seeded from the history, so a
-    replay builds the very modules whose answers were kept.
-    """
-
-    def __init__(self, namespace: dict):
-        super().__init__(namespace)
-        self.memo: dict[bytes, dict] = {}
-        self.begin("")
-
-    def begin(self, check: str) -> None:
-        """A check starts: its history is empty and the modules of the last one can go."""
-        self.history = hashlib.sha256(check.encode()).digest()
-        self.unplayed: list[dict] = []
-        self.numbers: dict[int, int] = {}
-        self.handler.objects.clear()
-
-    def _send(self, message: dict, what: str, key: str) -> dict:
-        from autograder.sandbox.inside.protocol import encode
-
-        self.history = hashlib.sha256(self.history + encode(self._numbered(message))).digest()
-        message = {**message, "seed": int.from_bytes(self.history[:7], "big")}
-        reply = self.memo.get(self.history)
-        if reply is None:
-            for earlier in self.unplayed:
-                self._run(earlier)
-            self.unplayed = []
-            if len(self.memo) >= MEMO_ENTRIES:  # submissions that make checks ask new things: start afresh
-                self.memo.clear()
-            reply = self.memo[self.history] = self._run(message)
-        else:
-            self.unplayed.append(message)
-        return _cloned(reply)
-
-    def _run(self, message: dict) -> dict:
-        if message["op"] in ("new", "call"):  # the only requests that draw random numbers outside a forward
-            torch.default_generator.manual_seed(message["seed"])
-        return self.handler.handle(_cloned(message))
-
-    def _numbered(self, message: dict) -> dict:
-        """`message` with module ids replaced by their order of appearance in this check."""
-        def number(id: Any) -> Any:
-            return self.numbers.setdefault(id, len(self.numbers)) if isinstance(id, int) else id
-
-        args = dict(message["args"])
-        for field in ("id", "parent", "source"):
-            if field in args:
-                args[field] = number(args[field])
-        if "args" in args:
-            args["args"] = [{"$obj": number(a["$obj"])} if isinstance(a, dict) and "$obj" in a else a
-                            for a in args["args"]]
-        return {"op": message["op"], "args": args}
-
-
-class WorkerSubject(Subject):
-    """A submission running in its own sandboxed worker, restarted after a crash.
-
-    A call that hung, crashed the worker or ran out of memory is not made again for the same
-    submission (the same class's code would run again): later checks that need it fail at once
-    with the same reason, so one infinite loop costs one timeout, not one per check.
-    """
-
-    def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
+    def __init__(self, key: str, params: dict):
         super().__init__()
-        self.chunks, self.limits, self.isolation = chunks, limits, isolation
-        self.worker: Worker | None = None
-        self.restarts = -1
-        self.load_failures: list[dict] = []
-        self.incidents: list[tuple[str, dict]] = []
-        self.stderr = b""
-        self.stderr_dropped = 0
-        """Bytes of output beyond Limits.output_bytes, counted and not kept."""
-        self.deadline = time.monotonic() + limits.submission_seconds
-        self._broken: dict[str, tuple[str, dict]] = {}
-        self._calling = ""
-        self._load_error: tuple[str, dict] | None = None
-
-    def ensure_worker(self) -> None:
-        if self.worker is not None and self.worker.alive():
-            return
-        self._retire()
-        self.cache.clear()
-        if self._load_error is not None:  # loading is deterministic: it would fail again
-            raise StudentError(self._load_error[0], **self._load_error[1])
-        self.restarts += 1
-        if self.restarts > self.limits.restarts:
-            raise StudentError("student.too_many_crashes", count=self.restarts)
-        try:
-            self.worker = Worker(self.chunks, self.limits, self.isolation)
-        except WorkerGone as exc:
-            self.worker = None
-            key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
-            params = {"where": "loading the definitions", "seconds": self.limits.load_seconds,
-                      "detail": exc.detail, "limit": self.limits.cpu_seconds}
-            key, params = _tree_limit(exc, self.limits, key, params)
-            self._load_error = (key, params)
-            self.incidents.append(self._load_error)
-            raise StudentError(key, **params) from None
-        self.load_failures = self.worker.failures
+        self.key, self.params = key, params
 
     def _send(self, message: dict, what: str, key: str) -> dict:
-        if key in self._broken:
-            failure, params = self._broken[key]
-            raise StudentError(failure, **{**params, "where": what})
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds)
-        self.ensure_worker()
-        seconds = min(self.limits.call_seconds, left)
-        self._calling = key
-        try:
-            return self.worker.request(message, seconds)
-        except WorkerGone as exc:
-            if exc.reason == "timeout" and seconds < self.limits.call_seconds:
-                raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds) from None
-            failure = {"timeout": "student.timeout", "crashed": "student.crashed",
-                       "cpu": "student.cpu_limit"}.get(exc.reason, "student.protocol")
-            params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
-                      "limit": self.limits.cpu_seconds}
-            failure, params = _tree_limit(exc, self.limits, failure, params)
-            self.incidents.append((failure, params))
-            self._broken[key] = (failure, params)
-            raise StudentError(failure, **params) from None
-
-    def _error(self, error: dict, what: str) -> StudentError:
-        """The worker's limits show up as ordinary exceptions in the student's code; name them."""
-        kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
-        if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
-            params = {"where": what, "limit": _size(self.limits.address_bytes)}
-            self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
-            return StudentError("student.memory_limit", **params)
-        if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
-            return StudentError("student.process_limit", where=what, limit=self.limits.processes)
-        if code == errno.EFBIG:
-            return StudentError("student.file_limit", where=what, limit=_size(self.limits.file_bytes))
-        if code == errno.ENOSPC:
-            return StudentError("student.disk_limit", where=what, limit=_size(self.limits.disk_bytes))
-        return super()._error(error, what)
-
-    def _retire(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            kept = bytes(self.worker.stderr)
-            room = max(self.limits.output_bytes - len(self.stderr), 0)
-            self.stderr += kept[:room]
-            self.stderr_dropped += self.worker.stderr_dropped + len(kept) - len(kept[:room])
-            self.worker = None
-
-    def close(self) -> None:
-        self._retire()
+        raise StudentError(self.key, **self.params)
 
 
-def _tree_limit(exc: WorkerGone, limits: Limits, key: str, params: dict) -> tuple[str, dict]:
-    """A limit of all the submission's processes together (see budget.py) ended the worker: say which."""
-    from autograder.sandbox.budget import failure
-
-    found = failure(exc.reason, exc.params, limits)
-    return (found[0], {**params, **found[1]}) if found else (key, params)
-
-
-def _size(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:g} {unit}"
-    return f"{n} bytes"
-
-
-def _cloned(value: Any) -> Any:
+def cloned(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, dict):
-        return {k: _cloned(v) for k, v in value.items()}
+        return {k: cloned(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_cloned(v) for v in value]
+        return [cloned(v) for v in value]
     return value

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 
@@ -58,15 +60,9 @@ class Submission:
     skipped_names: set[str] = field(default_factory=set)
     """Names bound only by skipped (demo) statements: a kept statement that needs one cannot run."""
 
-    @property
-    def defined(self) -> set[str]:
-        names = set()
-        for chunk in self.chunks:
-            for node in ast.parse(chunk.code).body:
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    names.add(node.name)
-        return names
-
+    def chunk_dicts(self) -> list[dict]:
+        """The kept statements as the worker's `load` request carries them."""
+        return [{"origin": c.origin, "code": c.code} for c in self.chunks]
 
     def needs_demo_code(self, failure: dict) -> bool:
         """A kept assignment failed only because it names something only skipped demo code defines
@@ -94,6 +90,36 @@ def file_sha256(path: Path) -> str:
         while piece := handle.read(1 << 20):
             digest.update(piece)
     return digest.hexdigest()
+
+
+class Read(NamedTuple):
+    """A file as the judge receives it: its definitions, or why it has none."""
+
+    sha256: str
+    """"" when the file could not even be hashed (a rerun then retries it)."""
+    submission: Submission | None
+    error: tuple[str, dict] | None
+    """(message key, params) of the reason it could not be read."""
+
+
+def read_file(path: Path, max_bytes: int) -> Read:
+    """Hash and load `path`; every way of failing becomes a reason (one odd file must not stop a batch)."""
+    sha256 = ""
+    try:
+        sha256 = file_sha256(path)
+        return Read(sha256, load_submission(path, max_bytes), None)
+    except SubmissionError as exc:
+        return Read(sha256, None, (exc.key, exc.params))
+    except OSError as exc:
+        return Read(sha256, None, ("load.unreadable", {"error": exc.strerror or str(exc)}))
+    except Exception as exc:  # noqa: BLE001 - a file no reader expected must not stop the batch
+        return Read(sha256, None, ("load.unreadable", {"error": f"{type(exc).__name__}: {exc}"[:300]}))
+
+
+def skip_slow_imports() -> None:
+    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
+    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:

@@ -1,0 +1,248 @@
+"""The kit as a library: grade a file or a class, self-check a file, write the overview, build, bundle, export.
+
+Grading one file is the pipeline, in order: load (read the definitions; nothing runs) -> sandbox (a worker
+runs them) -> judge (the checks drive them) -> explain (the misconceptions behind failed parts) -> record.
+The command line, the batch's judge processes, Gradescope and PrairieLearn all call these functions.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from autograder.config import Config
+from autograder.load.discover import Entry
+from autograder.report.records import SubmissionResult
+
+__all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_folder", "student_bundle",
+           "write_overview"]
+
+
+def load(entry: Entry, config: Config, lang: str | None = None):
+    """Step 1: read `entry` into a judge.run.Job (a file that cannot be read becomes one that says why).
+
+    Args:
+        lang: the feedback language; None: the notebook's own.
+    """
+    from autograder.judge.run import Job
+    from autograder.load.submission import read_file
+
+    if entry.outside:  # never read what the link points to
+        return Job(entry.path, lang or config.lang, error=("load.symlink_outside", {}))
+    sha256, submission, error = read_file(entry.path, config.limits.source_bytes)
+    return Job(entry.path, lang or (submission.lang if submission else config.lang), submission, error, sha256)
+
+
+def grade_entries(entries: list[Entry], config: Config, isolation: str, lang: str | None = None,
+                  on_start: Callable[[Entry], None] | None = None,
+                  on_record: Callable[[Entry, SubmissionResult], None] | None = None,
+                  visible_only: bool = False, parts: set[str] | None = None,
+                  pictures: bool = True) -> list[SubmissionResult]:
+    """The pipeline for each of `entries` in turn, in one pytest session (what one judge process does).
+
+    Args:
+        isolation: the sandbox for the workers, as `sandbox.isolation_for` chose it.
+        on_start: called when an entry's turn comes, before its file is read.
+        on_record: called with each record as soon as it is built (the batch writes it then).
+        visible_only, parts: the self-check's selection of checks.
+        pictures: compute the attention pictures' data (for a feedback page).
+
+    Returns:
+        The records, in the order of `entries`.
+    """
+    from autograder.judge.run import RunOptions, run_checks
+    from autograder.load.submission import skip_slow_imports
+
+    skip_slow_imports()
+    records: list[SubmissionResult] = []
+
+    def jobs() -> Iterator:
+        for entry in entries:
+            if on_start is not None:
+                on_start(entry)  # before reading: a judge that dies on this file knows whom to blame
+            yield load(entry, config, lang)
+
+    def recorded(record: SubmissionResult) -> None:
+        records.append(record)
+        if on_record is not None:
+            on_record(entries[len(records) - 1], record)
+
+    run_checks(jobs(), len(entries), config, RunOptions(isolation, parts, visible_only, pictures), recorded)
+    return records
+
+
+def grade_file(path: Path, config: Config | None = None, lang: str | None = None,
+               pictures: bool = True) -> SubmissionResult:
+    """Grade one file to its record, as `autograder grade` would, in this process (no pool of judges).
+
+    Args:
+        lang: the feedback language; None: the notebook's own.
+        pictures: compute the attention pictures' data (for a feedback page).
+
+    Raises:
+        RuntimeError: the sandbox `config.sandbox` asks for is not available here.
+    """
+    from autograder.sandbox import isolation_for, prestart
+
+    config = config or Config()
+    isolation = isolation_for(config.sandbox)
+    prestart(config.limits, isolation)  # the sandbox imports torch while this process does
+    path = Path(path)
+    [record] = grade_entries([Entry(path, path.name)], config, isolation, lang, pictures=pictures)
+    return record
+
+
+def grade_folder(paths: list[Path], out: Path, config: Config | None = None, jobs: int | None = None,
+                 force: bool = False, lang: str | None = None,
+                 progress: Callable[[int, int, str], None] | None = None,
+                 notice: Callable[[str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+    """Grade every submission under `paths` into `out`: a record (JSON and feedback page) each, and grades.csv.
+
+    Args:
+        jobs: submissions graded in parallel; None: as many as the machine fits (at most `config.jobs`).
+        force: regrade submissions whose record is up to date.
+        lang: the feedback language; None: each notebook's own.
+        progress: called with (done, total, name) as records are written.
+        notice: receives what the instructor should know before the batch starts (isolation, limits, jobs).
+
+    Returns:
+        (name, record) for each submission, in order.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: `jobs` is below 1, or more than the machine's memory fits.
+        RuntimeError: the sandbox `config.sandbox` asks for is not available here.
+    """
+    from autograder.batch.capacity import plan_jobs, scope
+    from autograder.batch.pool import grade
+    from autograder.i18n import t
+    from autograder.report.gradebook import write_gradebook
+    from autograder.sandbox import isolation_for, weaknesses
+
+    config = config or Config()
+    say = notice or (lambda line: None)
+    missing = [p for p in paths if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no such file or folder")
+    config = config.with_(jobs=jobs) if jobs is not None else config
+    if config.jobs < 1:
+        raise ValueError("--jobs must be at least 1")
+    isolation = isolation_for(config.sandbox)
+    if isolation != "bwrap":
+        say(t("ui.isolation_warning", lang or "en"))
+    for weakness in weaknesses(isolation):
+        say(f"WARNING: {weakness}")
+    for holds in scope(config.limits, isolation):
+        say(f"LIMITS {holds}")
+    count, plan = plan_jobs(config.jobs, config.limits, explicit=jobs is not None)
+    say(f"JOBS {plan}")
+    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress)
+    write_gradebook(records, out / "grades.csv")
+    return records
+
+
+def check_file(path: Path, config: Config | None = None, lang: str | None = None, parts: set[str] | None = None,
+               html: Path | None = None):
+    """The student's self-check of a file: the visible checks, the submission in a worker as when graded.
+
+    Args:
+        lang: the checklist's language; None: the notebook's own.
+        parts: only the checks of these graded names.
+        html: also write the feedback page there (diagnoses and pictures where explain/ ships).
+
+    Returns:
+        An integrations.selfcheck.Checklist (`.passed`, `.text()`, shown as HTML in a notebook).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+    """
+    from autograder.sandbox import isolation_for, prestart
+
+    config = config or Config()
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    isolation = isolation_for(config.sandbox)
+    prestart(config.limits, isolation)  # its torch loads while ours does
+    from autograder.integrations.selfcheck import Checklist
+
+    path = Path(path)
+    [record] = grade_entries([Entry(path, path.name)], config, isolation, lang, visible_only=True, parts=parts,
+                             pictures=html is not None)
+    checklist = Checklist(record, record.language)
+    if html is not None:
+        from autograder.report.feedback_page import write_feedback
+
+        write_feedback(record, html, checklist.lang)
+    return checklist
+
+
+def write_overview(graded: Path, lang: str = "en") -> Path:
+    """Write graded/report.html, the class overview; returns its path.
+
+    Raises:
+        NotADirectoryError: `graded` is not a folder.
+    """
+    from autograder.report.class_overview import write_overview as write
+
+    if not Path(graded).is_dir():
+        raise NotADirectoryError(f"{graded}: no such folder")
+    return write(Path(graded), lang)
+
+
+def build_assignments(check: bool = False) -> list[Path]:
+    """Regenerate assignments/ from solutions/; returns the files changed (check=True: that would change).
+
+    Raises:
+        ModuleNotFoundError: the instructor's tools (nbgrader) are not installed.
+    """
+    from autograder.authoring.build import build
+    from autograder.load.submission import skip_slow_imports
+
+    skip_slow_imports()
+    return build(check=check)
+
+
+def student_bundle(out: Path) -> list[str]:
+    """Write the student zip (assignments and visible checks, no solutions) at `out`; returns its file names."""
+    from autograder.authoring.bundle import student_bundle as bundle
+
+    return bundle(Path(out))
+
+
+def export(target: str, out: Path, hidden_visibility: str | None = None, image: str = "attention-autograder-grader",
+           timeout: int = 300, graded: Path | None = None, roster: Path | None = None, assignment: str | None = None,
+           parts: bool = False, key: str = "email", notice: Callable[[str], None] | None = None):
+    """Write what a course platform needs, as `autograder export TARGET` does.
+
+    "gradescope": the autograder zip; "prairielearn": the question folder and the grader image's build folder;
+    "canvas", "moodle": `graded`'s scores as the CSV the gradebook imports, students matched through `roster`.
+
+    Args:
+        hidden_visibility: when students see the hidden checks (Gradescope: hidden, after_due_date,
+            after_published; PrairieLearn: summary or visible); None: the platform's default.
+        image, timeout: PrairieLearn's grader image name and seconds per grading job.
+        graded, roster, assignment, parts, key, notice: Canvas and Moodle (see integrations.lms.export_grades).
+
+    Returns:
+        Gradescope, PrairieLearn: the files written (names in the zip, paths relative to `out`);
+        Canvas, Moodle: an integrations.lms.GradesExport (who matched, what did not, where that is listed).
+
+    Raises:
+        ValueError: a setting the platform does not accept, or a grade folder without records.
+        FileNotFoundError: a missing input (the solutions: export from the kit's repository checkout).
+    """
+    if target == "gradescope":
+        from autograder.integrations.gradescope import GradescopeSettings
+        from autograder.integrations.gradescope import export as write
+
+        return write(Path(out), GradescopeSettings(hidden_checks=hidden_visibility or "hidden"))
+    if target == "prairielearn":
+        from autograder.integrations.prairielearn import PrairieLearnSettings
+        from autograder.integrations.prairielearn import export as write
+
+        settings = PrairieLearnSettings(image=image, timeout=timeout, hidden_checks=hidden_visibility or "summary")
+        return write(Path(out), settings)
+    if target in ("canvas", "moodle"):
+        from autograder.integrations.lms import export_grades
+
+        return export_grades(target, Path(graded), Path(roster), Path(out), assignment, parts, key, notice)
+    raise ValueError(f"export {target!r}: choose gradescope, prairielearn, canvas or moodle")

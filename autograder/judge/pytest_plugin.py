@@ -1,0 +1,129 @@
+"""The pytest plugin: every graded check runs on each submission in turn, one CheckResult per check."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from autograder.i18n import t
+from autograder.judge.expect import CheckFailure
+from autograder.judge.reference import ReferenceSubject
+from autograder.errors import StudentError
+from autograder.judge.subjects import Subject
+from autograder.report.records import CheckResult
+
+
+class Note:
+    """Lets a check add an explanation to its result, e.g. how it isolated a bug elsewhere."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def __call__(self, key: str) -> None:
+        self.keys.append(key)
+
+
+@dataclass
+class _Current:
+    """The submission the checks are running on."""
+
+    index: int
+    started: float
+    lang: str
+    results: list[CheckResult] = field(default_factory=list)
+
+
+class GradingPlugin:
+    """Parametrises every check over `count` submissions (one pytest session for them all).
+
+    `next_subject()` is called when a submission's turn comes and returns its subject (read and
+    opened by the caller) and its feedback language; `finished(results, started)` receives its
+    CheckResult list when its last check has run, while the subject is still open.
+    """
+
+    def __init__(self, count: int, next_subject: Callable[[], tuple[Subject, str]],
+                 finished: Callable[[list[CheckResult], float], None], reference: Callable[[], ReferenceSubject],
+                 submission_seconds: float, parts: set[str] | None = None, visible_only: bool = False):
+        self.count, self.next_subject, self.finished, self.reference = count, next_subject, finished, reference
+        self.submission_seconds, self.parts, self.visible_only = submission_seconds, parts, visible_only
+        self.current: _Current | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "sub" in metafunc.fixturenames:
+            metafunc.parametrize("sub", range(self.count), indirect=True, scope="session",
+                                 ids=[f"job{i}" for i in range(self.count)])
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep = []
+        for item in items:
+            marker = item.get_closest_marker("check")
+            if marker is None:
+                raise RuntimeError(f"{item.nodeid} is not marked with @check")
+            if self.visible_only and marker.kwargs["hidden"]:
+                continue
+            if self.parts is not None and marker.kwargs["names"][0] not in self.parts:
+                continue
+            keep.append(item)
+        items[:] = keep
+
+    @pytest.fixture(scope="session")
+    def sub(self, request: pytest.FixtureRequest) -> Iterator[Subject]:
+        # session-scoped and parametrised: pytest runs all checks of one submission, then the next
+        self.current = _Current(request.param, time.monotonic(), "en")
+        subject, self.current.lang = self.next_subject()
+        yield subject
+        self.finished(self.current.results, self.current.started)
+
+    @pytest.fixture
+    def ref(self, request: pytest.FixtureRequest) -> Subject:
+        reference = self.reference()
+        reference.begin(request.node.originalname)
+        return reference
+
+    @pytest.fixture
+    def note(self) -> Note:
+        return Note()
+
+    @pytest.fixture(autouse=True)
+    def _budget(self, sub: Subject) -> None:
+        if time.monotonic() - self.current.started > self.submission_seconds:
+            raise StudentError("student.submission_timeout", seconds=self.submission_seconds)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+        """Record the check's result. Replaces pytest's own report, which formats a traceback for
+        every failed check (about 2 ms each) that nobody reads."""
+        failed = call.excinfo is not None
+        if call.when == "call" or (call.when == "setup" and failed):
+            current = self.current
+            if current is None or current.index != item.callspec.params["sub"]:
+                raise RuntimeError(f"{item.nodeid} ran outside its submission's turn")
+            current.results.append(_check_result(item, current.lang, call.excinfo, item.funcargs.get("note")))
+        return pytest.TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed",
+                                 call.excinfo.exconly() if failed else None, call.when,
+                                 duration=call.duration, start=call.start, stop=call.stop)
+
+
+def _check_result(item: pytest.Item, lang: str, excinfo: pytest.ExceptionInfo | None, note: Note | None) -> CheckResult:
+    marker = item.get_closest_marker("check").kwargs
+    check_id = item.originalname
+    key, message = "", ""
+    if excinfo is not None:
+        error = excinfo.value
+        if isinstance(error, (CheckFailure, StudentError)):
+            key, params = error.key, error.params
+        else:
+            key, params = "fail.unexpected", {"type": type(error).__name__, "message": str(error)[:300]}
+        message = t(key, lang, **params)
+    notes = [t(k, lang) for k in (note.keys if note else [])]
+    return CheckResult(
+        name=t(f"check.{check_id}", lang), check_id=check_id, part=marker["names"][0],
+        score=0.0 if excinfo is not None else float(marker["points"]), max_score=float(marker["points"]),
+        status="failed" if excinfo is not None else "passed", output="\n".join([message, *notes]).strip(),
+        tags=list(marker["names"]), visibility="hidden" if marker["hidden"] else "visible", message_key=key,
+    )

@@ -1,0 +1,120 @@
+"""A submission's subject: its definitions in a sandboxed worker, restarted after a crash, its limits named."""
+from __future__ import annotations
+
+import errno
+import time
+
+from autograder.config import Limits
+from autograder.errors import StudentError
+from autograder.judge.subjects import Subject
+from autograder.sandbox import Worker, WorkerGone
+
+
+class WorkerSubject(Subject):
+    """A submission running in its own sandboxed worker, restarted after a crash.
+
+    A call that hung, crashed the worker or ran out of memory is not made again for the same
+    submission (the same class's code would run again): later checks that need it fail at once
+    with the same reason, so one infinite loop costs one timeout, not one per check.
+    """
+
+    def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
+        super().__init__()
+        self.chunks, self.limits, self.isolation = chunks, limits, isolation
+        self.worker: Worker | None = None
+        self.restarts = -1
+        self.load_failures: list[dict] = []
+        self.stderr = b""
+        self.stderr_dropped = 0
+        """Bytes of output beyond Limits.output_bytes, counted and not kept."""
+        self.deadline = time.monotonic() + limits.submission_seconds
+        self._broken: dict[str, tuple[str, dict]] = {}
+        self._calling = ""
+        self._load_error: tuple[str, dict] | None = None
+
+    def ensure_worker(self) -> None:
+        if self.worker is not None and self.worker.alive():
+            return
+        self._retire()
+        self.cache.clear()
+        if self._load_error is not None:  # loading is deterministic: it would fail again
+            raise StudentError(self._load_error[0], **self._load_error[1])
+        self.restarts += 1
+        if self.restarts > self.limits.restarts:
+            raise StudentError("student.too_many_crashes", count=self.restarts)
+        try:
+            self.worker = Worker(self.chunks, self.limits, self.isolation)
+        except WorkerGone as exc:
+            self.worker = None
+            key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
+            params = {"where": "loading the definitions", "seconds": self.limits.load_seconds,
+                      "detail": exc.detail, "limit": self.limits.cpu_seconds}
+            key, params = _tree_limit(exc, self.limits, key, params)
+            self._load_error = (key, params)
+            raise StudentError(key, **params) from None
+        self.load_failures = self.worker.failures
+
+    def _send(self, message: dict, what: str, key: str) -> dict:
+        if key in self._broken:
+            failure, params = self._broken[key]
+            raise StudentError(failure, **{**params, "where": what})
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds)
+        self.ensure_worker()
+        seconds = min(self.limits.call_seconds, left)
+        self._calling = key
+        try:
+            return self.worker.request(message, seconds)
+        except WorkerGone as exc:
+            if exc.reason == "timeout" and seconds < self.limits.call_seconds:
+                raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds) from None
+            failure = {"timeout": "student.timeout", "crashed": "student.crashed",
+                       "cpu": "student.cpu_limit"}.get(exc.reason, "student.protocol")
+            params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
+                      "limit": self.limits.cpu_seconds}
+            failure, params = _tree_limit(exc, self.limits, failure, params)
+            self._broken[key] = (failure, params)
+            raise StudentError(failure, **params) from None
+
+    def _error(self, error: dict, what: str) -> StudentError:
+        """The worker's limits show up as ordinary exceptions in the student's code; name them."""
+        kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
+        if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
+            params = {"where": what, "limit": _size(self.limits.address_bytes)}
+            self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
+            return StudentError("student.memory_limit", **params)
+        if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
+            return StudentError("student.process_limit", where=what, limit=self.limits.processes)
+        if code == errno.EFBIG:
+            return StudentError("student.file_limit", where=what, limit=_size(self.limits.file_bytes))
+        if code == errno.ENOSPC:
+            return StudentError("student.disk_limit", where=what, limit=_size(self.limits.disk_bytes))
+        return super()._error(error, what)
+
+    def _retire(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            kept = bytes(self.worker.stderr)
+            room = max(self.limits.output_bytes - len(self.stderr), 0)
+            self.stderr += kept[:room]
+            self.stderr_dropped += self.worker.stderr_dropped + len(kept) - len(kept[:room])
+            self.worker = None
+
+    def close(self) -> None:
+        self._retire()
+
+
+def _tree_limit(exc: WorkerGone, limits: Limits, key: str, params: dict) -> tuple[str, dict]:
+    """A limit of all the submission's processes together (see budget.py) ended the worker: say which."""
+    from autograder.sandbox.budget import failure
+
+    found = failure(exc.reason, exc.params, limits)
+    return (found[0], {**params, **found[1]}) if found else (key, params)
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
