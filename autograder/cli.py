@@ -22,7 +22,8 @@ TOP_EXAMPLES = """examples:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from autograder.sandbox import isolation_for, prestart
+    from autograder.sandbox.capability import isolation_for
+    from autograder.sandbox.zygote_client import prestart
 
     if not args.notebook.exists():
         print(f"autograder check: {args.notebook}: no such file", file=sys.stderr)
@@ -45,7 +46,7 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     from autograder.batch.pool import grade
     from autograder.i18n import t
     from autograder.report.checklist import summary_table, write_gradebook
-    from autograder.sandbox import isolation_for, weaknesses
+    from autograder.sandbox.capability import isolation_for, weaknesses
 
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
     if missing:

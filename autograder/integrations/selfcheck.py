@@ -47,7 +47,7 @@ def run_visible(job: Job, config: Config, isolation: str, parts: set[str] | None
 def check_file(path: Path, config: Config, lang: str | None = None, parts: set[str] | None = None,
                pictures: bool = True) -> Checklist:
     """`autograder check NOTEBOOK`: the submission runs in a worker process, as when it is graded."""
-    from autograder.sandbox import isolation_for
+    from autograder.sandbox.capability import isolation_for
 
     job = Job.read(path, config, lang)
     result = run_visible(job, config, isolation_for(config.sandbox), parts, pictures=pictures)

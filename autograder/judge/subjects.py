@@ -12,7 +12,8 @@ import torch
 
 from autograder.config import Limits
 from autograder.sandbox.inside.handler import Handler, execute
-from autograder.sandbox import Worker, WorkerGone
+from autograder.sandbox.errors import WorkerGone
+from autograder.sandbox.worker_client import WorkerClient
 
 
 class StudentError(Exception):
@@ -257,7 +258,7 @@ class WorkerSubject(Subject):
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
         super().__init__()
         self.chunks, self.limits, self.isolation = chunks, limits, isolation
-        self.worker: Worker | None = None
+        self.worker: WorkerClient | None = None
         self.restarts = -1
         self.load_failures: list[dict] = []
         self.incidents: list[tuple[str, dict]] = []
@@ -280,7 +281,7 @@ class WorkerSubject(Subject):
         if self.restarts > self.limits.restarts:
             raise StudentError("student.too_many_crashes", count=self.restarts)
         try:
-            self.worker = Worker(self.chunks, self.limits, self.isolation)
+            self.worker = WorkerClient(self.chunks, self.limits, self.isolation)
         except WorkerGone as exc:
             self.worker = None
             key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
