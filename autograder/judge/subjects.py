@@ -11,7 +11,8 @@ from typing import Any, Callable
 import torch
 
 from autograder.config import Limits
-from autograder.sandbox.inside.handler import Handler, execute
+from autograder.sandbox.inside.execute import execute
+from autograder.sandbox.inside.handler import Handler
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.worker_client import WorkerClient
 

@@ -11,7 +11,8 @@ import sys
 
 import torch
 
-from .handler import Handler, execute
+from .execute import execute
+from .handler import Handler
 from .protocol import ProtocolError, read_message, write_message
 
 
