@@ -118,7 +118,8 @@ class Spawn:
 
     def __init__(self, limits: Limits, isolation: str, uid: int | None, cpu_limit: bool = True,
                  as_pid_1: bool = False):
-        self.limits, self.isolation, self.uid, self.cpu_limit, self.as_pid_1 = limits, isolation, uid, cpu_limit, as_pid_1
+        self.limits, self.isolation, self.uid = limits, isolation, uid
+        self.cpu_limit, self.as_pid_1 = cpu_limit, as_pid_1
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_stamp_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
         self.fds: list[int] = []

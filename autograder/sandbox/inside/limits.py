@@ -1,4 +1,4 @@
-"""What every worker runs under, on both paths (forked by the zygote, or started by the fallback): its limits and home."""
+"""What every worker runs under, forked by the zygote or started by the fallback: its limits and its home."""
 from __future__ import annotations
 
 import resource
