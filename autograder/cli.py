@@ -45,7 +45,7 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     from autograder.batch.capacity import plan_jobs, scope
     from autograder.batch.pool import grade
     from autograder.i18n import t
-    from autograder.report.checklist import summary_table, write_gradebook
+    from autograder.report.gradebook import summary_table, write_gradebook
     from autograder.sandbox.capability import isolation_for, weaknesses
 
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]

@@ -13,6 +13,11 @@ FILES = ROOT / "tests" / "files"
 SUBMISSIONS = FILES / "submissions"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite tests/golden/ from today's output instead of comparing with it")
+
+
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Invoke the real command line, as a user would."""
     return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True,

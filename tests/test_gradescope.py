@@ -210,5 +210,6 @@ def test_zip_installs_as_setup_sh_does(tmp_path, autograder_zip):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     package = tmp_path / "site" / "autograder"
-    for name in ("gradescope.py", "worker.py", "checks/test_4_multihead.py", "locales/zh_TW.json"):
+    for name in ("integrations/gradescope.py", "sandbox/inside/worker.py", "checks/test_4_multihead.py",
+                 "locales/zh_TW.json", "report/templates/page.css", "integrations/templates/run_autograder.j2"):
         assert (package / name).is_file(), f"pip install of the zip's source misses autograder/{name}"

@@ -133,7 +133,8 @@ def test_message_keys_of_the_course_modules_exist_in_both_languages():
 
     used = set()
     for name in ("integrations/prairielearn.py", "report/regrade.py", "report/alttext.py", "report/class_overview.py",
-                 "templates/diff.html.j2"):
+                 "report/templates/diff.html.j2", "report/templates/overview.html.j2",
+                 "report/templates/attention_text.html.j2"):
         text = (ROOT / "autograder" / name).read_text()
         used |= set(re.findall(r"""["']((?:pl|diff|alt|ui)\.[a-z_0-9]+)["']""", text))
     used |= {f"pl.{status}" for status in ("passed", "failed")} | {f"diff.status_{s}" for s in ("passed", "failed",

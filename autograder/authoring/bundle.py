@@ -19,6 +19,9 @@ edits). The bundle refuses to build when the self-check's imports reach one of t
 WHOLE_FOLDERS = ("sandbox/inside",)
 """Folders that ship whole once their parent package ships: the sandbox's code is started by folder
 (`python -m inside.zygote`), not imported."""
+DATA_FOLDERS = ("report/templates",)
+"""Folders of files that are not code and ship whole once their parent package ships: the templates of the pages
+the self-check renders (its checklist in a notebook, `autograder check --html`)."""
 OPTIONAL = ("ImportError", "ModuleNotFoundError")
 
 
@@ -137,12 +140,17 @@ def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
         for path in sorted((root / "assignments").rglob("*")):
             if path.is_file():
                 archive.write(path, path.relative_to(root).as_posix())
-        for path in student_modules(package):
+        modules = student_modules(package)
+        for path in modules:
             relative = path.relative_to(root).as_posix()
             if path.parent.name == "checks" and path.name.startswith("test_"):
                 archive.writestr(relative, visible_only(path.read_text(encoding="utf-8")))
             else:
                 archive.write(path, relative)
+        for folder in DATA_FOLDERS:
+            if package / Path(folder).parent / "__init__.py" in modules:
+                for path in sorted(p for p in (package / folder).iterdir() if p.is_file()):
+                    archive.write(path, path.relative_to(root).as_posix())
         for path in sorted((package / "locales").glob("*.json")):  # titles of hidden checks stay behind too
             messages = json.loads(path.read_text(encoding="utf-8"))
             kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}

@@ -18,29 +18,8 @@ from autograder.report.records import SubmissionResult, write_atomic
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 PREFERRED_STEM = "ch03_attention"
-
-SETUP_SH = """\
-#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
-set -euo pipefail
-apt-get install -y --no-install-recommends python3 python3-pip python3-venv bubblewrap
-python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install --upgrade pip
-# The CPU build: Gradescope's containers have no GPU, and the default Linux wheel pulls in
-# several GB of CUDA libraries. Same version as the kit was tested with.
-/autograder/venv/bin/pip install "torch=={torch}" --index-url https://download.pytorch.org/whl/cpu
-/autograder/venv/bin/pip install /autograder/source
-"""
-
-RUN_AUTOGRADER = """\
-#!/usr/bin/env bash
-# Gradescope runs this once per submission, in a fresh container, from /autograder.
-# AUTOGRADER_ROOT and AUTOGRADER_PYTHON exist so the kit's tests can stand in for the container.
-set -uo pipefail
-root="${AUTOGRADER_ROOT:-/autograder}"
-python="${AUTOGRADER_PYTHON:-$root/venv/bin/python}"
-exec "$python" -m autograder.integrations.gradescope "$root"
-"""
+TEMPLATES = "autograder.integrations"
+"""Whose templates/ folder holds setup.sh and run_autograder."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +72,12 @@ def export(out: Path, settings: GradescopeSettings = GradescopeSettings(), root:
         import torch
 
         torch_version = torch.__version__.split("+")[0]
+    from autograder.report.render import render  # the export's only: the run in the container renders nothing
+
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        _add_script(archive, "setup.sh", SETUP_SH.replace("{torch}", torch_version))
-        _add_script(archive, "run_autograder", RUN_AUTOGRADER)
+        _add_script(archive, "setup.sh", render("setup.sh.j2", package=TEMPLATES, torch=torch_version))
+        _add_script(archive, "run_autograder", render("run_autograder.j2", package=TEMPLATES))
         archive.writestr("gradescope.json", json.dumps(asdict(settings), indent=1) + "\n")
         for path in _kit_files(root):
             archive.write(path, path.relative_to(root).as_posix())

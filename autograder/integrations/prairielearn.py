@@ -14,8 +14,8 @@ from pathlib import Path
 from autograder.config import GRADED, ROOT
 from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.i18n import LANGS, t
-from autograder.report.render import render
 from autograder.report.records import SubmissionResult, write_atomic
+from autograder.report.render import render
 
 QUESTION = "ch03_attention"
 UPLOADS = ("ch03_attention.ipynb", "ch03_attention.py")
@@ -25,6 +25,8 @@ RESULTS_LIMIT = 1_000_000
 """PrairieLearn's documented size limit of results.json, in bytes."""
 OUTPUT_CHARS = 4000
 """Longest output kept per test, so that a noisy submission stays under RESULTS_LIMIT."""
+TEMPLATES = "autograder.integrations"
+"""Whose templates/ folder holds the question page, the Dockerfile and the run script."""
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,17 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
         texts.append({"lang": lang.replace("_", "-"), "title": t("pl.title", lang), "body": t("pl.body", lang),
                       "download": t("pl.download", lang), "files": names})
     (question / "info.json").write_text(json.dumps(info_json(settings), indent=2) + "\n", encoding="utf-8")
-    (question / "question.html").write_text(render("pl_question.html.j2", texts=texts, upload=UPLOADS),
-                                            encoding="utf-8")
+    (question / "question.html").write_text(render("pl_question.html.j2", package=TEMPLATES, texts=texts,
+                                                   upload=UPLOADS), encoding="utf-8")
     for path in _kit_files(root):
         target = grader / "kit" / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
     (grader / "kit" / "prairielearn.json").write_text(json.dumps(asdict(settings), indent=1) + "\n")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    (grader / "Dockerfile").write_text(render("pl_Dockerfile.j2", image=settings.image, python=python,
-                                              torch=torch_version), encoding="utf-8")
-    (grader / "run").write_text(render("pl_run.sh.j2"), encoding="utf-8")
+    (grader / "Dockerfile").write_text(render("pl_Dockerfile.j2", package=TEMPLATES, image=settings.image,
+                                              python=python, torch=torch_version), encoding="utf-8")
+    (grader / "run").write_text(render("pl_run.sh.j2", package=TEMPLATES), encoding="utf-8")
     (grader / "run").chmod(0o755)
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 

@@ -1,16 +1,13 @@
 """Text alternatives of the attention pictures: what differs from the reference, and the weights as tables."""
 from __future__ import annotations
 
-import html
 import math
 
 from autograder.i18n import t
 from autograder.assignment import DRAWN as CLASSES, TOKENS
 from autograder.report.attention_svg import MASKED_BELOW, MASKED_COLOUR, NAN_COLOUR, _blue
+from autograder.report.render import render_page
 
-STYLE = ("table.weights{border-collapse:collapse;margin:.4em 0}table.weights td,table.weights th{padding:.1em .4em;"
-         "border:1px solid #d0d7de;font-size:.85em}td.nan{font-weight:bold}.note{color:#57606a}"
-         ".legend svg{vertical-align:middle}")
 SAME = 0.01
 """Largest difference of a weight from the reference's that still counts as the same picture."""
 PEEKS = 1e-3
@@ -55,48 +52,30 @@ def describe(name: str, student: list | str, reference: list | str | None, lang:
     return t("alt.differs", lang, name=name) + " " + " ".join(sentences)
 
 
-def _cell(weight: float | None, lang: str) -> str:
+def _cell(weight: float | None) -> tuple[str, str]:
+    """A weight as the tables show it: ("nan" | "masked" | "num", its value with 3 decimals)."""
     if _is_nan(weight):
-        return f"<td class='num nan'>{html.escape(t('alt.nan', lang))}</td>"
-    if abs(weight) < MASKED_BELOW:
-        return f"<td class='num masked'>0 <span class='note'>({html.escape(t('alt.masked', lang))})</span></td>"
-    return f"<td class='num'>{weight:.3f}</td>"
+        return "nan", ""
+    return ("masked", "") if abs(weight) < MASKED_BELOW else ("num", f"{weight:.3f}")
 
 
-def weights_table(matrix: list, caption: str, lang: str) -> str:
-    """One head's weights: a row per query token, a column per key token, headers a screen reader announces."""
-    esc = html.escape
-    head = "".join(f"<th scope='col'>{esc(token)}</th>" for token in TOKENS)
-    rows = "".join(f"<tr><th scope='row'>{esc(query)}</th>{''.join(_cell(w, lang) for w in row)}</tr>"
-                   for query, row in zip(TOKENS, matrix))
-    return (f"<table class='weights'><caption>{esc(caption)}</caption><thead><tr><td></td>{head}</tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
-
-
-def _swatch(fill: str) -> str:
-    return (f"<svg width='14' height='14' aria-hidden='true' focusable='false'><rect width='14' height='14' "
-            f"fill='{fill}' stroke='#57606a' stroke-width='0.5'/></svg>")
+def _tables(name: str, student: dict, reference: dict, lang: str) -> list[dict]:
+    """The reference's heads of `name`, then the student's: a caption and a row of cells per query token."""
+    tables = []
+    for side, maps in (("ui.reference", reference.get(name)), ("ui.yours", student[name])):
+        if isinstance(maps, list):
+            tables += [{"caption": t("alt.caption", lang, name=name, who=t(side, lang), head=h + 1),
+                        "rows": [(query, [_cell(w) for w in row]) for query, row in zip(TOKENS, matrix)]}
+                       for h, matrix in enumerate(maps)]
+    return tables
 
 
 def attention_text(student: dict, reference: dict, lang: str) -> str:
-    """The block under the picture: the description the picture points to, a legend, the weights as tables."""
-    esc = html.escape
+    """The block under the picture: the description the picture points to, a legend, the weights as tables (a row
+    per query token, a column per key token, headers a screen reader announces)."""
     names = [n for n in CLASSES if n in student]
-    items = "".join(f"<li>{esc(describe(n, student[n], reference.get(n), lang))}</li>" for n in names)
-    legend = (f"<p class='legend'>{_swatch(_blue(0.1))} {_swatch(_blue(0.9))} {esc(t('alt.legend_ramp', lang))} "
-              f"{_swatch(MASKED_COLOUR)} {esc(t('alt.legend_masked', lang))} "
-              f"{_swatch(NAN_COLOUR)} {esc(t('alt.legend_nan', lang))}</p>")
-    details = []
-    for name in names:
-        tables = []
-        for side, maps in (("ui.reference", reference.get(name)), ("ui.yours", student[name])):
-            if isinstance(maps, list):
-                who = t(side, lang)
-                tables += [weights_table(m, t("alt.caption", lang, name=name, who=who, head=h + 1), lang)
-                           for h, m in enumerate(maps)]
-        if tables:
-            details.append(f"<details><summary>{esc(t('alt.tables', lang, name=name))}</summary>{''.join(tables)}"
-                           "</details>")
+    details = [(name, tables) for name in names if (tables := _tables(name, student, reference, lang))]
     # the patterns the swatches use live in the picture's <defs>, which comes first on the page
-    return (f"<div class='attention-text'><style>{STYLE}</style><ul id='attention-description'>{items}</ul>"
-            f"{legend}{''.join(details)}</div>")
+    return render_page("attention_text.html.j2", lang, tokens=TOKENS, details=details,
+                       descriptions=[describe(n, student[n], reference.get(n), lang) for n in names],
+                       light=_blue(0.1), dark=_blue(0.9), masked=MASKED_COLOUR, nan=NAN_COLOUR)

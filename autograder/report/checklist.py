@@ -1,16 +1,12 @@
-"""Feedback and gradebook writers: checklists (text and HTML), grades.csv, the summary table."""
+"""The checklist of one record: per part, what passed and what failed, as text and as HTML."""
 from __future__ import annotations
 
-import csv
-import html
-import io
 import re
-from pathlib import Path
 
-from autograder.config import GRADED, POINTS
+from autograder.config import POINTS
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult, write_atomic
-
+from autograder.report.records import SubmissionResult
+from autograder.report.render import render_page
 
 POSITIONS = re.compile(r"\b(cell|line) \d|個儲存格|第 \d+ 行")
 NOT_STARTED = {"student.not_implemented", "refused.missing"}
@@ -51,6 +47,12 @@ def total_text(result: SubmissionResult, lang: str) -> str:
         return ""
     return t("ui.total_here", lang, score=result.score, max_score=result.max_score, hidden=hidden,
              total=result.max_score + hidden)
+
+
+def summary_text(result: SubmissionResult, lang: str) -> str:
+    """The checklist's last word: all visible checks pass, or how many failed."""
+    failed = sum(test.status == "failed" for test in result.tests)
+    return t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed)
 
 
 def part_status(tests: list) -> str:
@@ -112,7 +114,7 @@ def checklist_text(result: SubmissionResult, lang: str, verbose: bool = True) ->
     total = total_text(result, lang)
     if total:
         lines.append(total)
-    lines.append(t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed))
+    lines.append(summary_text(result, lang))
     if failed and (not verbose and len(_by_part(result)) > 1):
         lines.append(t("ui.verbose_hint", lang))
     if POSITIONS.search("\n".join(lines)):
@@ -121,44 +123,7 @@ def checklist_text(result: SubmissionResult, lang: str, verbose: bool = True) ->
 
 
 def checklist_html(result: SubmissionResult, lang: str) -> str:
-    rows = []
-    if result.error:
-        rows.append(f"<p><b>{html.escape(t('ui.not_graded', lang, error=result.error))}</b></p>")
-    for part, tests in _by_part(result).items():
-        rows.append(f"<h4 style='margin:.6em 0 .2em'><code>{html.escape(part)}</code> "
-                    f"&middot; <span class='points'>{html.escape(points_text(result, part, lang))}</span></h4>"
-                    "<ul style='list-style:none;padding-left:.5em'>")
-        for test in tests:
-            ok = test.status == "passed"
-            mark = "<span style='color:#1a7f37'>&#10004;</span>" if ok else "<span style='color:#cf222e'>&#10008;</span>"
-            detail = "" if not test.output else f"<div style='margin-left:1.6em;color:#57606a'>{html.escape(test.output)}</div>"
-            rows.append(f"<li class='check {'passed' if ok else 'failed'}'>{mark} {html.escape(test.name)}{detail}</li>")
-        rows.append("</ul>")
-    failed = sum(test.status == "failed" for test in result.tests)
-    total = total_text(result, lang)
-    if total:
-        rows.append(f"<p class='total'>{html.escape(total)}</p>")
-    summary = t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed)
-    rows.append(f"<p class='summary'>{html.escape(summary)}</p>")
-    return "<div class='autograder-checklist'>" + "\n".join(rows) + "</div>"
-
-
-def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path) -> None:
-    """grades.csv: one row per submission, a column per graded part, the total and any error."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["submission", *GRADED, "total", "max_score", "error"])
-    for name, record in records:
-        parts = record.parts
-        writer.writerow([name, *(f"{parts.get(p, (0.0, 0.0))[0]:g}" for p in GRADED),
-                         f"{record.score:g}", f"{record.max_score:g}", record.error or ""])
-    write_atomic(path, buffer.getvalue())
-
-
-def summary_table(records: list[tuple[str, SubmissionResult]], lang: str) -> str:
-    width = max([len(t("ui.submission", lang))] + [len(name) for name, _ in records])
-    lines = [f"{t('ui.submission', lang):<{width}}  {'score':>9}  note"]
-    for name, record in records:
-        note = record.error or ""
-        lines.append(f"{name:<{width}}  {record.score:>4g}/{record.max_score:<4g}  {note[:60]}")
-    return "\n".join(lines)
+    """The checklist as an HTML block, for the feedback page and the notebook's display."""
+    parts = [(part, points_text(result, part, lang), tests) for part, tests in _by_part(result).items()]
+    return render_page("checklist.html.j2", lang, error=result.error, parts=parts, total=total_text(result, lang),
+                       summary=summary_text(result, lang))

@@ -124,20 +124,18 @@ def table(result: Diff, lang: str) -> str:
 
 
 def diff_html(result: Diff, lang: str) -> str:
-    from autograder.report.class_overview import STYLE
-    from autograder.report.render import render
+    from autograder.report.render import render_page
 
     step = result.maximum / BUCKETS
     buckets = [{"range": f"{i * step:g}–{(i + 1) * step:g}", "old": a, "new": b} for i, (a, b) in
                enumerate(zip(histogram(result.old_scores, result.maximum),
                              histogram(result.new_scores, result.maximum)))]
     (mean_a, median_a), (mean_b, median_b) = _stats(result.old_scores), _stats(result.new_scores)
-    return render("diff.html.j2", lang=lang.replace("_", "-"), style=STYLE, result=result,
-                  reasons=reasons(result, lang),
-                  buckets=buckets, peak=max([1] + [max(b["old"], b["new"]) for b in buckets]),
-                  check_name=lambda check_id: t(f"check.{check_id}", lang), tr=lambda key, **p: t(key, lang, **p),
-                  stats=t("diff.stats", lang, mean_old=mean_a, mean_new=mean_b, median_old=median_a,
-                          median_new=median_b))
+    return render_page("diff.html.j2", lang, result=result, reasons=reasons(result, lang),
+                       buckets=buckets, peak=max([1] + [max(b["old"], b["new"]) for b in buckets]),
+                       check_name=lambda check_id: t(f"check.{check_id}", lang),
+                       stats=t("diff.stats", lang, mean_old=mean_a, mean_new=mean_b, median_old=median_a,
+                               median_new=median_b))
 
 
 def cli(args) -> int:
