@@ -40,7 +40,7 @@ def grade_entries(entries: list[Entry], config: Config, isolation: str, lang: st
     """The pipeline for each of `entries` in turn, in one pytest session (what one judge process does).
 
     Args:
-        isolation: the sandbox for the workers, as `sandbox.isolation_for` chose it.
+        isolation: the sandbox for the workers, as `sandbox.capability.isolation_for` chose it.
         on_start: called when an entry's turn comes, before its file is read.
         on_record: called with each record as soon as it is built (the batch writes it then).
         visible_only, parts: the self-check's selection of checks.
@@ -81,7 +81,8 @@ def grade_file(path: Path, config: Config | None = None, lang: str | None = None
     Raises:
         RuntimeError: the sandbox `config.sandbox` asks for is not available here.
     """
-    from autograder.sandbox import isolation_for, prestart
+    from autograder.sandbox.capability import isolation_for
+    from autograder.sandbox.zygote_client import prestart
 
     config = config or Config()
     isolation = isolation_for(config.sandbox)
@@ -116,7 +117,7 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
     from autograder.batch.pool import grade
     from autograder.i18n import t
     from autograder.report.gradebook import write_gradebook
-    from autograder.sandbox import isolation_for, weaknesses
+    from autograder.sandbox.capability import isolation_for, weaknesses
 
     config = config or Config()
     say = notice or (lambda line: None)
@@ -155,7 +156,8 @@ def check_file(path: Path, config: Config | None = None, lang: str | None = None
     Raises:
         FileNotFoundError: there is no such file.
     """
-    from autograder.sandbox import isolation_for, prestart
+    from autograder.sandbox.capability import isolation_for
+    from autograder.sandbox.zygote_client import prestart
 
     config = config or Config()
     if not Path(path).exists():

@@ -21,7 +21,7 @@ import pytest
 
 from autograder.load.discover import discover
 from autograder.i18n import catalogue
-from autograder.sandbox import isolation_for
+from autograder.sandbox.capability import isolation_for
 
 FILES = Path(__file__).parent / "files"
 ADVERSARIAL, MALFORMED = FILES / "adversarial", FILES / "malformed"

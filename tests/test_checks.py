@@ -95,7 +95,7 @@ def test_only_layout_buffer_and_divisibility_checks_are_structure_checks():
 
 
 def _local(path: Path):
-    from autograder.sandbox.inside.handler import execute
+    from autograder.sandbox.inside.execute import execute
     from autograder.judge.subjects import LocalSubject
 
     from autograder.load.submission import load_submission
@@ -146,7 +146,7 @@ def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
 
 
 def _subject(code: str):
-    from autograder.sandbox.inside.handler import execute
+    from autograder.sandbox.inside.execute import execute
     from autograder.judge.subjects import LocalSubject
 
     namespace, failures = execute([{"origin": "test", "code": "import torch\nfrom torch import nn\n" + code}], "t")

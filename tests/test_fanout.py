@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from autograder.sandbox import cgroups
-from tests.test_adversarial import ISOLATION, check_batch, check_record, grade, manifest, records, stray
+from tests.test_adversarial import (
+    ISOLATION,
+    check_batch,
+    check_record,
+    grade,
+    manifest,
+    records,
+    stray,
+)
 
 FANOUT = Path(__file__).parent / "files" / "fanout"
 LIMITS = ["memory=320MiB", "call_seconds=3", "cpu_seconds=10", "disk_bytes=1GiB"]

@@ -14,7 +14,15 @@ import warnings
 import pytest
 import torch
 
-from autograder.sandbox.inside.protocol import HEADER, ProtocolError, _read_exact, decode, encode, read_message, write_message
+from autograder.sandbox.inside.protocol import (
+    HEADER,
+    ProtocolError,
+    _read_exact,
+    decode,
+    encode,
+    read_message,
+    write_message,
+)
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
           torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128]

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
 from autograder.batch import capacity
-from autograder.sandbox import budget
 from autograder.config import ROOT, Limits
-from autograder.sandbox import Worker, WorkerGone, clean_up_after, isolation_for, weaknesses
+from autograder.sandbox import budget, capability, launch
+from autograder.sandbox.capability import isolation_for, weaknesses
+from autograder.sandbox.errors import WorkerGone
+from autograder.sandbox.processes import clean_up_after
+from autograder.sandbox.worker_client import WorkerClient
 from autograder.errors import StudentError
 from autograder.judge.worker_subject import WorkerSubject
 
@@ -34,7 +36,7 @@ MODES = [pytest.param("bwrap", marks=pytest.mark.skipif(isolation_for("auto") !=
 pytestmark = pytest.mark.slow
 
 
-def call(worker: Worker, name: str, *args, seconds: float = 30) -> dict:
+def call(worker: WorkerClient, name: str, *args, seconds: float = 30) -> dict:
     return worker.request({"op": "call", "args": {"id": 1, "name": name, "args": list(args)}}, seconds)
 
 
@@ -66,11 +68,11 @@ def gone(marker: str, seconds: float = 5) -> bool:
 
 def bound_under_tmp() -> list[str]:
     """What a fresh sandbox holds in /tmp besides the worker's folder: Python's folders bound there (a venv)."""
-    return sorted({Path(root).relative_to("/tmp").parts[0] for root in sandbox._python_roots()
+    return sorted({Path(root).relative_to("/tmp").parts[0] for root in launch.python_roots()
                    if root.startswith("/tmp/")})
 
 
-def report(worker: Worker, wait: float = 10.0) -> dict:
+def report(worker: WorkerClient, wait: float = 10.0) -> dict:
     """The worker's last REPORT line; its stderr is read by a thread, so give that thread a moment."""
     deadline = time.monotonic() + wait
     while True:
@@ -90,7 +92,7 @@ def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     listener.settimeout(0.2)
-    worker = Worker(CHUNKS, Limits(), mode)
+    worker = WorkerClient(CHUNKS, Limits(), mode)
     try:
         call(worker, "look_around", "AUTOGRADER_TEST_SECRET", secret, str(ROOT), listener.getsockname()[1])
         seen = report(worker)
@@ -117,7 +119,7 @@ def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
         assert not seen["dev_writable"], "/dev is an unsized tmpfs: it must be read-only"
         with pytest.raises(socket.timeout):
             listener.accept()
-    elif ROOT_GRADER and sandbox._can_drop_root():
+    elif ROOT_GRADER and capability.can_drop_root():
         assert not seen["solution_readable"] and not seen["checks_readable"], "solutions or checks are readable"
     listener.close()
 
@@ -125,7 +127,7 @@ def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
 @pytest.mark.parametrize("mode", MODES)
 def test_fork_bomb_is_contained_and_cleared(mode):
     limits = Limits(processes=16)
-    worker = Worker(CHUNKS, limits, mode)
+    worker = WorkerClient(CHUNKS, limits, mode)
     try:
         count = call(worker, "fork_bomb", "sandbox-test-forkbomb", 300)["result"]["tensor"].item()
     finally:
@@ -139,7 +141,7 @@ def test_fork_bomb_is_contained_and_cleared(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_daemon_and_hung_worker_leave_nothing(mode):
-    worker = Worker(CHUNKS, Limits(), mode)
+    worker = WorkerClient(CHUNKS, Limits(), mode)
     with pytest.raises(WorkerGone) as gone_worker:
         call(worker, "daemon_then_hang", "sandbox-test-daemon", seconds=3)
     assert gone_worker.value.reason == "timeout", f"expected a timeout, got {gone_worker.value}"
@@ -152,8 +154,8 @@ def test_daemon_and_hung_worker_leave_nothing(mode):
 JUDGE = """
 import sys, time
 from autograder.config import Limits
-from autograder.sandbox import Worker
-worker = Worker([{"origin": "attacks.py", "code": open(sys.argv[2]).read()}], Limits(), sys.argv[1])
+from autograder.sandbox.worker_client import WorkerClient
+worker = WorkerClient([{"origin": "attacks.py", "code": open(sys.argv[2]).read()}], Limits(), sys.argv[1])
 worker.request({"op": "call", "args": {"id": 1, "name": "daemon", "args": [sys.argv[3]]}}, 30)
 print("ready", flush=True)
 time.sleep(600)
@@ -232,7 +234,7 @@ def test_a_fork_bomb_does_not_starve_a_parallel_worker():
     if isolation != "bwrap" and not ROOT_GRADER:
         pytest.skip("without bubblewrap or root, workers share the user's process count (a known gap)")
     limits = Limits(processes=16)
-    bomber, neighbour = Worker(CHUNKS, limits, isolation), Worker(CHUNKS, limits, isolation)
+    bomber, neighbour = WorkerClient(CHUNKS, limits, isolation), WorkerClient(CHUNKS, limits, isolation)
     try:
         call(bomber, "fork_bomb", "sandbox-test-neighbour", 300)
         started = call(neighbour, "threads", 8)["result"]["tensor"].item()
@@ -247,7 +249,7 @@ def test_killing_its_parent_does_not_reach_the_grader():
     isolation = isolation_for("auto")
     if isolation != "bwrap" and not ROOT_GRADER:
         pytest.skip("without bubblewrap or root, a worker can signal the grader (a known gap)")
-    worker = Worker(CHUNKS, Limits(), isolation)
+    worker = WorkerClient(CHUNKS, Limits(), isolation)
     try:
         reply = call(worker, "kill_parent")  # the parent is this test process, or bwrap's init
         assert reply["ok"] and worker.alive(), f"the worker's parent was reached: {reply}"
@@ -265,7 +267,7 @@ def test_weaknesses_are_listed_for_the_fallback():
 @pytest.mark.skipif(isolation_for("auto") != "bwrap", reason="bubblewrap cannot run here")
 def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
     """Workers forked by one zygote, one after the other: the first leaves all it can, the second looks."""
-    haunted = Worker(CHUNKS, Limits(), "bwrap")
+    haunted = WorkerClient(CHUNKS, Limits(), "bwrap")
     zygote = haunted.process.zygote
     try:
         call(haunted, "kill_parent")  # SIGKILL to the zygote, the namespace's init: dropped by the kernel
@@ -279,7 +281,7 @@ def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
     assert left["/tmp"] is True and left["/dev/shm"] is True and left["shm"] >= 0, \
         f"the first worker could not leave its traces, so this test proves nothing: {left}"
     assert gone("sandbox-test-haunt"), "the daemon of the first worker outlived it"
-    spy = Worker(CHUNKS, Limits(), "bwrap")
+    spy = WorkerClient(CHUNKS, Limits(), "bwrap")
     try:
         assert spy.process.zygote is zygote, "the second worker should come from the same zygote, reset"
         call(spy, "spy")
@@ -297,7 +299,7 @@ def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_an_answer_that_cannot_be_sent_is_an_error_not_a_crash(mode):
-    worker = Worker(CHUNKS, Limits(), mode)
+    worker = WorkerClient(CHUNKS, Limits(), mode)
     try:
         reply = call(worker, "odd_dtype")
         assert not reply["ok"] and reply["error"]["type"] == "TypeError", f"expected a TypeError reply: {reply}"
@@ -312,16 +314,16 @@ def test_a_reset_spares_what_the_sandbox_mounts_under_tmp(monkeypatch):
     """A virtual environment under /tmp is bound into the sandbox: a reset empties /tmp around it."""
     extra = Path(tempfile.mkdtemp(prefix="mounted-by-test-", dir="/tmp"))
     (extra / "kept.txt").write_text("bound read-only into the sandbox")
-    roots = sandbox._python_roots()
-    monkeypatch.setattr(sandbox, "_python_roots", lambda: [*roots, str(extra)])
+    roots = launch.python_roots()
+    monkeypatch.setattr(launch, "python_roots", lambda: [*roots, str(extra)])
     limits = Limits(restarts=7)  # a zygote of its own, started with the extra mount
-    first = Worker(CHUNKS, limits, "bwrap")
+    first = WorkerClient(CHUNKS, limits, "bwrap")
     zygote = first.process.zygote
     try:
         call(first, "write_file", "/tmp/leftover.bin", 1)
     finally:
         first.close()
-    second = Worker(CHUNKS, limits, "bwrap")
+    second = WorkerClient(CHUNKS, limits, "bwrap")
     try:
         assert second.process.zygote is zygote, "the reset gave up its sandbox over a mount under /tmp"
         call(second, "spy")
@@ -338,12 +340,12 @@ def test_a_reset_spares_what_the_sandbox_mounts_under_tmp(monkeypatch):
 def test_a_worker_that_ends_itself_leaves_its_zygote_ready():
     """A reset with nothing left to kill (the worker exited on its own) keeps the sandbox."""
     limits = Limits(restarts=6)  # a zygote of its own
-    first = Worker(CHUNKS, limits, "bwrap")
+    first = WorkerClient(CHUNKS, limits, "bwrap")
     zygote = first.process.zygote
     with pytest.raises(WorkerGone):
         call(first, "exit_now")
     first.close()
-    second = Worker(CHUNKS, limits, "bwrap")
+    second = WorkerClient(CHUNKS, limits, "bwrap")
     try:
         assert second.process.zygote is zygote, "the zygote was replaced after a worker exited on its own"
         assert second.alive()
@@ -371,7 +373,7 @@ def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism
     if isolation != "bwrap":
         pytest.skip("a fallback worker imports torch itself: its own memory exceeds so small a budget")
     limits = Limits(memory_bytes=320 * 2**20)
-    worker = Worker(CHUNKS, limits, isolation)
+    worker = WorkerClient(CHUNKS, limits, isolation)
     assert (worker.budget.group is not None) == (mechanism == "cgroup"), "the wrong mechanism is in force"
     started = time.monotonic()
     try:
@@ -393,7 +395,7 @@ def test_a_correct_worker_stays_inside_a_small_budget():
     isolation = isolation_for("auto")
     if isolation != "bwrap":
         pytest.skip("a fallback worker imports torch itself")
-    worker = Worker(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)
+    worker = WorkerClient(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)
     try:
         assert call(worker, "fan_out", "sandbox-test-small", 1, 50, 1)["result"]["tensor"].item() == 1
         assert call(worker, "threads", 4)["result"]["tensor"].item() == 4
@@ -409,7 +411,7 @@ def test_busy_children_are_stopped_by_the_cpu_of_the_whole_tree(mechanism, monke
     if mechanism == "watchdog":
         monkeypatch.setattr(budget, "available", lambda: ())
     limits = Limits(cpu_seconds=4, call_seconds=30)
-    worker = Worker(CHUNKS, limits, isolation_for("auto"))
+    worker = WorkerClient(CHUNKS, limits, isolation_for("auto"))
     try:
         call(worker, "spin", "sandbox-test-spin", 3)
         deadline = time.monotonic() + 30

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from autograder.config import Config, Limits
 from autograder.load.submission import skip_slow_imports
-from autograder.sandbox import prestart
+from autograder.sandbox.zygote_client import prestart
 
 
 def main() -> None:

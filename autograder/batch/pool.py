@@ -42,7 +42,8 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
     A batch that was killed resumes where it stopped when run again.
     """
-    from autograder.sandbox import clean_up_after, clean_up_stale, isolation_for
+    from autograder.sandbox.capability import isolation_for
+    from autograder.sandbox.processes import clean_up_after, clean_up_stale
 
     clean_up_stale()
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +136,7 @@ def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: objec
 
 
 def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, lang: str | None):
-    from autograder.sandbox import start_judge
+    from autograder.sandbox.launch import start_judge
 
     spec = {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),

@@ -8,7 +8,8 @@ from typing import Any, Callable
 import torch
 
 from autograder.errors import StudentError
-from autograder.sandbox.inside.handler import Handler, execute
+from autograder.sandbox.inside.execute import execute
+from autograder.sandbox.inside.handler import Handler
 
 
 @dataclass

@@ -7,7 +7,8 @@ import time
 from autograder.config import Limits
 from autograder.errors import StudentError
 from autograder.judge.subjects import Subject
-from autograder.sandbox import Worker, WorkerGone
+from autograder.sandbox.errors import WorkerGone
+from autograder.sandbox.worker_client import WorkerClient
 
 
 class WorkerSubject(Subject):
@@ -21,7 +22,7 @@ class WorkerSubject(Subject):
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
         super().__init__()
         self.chunks, self.limits, self.isolation = chunks, limits, isolation
-        self.worker: Worker | None = None
+        self.worker: WorkerClient | None = None
         self.restarts = -1
         self.load_failures: list[dict] = []
         self.stderr = b""
@@ -43,7 +44,7 @@ class WorkerSubject(Subject):
         if self.restarts > self.limits.restarts:
             raise StudentError("student.too_many_crashes", count=self.restarts)
         try:
-            self.worker = Worker(self.chunks, self.limits, self.isolation)
+            self.worker = WorkerClient(self.chunks, self.limits, self.isolation)
         except WorkerGone as exc:
             self.worker = None
             key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")

@@ -13,6 +13,8 @@ import time
 from functools import cache
 from pathlib import Path
 
+import psutil
+
 MOUNTS = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 """memory is required; the others are used when present."""
@@ -23,7 +25,8 @@ _counter = itertools.count()
 
 
 def _own(controller: str) -> Path | None:
-    """The folder of the v1 cgroup this process is in for `controller`, or None."""
+    """The folder of the v1 cgroup this process is in for `controller`, or None (from /proc/self/cgroup: psutil
+    does not read cgroups)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -165,7 +168,7 @@ def remove_stale(pid: int | None = None) -> None:
         own = _own(controller)
         for folder in own.glob(f"autograder-{pid if pid is not None else ''}*-*") if own else ():
             owner = folder.name.split("-")[1]
-            if pid is None and (not owner.isdigit() or os.path.exists(f"/proc/{owner}")):
+            if pid is None and (not owner.isdigit() or psutil.pid_exists(int(owner))):
                 continue
             group = Group.__new__(Group)
             group.folders = {controller: folder}

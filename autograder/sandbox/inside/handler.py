@@ -6,60 +6,16 @@ self-check and the reference solution, so every check drives all three the same 
 from __future__ import annotations
 
 import inspect
-import sys
-import types
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
-
-class Refused(Exception):
-    """The student's object does not have the kind the request needs (e.g. not an nn.Module)."""
-
-    def __init__(self, key: str, **params: Any):
-        super().__init__(key)
-        self.key = key
-        self.params = params
-
-
-def execute(chunks: list[dict], module_name: str = "submission") -> tuple[dict, list[dict]]:
-    """Run definition chunks one by one in a fresh module; return its namespace and the failures."""
-    module = types.ModuleType(module_name)
-    sys.modules[module_name] = module
-    failures = []
-    for chunk in chunks:
-        try:
-            exec(compile(chunk["code"], chunk["origin"], "exec"), module.__dict__)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is the student's error too
-            failures.append({"origin": chunk["origin"], **describe_exception(exc)})
-    return module.__dict__, failures
-
-
-def describe_exception(exc: BaseException) -> dict:
-    try:
-        message = str(exc)
-    except BaseException:  # noqa: BLE001 - a hostile __str__
-        message = "<unprintable>"
-    tb, line = exc.__traceback__, None
-    while tb is not None:  # innermost frame in the student's code
-        if not tb.tb_frame.f_code.co_filename.startswith(("/", "<frozen")):
-            line = f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
-        tb = tb.tb_next
-    try:  # the judge names limits from it: ENOMEM, EAGAIN (processes), EFBIG, ENOSPC
-        code = exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None
-    except BaseException:  # noqa: BLE001 - a hostile property
-        code = None
-    return {"type": type(exc).__name__, "message": message[:1000], "where": line, "errno": code}
-
-
-def plain(tensor: Any, what: str) -> torch.Tensor:
-    if not isinstance(tensor, torch.Tensor):
-        raise Refused("refused.not_tensor", what=what, got=type(tensor).__name__)
-    if tensor.layout != torch.strided or tensor.device.type != "cpu":
-        raise Refused("refused.not_tensor", what=what, got=f"{tensor.layout} tensor on {tensor.device}")
-    return tensor.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+from .execute import describe_exception
+from .stand_ins import STAND_INS
+from .values import Refused, describe_module, plain, plain_value
 
 
 class Handler:
@@ -79,20 +35,6 @@ class Handler:
             return {"ok": False, "refused": {"key": exc.key, "params": exc.params}}
         except BaseException as exc:  # noqa: BLE001 - the student's code raised (even SystemExit)
             return {"ok": False, "error": describe_exception(exc)}
-
-    def op_names(self, names: list[str]) -> dict:
-        kinds = {}
-        for name in names:
-            value = self.namespace.get(name)
-            if value is None:
-                kinds[name] = "missing"
-            elif isinstance(value, type):
-                kinds[name] = "class"
-            elif callable(value):
-                kinds[name] = "function"
-            else:
-                kinds[name] = "other"
-        return kinds
 
     def op_new(self, id: int, name: str, args: list, kwargs: dict, stand_in: list | None = None) -> dict:
         """Build `name`; the classes in `stand_in` are replaced by the kit's stand-ins meanwhile."""
@@ -120,13 +62,10 @@ class Handler:
             parameters = inspect.signature(self._named(name)).parameters.values()
         except (TypeError, ValueError):
             return {"parameters": None}
-        return {"parameters": [[p.name, p.kind.name, _plain_value(p.default)] for p in parameters]}
+        return {"parameters": [[p.name, p.kind.name, plain_value(p.default)] for p in parameters]}
 
     def op_child(self, id: int, parent: int, path: str) -> dict:
         return self._store(id, self.objects[parent].get_submodule(path), path)
-
-    def op_describe(self, id: int) -> dict:
-        return self._describe(self.objects[id])
 
     def op_state(self, id: int) -> dict:
         return {k: plain(v, k) for k, v in self.objects[id].state_dict().items()}
@@ -181,11 +120,13 @@ class Handler:
         saved = {name: self.namespace.get(name) for name in names if isinstance(self.namespace.get(name), type)}
 
         def recorder(name: str, cls: type) -> Any:
+            """A stand-in for the class `cls` (named `name` in the namespace) that reports each construction."""
             def construct(*args: Any, **kwargs: Any) -> Any:
+                """Note the arguments (bound to `cls`'s signature, defaults filled in), then build `cls` as asked."""
                 try:
                     bound = inspect.signature(cls).bind(*args, **kwargs)
                     bound.apply_defaults()
-                    arguments = [[k, _plain_value(v)] for k, v in bound.arguments.items()]
+                    arguments = [[k, plain_value(v)] for k, v in bound.arguments.items()]
                 except (TypeError, ValueError):
                     arguments = None
                 built.append({"class": name, "arguments": arguments})
@@ -210,86 +151,4 @@ class Handler:
         if not isinstance(value, nn.Module):
             raise Refused("refused.not_module", what=what, got=type(value).__name__)
         self.objects[id] = value
-        return self._describe(value)
-
-    @staticmethod
-    def _describe(module: nn.Module) -> dict:
-        return {
-            "class": type(module).__name__,
-            "params": {n: list(p.shape) for n, p in module.named_parameters()},
-            "buffers": {n: list(b.shape) for n, b in module.named_buffers()},
-            "state_keys": list(module.state_dict().keys()),
-            "modules": {n: type(m).__name__ for n, m in module.named_modules() if n},
-            "dropout": {n: float(m.p) for n, m in module.named_modules() if isinstance(m, nn.Dropout)},
-        }
-
-
-def _plain_value(value: Any) -> Any:
-    """A default or argument as wire data: plain scalars as they are, anything else by its type name."""
-    if value is inspect.Parameter.empty:
-        return {"$empty": True}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return {"$type": type(value).__name__}
-
-
-PROJECTIONS = ("W_query", "W_key", "W_value")
-
-
-def _projections(module: nn.Module, d_in: int, d_out: int, qkv_bias: bool) -> None:
-    """The chapter's three projections, created in its order. Written unlike the reference on purpose:
-    this file ships to students, and `tests/test_bundle.py` keeps reference lines out of it."""
-    for name in PROJECTIONS:
-        setattr(module, name, nn.Linear(d_in, d_out, bias=qkv_bias))
-
-
-class StandInCausal(nn.Module):
-    """Takes CausalAttention's place inside a wrapper when the student's CausalAttention is wrong,
-    so that the wrapper is judged alone.
-
-    It has the chapter's layout and is causal, mixes tokens and depends on every weight, but it is
-    deliberately not attention: each token's output is a gated running mean of the values so far.
-    """
-
-    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, qkv_bias: bool = False):
-        super().__init__()
-        setattr(self, "d_out", d_out)
-        _projections(self, d_in, d_out, qkv_bias)
-        self.dropout = nn.Dropout(p=dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid((self.W_query(x) * self.W_key(x)).sum(dim=-1, keepdim=True))  # (b, T, 1)
-        running = torch.cumsum(gate * self.W_value(x), dim=1)  # (b, T, d_out)
-        return running / torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1)
-
-
-class StandInV1(nn.Module):
-    """SelfAttention_v1's weights as the chapter lays them out (exercise 3.1 judged alone)."""
-
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        for name in PROJECTIONS:  # in the chapter's order, so a seed gives the chapter's weights
-            setattr(self, name, nn.Parameter(torch.rand(d_in, d_out)))
-
-
-class StandInV2(nn.Module):
-    """SelfAttention_v2's layers as the chapter lays them out (exercise 3.1 judged alone)."""
-
-    def __init__(self, d_in: int, d_out: int, qkv_bias: bool = False):
-        super().__init__()
-        _projections(self, d_in, d_out, qkv_bias)
-
-
-class StandInMHA(nn.Module):
-    """MultiHeadAttention's layers as the chapter lays them out, nothing computed (exercise 3.3 judged alone)."""
-
-    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
-                 qkv_bias: bool = False):
-        super().__init__()
-        _projections(self, d_in, d_out, qkv_bias)
-        self.out_proj = nn.Linear(in_features=d_out, out_features=d_out)
-
-
-STAND_INS: dict[str, type] = {"CausalAttention": StandInCausal, "SelfAttention_v1": StandInV1,
-                              "SelfAttention_v2": StandInV2, "MultiHeadAttention": StandInMHA}
-"""The kit's own stand-ins for graded classes that other graded code builds on."""
+        return describe_module(value)

@@ -1,7 +1,8 @@
 """The worker process: runs one submission's definitions and answers the judge's requests.
 
-Started by sandbox.py as `python -m inside.worker`. Requests arrive on stdin, replies leave
-on the original stdout; the student's own prints are sent to stderr, which the judge caps.
+Started by the judge's WorkerClient (sandbox/worker_client.py) as `python -m inside.worker`.
+Requests arrive on stdin, replies leave on the original stdout; the student's own prints are sent
+to stderr, which the judge caps.
 """
 from __future__ import annotations
 
@@ -10,8 +11,27 @@ import sys
 
 import torch
 
-from .handler import Handler, execute
+from .execute import execute
+from .handler import Handler
 from .protocol import ProtocolError, read_message, write_message
+
+
+def redirect_prints(errors: int) -> None:
+    """Nothing to read on stdin; stdout and stderr go to `errors` (the judge's capped stderr pipe), unbuffered.
+
+    The student's prints then never reach the replies, and a worker, which is killed rather than shut
+    down, loses none of them. Both paths call it: this module's main and the zygote's forked child.
+    """
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for fd in (1, 2):
+        if fd != errors:
+            os.dup2(errors, fd)
+    if errors not in (1, 2):
+        os.close(errors)
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=True)
 
 
 def serve(requests: int, replies: int, max_bytes: int) -> None:
@@ -39,11 +59,7 @@ def main() -> None:
     """
     torch.set_num_threads(1)
     requests, replies = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # the student's prints go to the capped stderr, never into the replies
-    for stream in (sys.stdout, sys.stderr):  # a worker is killed, not shut down: buffer nothing
-        stream.reconfigure(line_buffering=True, write_through=True)
+    redirect_prints(2)
     max_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 28
     if len(sys.argv) > 2:
         os.chdir(sys.argv[2])

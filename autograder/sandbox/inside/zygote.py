@@ -1,7 +1,8 @@
 """The pre-warmed parent of a judge slot's workers: imports torch once, forks one worker per submission.
 
-Started by sandbox.py inside the slot's sandbox as `python -m inside.zygote LIMITS`; fd 0 is a
-SOCK_SEQPACKET socket to the judge. Requests are JSON objects, each answered with one:
+Started by the judge's ZygoteClient (sandbox/zygote_client.py) inside the slot's sandbox as
+`python -m inside.zygote LIMITS`; fd 0 is a SOCK_SEQPACKET socket to the judge. Requests are JSON
+objects, each answered with one:
 
     spawn (+ 3 fds: requests, replies, stderr)  ->  {"ok": true, "pid": n}   a worker starts on those pipes
     wait {"seconds": s}                         ->  {"code": n}    its exit code (-signal), null if running
@@ -19,7 +20,6 @@ import gc
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -30,18 +30,16 @@ import traceback
 import torch
 
 from . import worker
+from .limits import HOME, SCRATCH, apply_limits
 
 PR_SET_DUMPABLE = 4
-SCRATCH = ("/tmp", "/dev/shm")
-HOME = "/tmp/work"
-"""Each worker's writable folder, made afresh (a reset empties /tmp)."""
 IPC_RMID = 0
 PRELOAD = ("numpy", "matplotlib.pyplot", "torch.fx.experimental.symbolic_shapes")
 """Imported once here, not once per worker: what the assignment's notebooks import besides torch, and
 what torch imports on a worker's first backward pass (sympy, about 0.8 s)."""
 
 
-class Zygote:
+class ZygoteServer:
     """Serves the judge's requests; `limits` are those each worker sets for itself."""
 
     def __init__(self, control: socket.socket, limits: dict):
@@ -138,23 +136,12 @@ class Zygote:
 def _become_worker(home: str, requests: int, replies: int, errors: int, limits: dict) -> None:
     """In the forked child: set its limits and streams, then serve the judge as a worker does."""
     os.setsid()
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(errors, 1)  # the student's prints go to the capped stderr, never into the replies
-    os.dup2(errors, 2)
-    for fd in (devnull, errors):
-        os.close(fd)
-    for stream in (sys.stdout, sys.stderr):  # a worker is killed, not shut down: buffer nothing
-        stream.reconfigure(line_buffering=True, write_through=True)
+    worker.redirect_prints(errors)
     os.chdir(home)
     os.environ.update(HOME=home, TMPDIR=home)
-    cpu, memory, files, processes = (limits[k] for k in ("cpu_seconds", "address_bytes", "file_bytes", "processes"))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
     # Inside the sandbox's user namespace only its processes count: the zygote (the init) and this one.
-    tasks = _tasks()
-    resource.setrlimit(resource.RLIMIT_NPROC, (processes + tasks - 1, processes + tasks - 1))
+    apply_limits(limits["cpu_seconds"], limits["address_bytes"], limits["file_bytes"],
+                 limits["processes"] + _tasks() - 1)
     worker.serve(requests, replies, limits["message_bytes"])
 
 
@@ -270,7 +257,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    Zygote(control, json.loads(sys.argv[1])).serve()
+    ZygoteServer(control, json.loads(sys.argv[1])).serve()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""What this machine supports: which isolation a worker can get, what it leaves open, and who a worker runs as."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from functools import cache
+
+from autograder.config import Limits
+from autograder.sandbox import linux
+from autograder.sandbox.launch import Spawn, bwrap_path, python_roots
+from autograder.sandbox.processes import UID_BASE, UIDS_PER_JUDGE
+
+_PROBE_ERRORS: dict[str, str] = {}
+"""Why a probe failed, by isolation: for the error and the weaknesses the grader prints."""
+_uid_counter = itertools.count()
+
+
+def isolation_for(mode: str) -> str:
+    """Resolve "auto" to the isolation this machine supports: "bwrap" or "process"."""
+    if mode == "auto":
+        return "bwrap" if bwrap_path() and _bwrap_usable() else "process"
+    if mode == "bwrap" and not bwrap_path():
+        raise RuntimeError("bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap'")
+    if mode == "bwrap" and not _bwrap_usable():
+        raise RuntimeError(f"bubblewrap cannot start a worker here: {_PROBE_ERRORS.get('bwrap', '')}")
+    return mode
+
+
+def weaknesses(isolation: str) -> list[str]:
+    """What a submission could still do under `isolation` on this machine (empty for full isolation)."""
+    found = []
+    if isolation == "process":
+        if bwrap_path() and _PROBE_ERRORS.get("bwrap"):
+            found.append(f"bubblewrap is installed but cannot start a worker here: {_PROBE_ERRORS['bwrap']}")
+        found.append("no file system or network isolation: a submission can read every file the grader's user "
+                     "can read (solutions, checks, other submissions) and open network connections")
+        if os.geteuid() != 0:
+            found.append("a submission runs as your user: it can read the environment of your processes, signal "
+                         "them (the grader too), and RLIMIT_NPROC counts all of your processes")
+    if os.geteuid() == 0 and (not can_drop_root() or isolation == "bwrap" and _bwrap_as_root()):
+        found.append("the worker runs as root: process limits do not apply to it, so a fork bomb is not contained"
+                     + (" (unprivileged user namespaces are blocked here, e.g. by AppArmor's "
+                        "kernel.apparmor_restrict_unprivileged_userns)" if isolation == "bwrap" else ""))
+    return found
+
+
+def fresh_uid(isolation: str) -> int | None:
+    """A user id for the next worker when the grader is root, else None (the worker keeps ours)."""
+    if os.geteuid() != 0 or not can_drop_root() or isolation == "bwrap" and _bwrap_as_root():
+        return None
+    return UID_BASE + os.getpid() * UIDS_PER_JUDGE + next(_uid_counter) % UIDS_PER_JUDGE
+
+
+@cache
+def can_drop_root() -> bool:
+    """Python must be reachable for an unprivileged user, directly or through a private mount namespace."""
+    if not linux.LINUX:
+        return False
+    if not linux.blockers(python_roots()):
+        return True
+    try:
+        with Spawn(Limits(), "process", uid=UID_BASE - 1) as spawn:
+            return spawn.popen([sys.executable, "-E", "-s", "-c", "pass"]).wait(timeout=60) == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@cache
+def _bwrap_usable() -> bool:
+    return _probe("bwrap", _probe_uid()) or _bwrap_as_root()
+
+
+@cache
+def _bwrap_as_root() -> bool:
+    """bwrap works here for root only: unprivileged user namespaces are blocked (e.g. by AppArmor)."""
+    uid = _probe_uid()
+    return uid is not None and not _probe("bwrap", uid) and _probe("bwrap", None)
+
+
+def _probe_uid() -> int | None:
+    """The user a probe runs as: one of its own for a root grader that can drop root, else ours (None)."""
+    return UID_BASE - 2 if os.geteuid() == 0 and can_drop_root() else None
+
+
+@cache
+def _probe(isolation: str, uid: int | None) -> bool:
+    """Can a worker's Python start under `isolation` as `uid` and read torch? (Fast: torch is not imported.)"""
+    code = "import importlib.util as u; open(u.find_spec('torch').origin, 'rb').close()"
+    try:
+        with Spawn(Limits(), isolation, uid=uid) as spawn:
+            process = spawn.popen([sys.executable, "-E", "-s", "-c", code], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+            _, err = process.communicate(timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        _PROBE_ERRORS[isolation] = str(exc)
+        return False
+    if process.returncode != 0:
+        _PROBE_ERRORS[isolation] = err.decode("utf-8", "replace").strip()[-500:]
+    return process.returncode == 0
