@@ -107,7 +107,8 @@ def memory(peak: tuple[int, int]) -> str:
     return f"peak {peak[0] / 2**20:5.0f} MiB (sum of RSS), {peak[1] / 2**20:5.0f} MiB (sum of PSS)"
 
 
-def timed(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, tuple[int, int], subprocess.CompletedProcess]:
+def timed(argv: list[str], cwd: Path,
+          env: dict | None = None) -> tuple[float, tuple[int, int], subprocess.CompletedProcess]:
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process)
@@ -159,17 +160,20 @@ def nbgrader_autograde(folder: Path, course: Path) -> tuple[float, tuple[int, in
 
 def self_check_latency() -> tuple[float, float]:
     floor, _, _ = timed([sys.executable, "-c", "import torch"], ROOT)
-    check, _, result = timed([sys.executable, "-m", "autograder", "check", str(FIXTURES / "correct_reference.py")], ROOT)
+    check, _, result = timed([sys.executable, "-m", "autograder", "check", str(FIXTURES / "correct_reference.py")],
+                             ROOT)
     if result.returncode != 0:
         raise SystemExit(f"autograder check failed:\n{result.stdout[-2000:]}")
     return check, floor
 
 
 def in_notebook_check() -> tuple[float, float]:
-    code = ("import time, runpy\nns = runpy.run_path(%r)\nfrom autograder.integrations.selfcheck import check_in_notebook\n"
+    code = (f"import time, runpy\nns = runpy.run_path({str(FIXTURES / 'correct_reference.py')!r})\n"
+            "from autograder.integrations.selfcheck import check_in_notebook\n"
             "t = time.perf_counter(); check_in_notebook('CausalAttention', namespace=ns)\n"
-            "first = time.perf_counter() - t\nt = time.perf_counter(); check_in_notebook('CausalAttention', namespace=ns)\n"
-            "print(first, time.perf_counter() - t)") % str(FIXTURES / "correct_reference.py")
+            "first = time.perf_counter() - t\n"
+            "t = time.perf_counter(); check_in_notebook('CausalAttention', namespace=ns)\n"
+            "print(first, time.perf_counter() - t)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     first, later = map(float, result.stdout.split()[-2:])
     return first, later
@@ -205,7 +209,8 @@ def main() -> None:
                 source = folder / f"student{i % args.n:04d}"
                 shutil.copytree(source, big / f"student{i:04d}")
             scaled, scaled_peak, scaled_full = autograder_grade(big, work / "graded-scaled", args.jobs)
-            assert all(scaled_full[f"student{i:04d}"] == expected[f"student{i % args.n:04d}"] for i in range(args.scale))
+            assert all(scaled_full[f"student{i:04d}"] == expected[f"student{i % args.n:04d}"]
+                       for i in range(args.scale))
             print(f"autograder grade --jobs {args.jobs}, {args.scale} submissions: {scaled:7.1f} s  "
                   f"{scaled / args.scale:6.3f} s/submission  {memory(scaled_peak)}  "
                   f"marginal {(scaled - ours) / (args.scale - args.n):.3f} s/submission")

@@ -103,7 +103,8 @@ def adversarial(tmp_path_factory):
     listener.close()
     time.sleep(1)  # processes SIGKILLed at the very end disappear
     return {"result": result, "out": out, "cwd": work, "records": records(ADVERSARIAL, out),
-            "connections": connections, "stray": stray(LEFT_BY_ADVERSARIES), "new_in_tmp": set(os.listdir("/tmp")) - before}
+            "connections": connections, "stray": stray(LEFT_BY_ADVERSARIES),
+            "new_in_tmp": set(os.listdir("/tmp")) - before}
 
 
 @pytest.fixture(scope="module")

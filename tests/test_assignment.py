@@ -1,4 +1,4 @@
-"""The chapter 3 assignment: solutions reproduce the book, students get stubs, translations are complete, assignments/ is fresh."""
+"""Assignment: solutions reproduce the book, students get stubs, translations are complete, assignments/ is fresh."""
 from __future__ import annotations
 
 import ast
@@ -116,9 +116,9 @@ def without_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:]
+            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:]
     return tree
 
 
@@ -203,9 +203,9 @@ def solution_lines(nb: nbformat.NotebookNode) -> list[str]:
                 inside = False
             elif inside:
                 code = line.split("  #")[0].strip()
-                if code and not code.startswith("#") and code not in GENERIC_SOLUTION_LINES:
-                    if len(code) > 3 and code not in {")", "]", "(", "else:", "try:"}:
-                        lines.append(code)
+                if (code and not code.startswith("#") and code not in GENERIC_SOLUTION_LINES
+                        and len(code) > 3 and code not in {")", "]", "(", "else:", "try:"}):
+                    lines.append(code)
     return list(dict.fromkeys(lines))
 
 
@@ -299,7 +299,8 @@ def test_solution_earns_full_points(executed_solution):
 def test_marimo_solution_runs_as_script(lang, tmp_path):
     script = tmp_path / f"{NAME}.py"
     script.write_text(to_marimo(read_nb(solution_path(lang))), encoding="utf-8")
-    lint = subprocess.run([sys.executable, "-m", "marimo", "check", "--strict", str(script)], capture_output=True, text=True)
+    lint = subprocess.run([sys.executable, "-m", "marimo", "check", "--strict", str(script)], capture_output=True,
+                          text=True)
     assert lint.returncode == 0, f"{lang}: marimo check on the solution failed:\n{lint.stdout}"
     done = run_script(script, tmp_path)
     assert done.returncode == 0, f"{lang}: marimo solution failed:\n{done.stderr[-3000:]}"
@@ -351,7 +352,8 @@ def test_student_files_contain_no_solution(lang):
     for kind, text in student_texts(lang).items():
         leaked = [line for line in lines if line in text]
         assert not leaked, f"{lang} {kind}: solution code in the student file: {leaked}"
-        for marker in ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "autograder.nbgrader", "BEGIN SOLUTION", "END SOLUTION"):
+        for marker in ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "autograder.nbgrader", "BEGIN SOLUTION",
+                       "END SOLUTION"):
             assert marker not in text, f"{lang} {kind}: {marker!r} found in the student file"
         assert text.count("raise NotImplementedError()") >= 15, f"{lang} {kind}: stubs missing"
 

@@ -11,8 +11,8 @@ import zipfile
 import nbformat
 import pytest
 
-from autograder.judge.run import check_table
 from autograder.explain.misconceptions import CATALOGUE
+from autograder.judge.run import check_table
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
@@ -142,7 +142,7 @@ def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_
     # JupyterLab's extensions come with packages: none of the environment's own is nbgrader's (this
     # machine's base Python has nbgrader, and `jupyter labextension list` shows its folder too)
     assert (home / "share" / "jupyter" / "labextensions").is_dir(), "JupyterLab's extensions folder is missing"
-    assert not [p for p in (home / "share" / "jupyter").rglob("*nbgrader*")], "nbgrader's extension was installed"
+    assert not list((home / "share" / "jupyter").rglob("*nbgrader*")), "nbgrader's extension was installed"
     assert run(python, "-m", "pip", "show", "nbgrader").returncode != 0, "nbgrader is installed for the student"
     autograder = str(home / "bin" / "autograder")
     untouched = run(autograder, "check", str(kit / "assignments" / "en" / "ch03_attention.ipynb"))

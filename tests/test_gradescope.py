@@ -75,8 +75,9 @@ def test_zip_has_what_gradescope_runs_and_no_tests(autograder_zip):
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "pyproject.toml", "gradescope.json"} <= names, sorted(names)
-    assert {"solutions/en/ch03_attention.ipynb", "autograder/integrations/gradescope.py", "autograder/checks/test_3_causal.py",
-            "autograder/locales/en.json"} <= names, "the kit and the reference travel in the zip"
+    assert {"solutions/en/ch03_attention.ipynb", "autograder/integrations/gradescope.py",
+            "autograder/checks/test_3_causal.py", "autograder/locales/en.json"} <= names, \
+        "the kit and the reference travel in the zip"
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n or n.endswith(".pyc")]
     for script in ("setup.sh", "run_autograder"):
         assert modes[script] & stat.S_IXUSR, f"{script} must be executable in the zip"

@@ -42,7 +42,8 @@ def nbgrader(*args: str, cwd: Path, env: dict, timeout: float = 600) -> subproce
     """Run the real `nbgrader` command of this environment."""
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, capture_output=True,
                             text=True, timeout=timeout)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, \
+        f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
