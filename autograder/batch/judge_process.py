@@ -21,7 +21,7 @@ def main() -> None:
     skip_slow_imports()
     import torch
 
-    from autograder.api import grade_entries
+    from autograder.pipeline import grade_entries
     from autograder.load.discover import Entry
     from autograder.report.feedback_page import write_feedback
     from autograder.report.records import SubmissionResult, save

@@ -215,7 +215,7 @@ def _lock(*folders: Path) -> None:
 def grade_one(path: Path, solutions: Path) -> SubmissionResult:
     """One uploaded file graded as `autograder grade` would, in this process: a container holds one submission,
     so no pool of judges (shared with the PrairieLearn run)."""
-    from autograder.api import grade_file
+    from autograder.pipeline import grade_file
 
     return grade_file(path, Config(solutions=solutions, jobs=1))
 

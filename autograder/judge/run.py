@@ -53,6 +53,9 @@ class RunOptions:
     """Only the checks students also run (the self-check)."""
     pictures: bool = True
     """Draw the attention maps for a feedback page (not needed for a text checklist)."""
+    explainer: Callable | None = None
+    """explain.explainer.Explainer, passed in by the pipeline (the judge never imports explain/); None: no
+    diagnoses or pictures (the student bundle, which lacks explain/)."""
 
 
 class _Session:
@@ -99,15 +102,15 @@ class _Session:
             return [], {}
         if not self.options.pictures and all(r.status == "passed" for r in results):
             return [], {}  # nothing to diagnose, no page to draw on
+        if self.options.explainer is None:
+            return [], {}
         try:
             if self._explainer is None:
                 reference = self.reference()
-                # imported only where a reference exists: the student bundle ships neither
-                from autograder.explain.explainer import Explainer
-
-                self._explainer = Explainer(reference, self._reference[1], self.config.limits.diagnosis_seconds)
+                self._explainer = self.options.explainer(reference, self._reference[1],
+                                                         self.config.limits.diagnosis_seconds)
             return self._explainer.explain(subject, results, job.lang, self.options.pictures)
-        except (OSError, SubmissionError, ImportError):  # no reference (or no diagnosis) here: the student bundle
+        except (OSError, SubmissionError):  # no reference here (the student bundle)
             return [], {}
         except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
             print(f"autograder: no diagnosis for {job.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
