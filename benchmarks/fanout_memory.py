@@ -46,7 +46,7 @@ def _resident(pid: int) -> int:
     """Anonymous and shared-memory pages of `pid` (cheap counters; COW pages shared after a fork count twice)."""
     try:
         with open(f"/proc/{pid}/status", "rb") as handle:
-            return sum(int(l.split()[1]) for l in handle if l.startswith((b"RssAnon:", b"RssShmem:"))) * 1024
+            return sum(int(line.split()[1]) for line in handle if line.startswith((b"RssAnon:", b"RssShmem:"))) * 1024
     except (OSError, ValueError, IndexError):
         return 0
 
@@ -82,7 +82,7 @@ def peak_loss(submission: Path, out: Path, budget: str, env: dict) -> tuple[int,
     sampler.join()
     if grade.returncode != 0:
         raise SystemExit(f"autograder grade failed:\n{stderr[-2000:]}")
-    line = next((l for l in stdout.splitlines() if l.startswith(submission.name)), "?")
+    line = next((row for row in stdout.splitlines() if row.startswith(submission.name)), "?")
     return before - lowest[0], tree_peak[0], elapsed, re.sub(r"\s+", " ", line)
 
 

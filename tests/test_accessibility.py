@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.report.alttext import attention_text, describe
-from autograder.report.class_overview import overview_html
 from autograder.assignment import TOKENS
+from autograder.report.alttext import attention_text, describe
 from autograder.report.attention_svg import MASKED_COLOUR, NAN_COLOUR, attention_svg
+from autograder.report.class_overview import overview_html
 from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
@@ -51,7 +51,7 @@ def test_weights_are_tables_a_screen_reader_can_walk():
     mine = tables[1]
     assert mine.findtext("caption").startswith("CausalAttention, yours, head 1")
     assert [th.get("scope") for th in mine.iter("th")] == ["col"] * T + ["row"] * T
-    cells = [td for td in mine.find("tbody").iter("td")]
+    cells = list(mine.find("tbody").iter("td"))
     assert len(cells) == T * T and cells[0].text == "1.000"
     assert cells[1].get("class") == "num masked" and "masked" in "".join(cells[1].itertext()), "masked, in words"
     assert cells[2 * T + 1].text == "NaN", "NaN, in words"

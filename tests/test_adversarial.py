@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.load.discover import discover
 from autograder.i18n import catalogue
+from autograder.load.discover import discover
 from autograder.sandbox.capability import isolation_for
 
 FILES = Path(__file__).parent / "files"

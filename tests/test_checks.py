@@ -95,10 +95,9 @@ def test_only_layout_buffer_and_divisibility_checks_are_structure_checks():
 
 
 def _local(path: Path):
-    from autograder.sandbox.inside.execute import execute
     from autograder.judge.subjects import LocalSubject
-
     from autograder.load.submission import load_submission
+    from autograder.sandbox.inside.execute import execute
 
     chunks = [{"origin": c.origin, "code": c.code} for c in load_submission(path).chunks]
     namespace, failures = execute(chunks, "fixture")
@@ -106,15 +105,16 @@ def _local(path: Path):
     return LocalSubject(namespace)
 
 
-ATTENTION = ("SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention")
+ATTENTION = ("SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper",
+             "MultiHeadAttention")
 SUBMISSIONS = ROOT / "tests" / "files" / "submissions"
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("nothing_*.py")))
 def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
-    from autograder.judge.expect import CheckFailure
     from autograder.checks.precondition import expect_attention
     from autograder.errors import StudentError
+    from autograder.judge.expect import CheckFailure
 
     sub = _local(SUBMISSIONS / fixture)
     for name in ATTENTION:
@@ -134,7 +134,6 @@ UNBUILDABLE = {"bug_v1_seed_parameter.py", "bug_mha_init_always_raises.py", "bug
 def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
     """Every realistic bug still computes attention: the precondition must never hide its real message."""
     from autograder.checks.precondition import expect_attention
-
     from autograder.judge.expect import CheckFailure
 
     sub = _local(SUBMISSIONS / fixture)
@@ -146,8 +145,8 @@ def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
 
 
 def _subject(code: str):
-    from autograder.sandbox.inside.execute import execute
     from autograder.judge.subjects import LocalSubject
+    from autograder.sandbox.inside.execute import execute
 
     namespace, failures = execute([{"origin": "test", "code": "import torch\nfrom torch import nn\n" + code}], "t")
     assert not failures, failures
@@ -163,8 +162,8 @@ def _subject(code: str):
     ("d_in, d_out, dropout, context_length, qkv_bias=False", "fail.signature_order", "another order"),
 ])
 def test_a_signature_is_compared_with_the_stub(init, key, words):
-    from autograder.judge.contract import signature_problem
     from autograder.i18n import t
+    from autograder.judge.contract import signature_problem
 
     sub = _subject(f"class CausalAttention(nn.Module):\n    def __init__(self, {init}):\n        super().__init__()\n")
     problem = signature_problem(sub, "CausalAttention")
@@ -175,8 +174,8 @@ def test_a_signature_is_compared_with_the_stub(init, key, words):
 
 
 def test_a_near_miss_name_is_named_and_an_unrelated_one_is_not():
-    from autograder.judge.expect import CheckFailure
     from autograder.judge.contract import expect_named
+    from autograder.judge.expect import CheckFailure
 
     sub = _subject("class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                    "        self.droput = nn.Dropout(0.1)\n        self.w_query = nn.Linear(2, 2)\n"

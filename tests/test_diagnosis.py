@@ -7,15 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.explain.attention_model import Knobs, attention
 from autograder.authoring.build import to_marimo
-from autograder.judge.probes import randn
 from autograder.config import Config
+from autograder.explain.attention_model import Knobs, attention
 from autograder.explain.facts import measure, state_for
 from autograder.explain.misconceptions import BY_ID, mutate
 from autograder.explain.mistakes import name
-from autograder.load.submission import load_submission
+from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
+from autograder.load.submission import load_submission
 from tests.conftest import FILES, run_cli
 
 REAL = FILES / "real"

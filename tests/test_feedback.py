@@ -37,12 +37,14 @@ def render(page_path: Path, screenshot: Path) -> str:
 
 def test_overview_counts_on_a_hand_made_class():
     def record(name: str, score: float, passed: bool, diagnoses: list[dict], error: str | None = None):
-        tests = [] if error else [CheckResult("title", "test_causal_no_peeking", "CausalAttention", 3.0 if passed else 0.0,
-                                              3.0, "passed" if passed else "failed", "", ["CausalAttention"], "visible")]
+        check = CheckResult("title", "test_causal_no_peeking", "CausalAttention", 3.0 if passed else 0.0, 3.0,
+                            "passed" if passed else "failed", "", ["CausalAttention"], "visible")
+        tests = [] if error else [check]
         return name, SubmissionResult(name, score, 3.0, 1.0, tests=tests, error=error, diagnoses=diagnoses)
 
     tril = {"part": "CausalAttention", "misconception": "causal_mask_tril", "message": "m"}
-    heads = {"part": "MultiHeadAttentionWrapper", "misconception": None, "message": "m", "depends_on": "CausalAttention"}
+    heads = {"part": "MultiHeadAttentionWrapper", "misconception": None, "message": "m",
+             "depends_on": "CausalAttention"}
     page = overview_html([record("a", 3, True, []), record("b", 0, False, [tril]), record("c", 0, False, [tril, heads]),
                           record("d", 0, False, [], error="The file is empty.")])
     assert "3 of 4 submissions graded" in page
@@ -90,8 +92,8 @@ def test_check_writes_a_feedback_page_in_traditional_chinese(tmp_path):
 def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     from xml.etree import ElementTree
 
-    from autograder.i18n import t
     from autograder.assignment import TOKENS
+    from autograder.i18n import t
     from autograder.report.attention_svg import NAN_COLOUR, attention_svg
 
     T = len(TOKENS)
@@ -118,7 +120,8 @@ def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     assert len(unreadable) == 1 and unreadable[0].findtext("text") == "?", "the student's CausalAttention"
     assert [e.text for e in svg.iter("text")].count("?") == 1
     texts = {e.text for e in svg.iter("text")}
-    assert {"參考實作：第 1 個注意力頭", "參考實作：第 2 個注意力頭", "你的：第 1 個注意力頭", "你的：第 2 個注意力頭"} <= texts
+    assert {"參考實作：第 1 個注意力頭", "參考實作：第 2 個注意力頭",
+            "你的：第 1 個注意力頭", "你的：第 2 個注意力頭"} <= texts
     assert {"CausalAttention", "MultiHeadAttention"} <= texts and set(TOKENS) <= texts
 
 

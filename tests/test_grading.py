@@ -51,7 +51,8 @@ def test_at_least_fifteen_realistic_bugs(manifest):
 
 def test_records_follow_gradescope_schema(graded_fixtures, manifest):
     record = graded_fixtures["correct_reference.py"]
-    for key, kind in {"score": float, "max_score": float, "execution_time": float, "output": str, "tests": list}.items():
+    kinds = {"score": float, "max_score": float, "execution_time": float, "output": str, "tests": list}
+    for key, kind in kinds.items():
         assert isinstance(record[key], kind), f"{key} should be {kind.__name__}"
     assert record["submission"].endswith("correct_reference.py") and record["error"] is None
     for test in record["tests"]:
@@ -147,7 +148,8 @@ def test_a_wrapper_around_broken_heads_is_judged_with_stand_ins(graded_fixtures)
 def test_a_signature_unlike_the_stub_is_named_once_at_the_top(graded_fixtures, name, part, differs):
     tests = [t for t in graded_fixtures[name]["tests"] if t["part"] == part]
     first, rest = tests[0], tests[1:]
-    assert first["status"] == "failed" and "the stub asks for" in first["output"].lower() and differs in first["output"], first
+    assert first["status"] == "failed" and "the stub asks for" in first["output"].lower(), first
+    assert differs in first["output"], first
     told = [t["check_id"] for t in tests if "the stub asks for" in t["output"].lower()]
     assert told == [first["check_id"]], f"the signature should be explained once, not in {told}"
     for test in rest:

@@ -29,7 +29,8 @@ def test_a_kept_assignment_that_needs_demo_code_is_recognised(tmp_path):
     nbformat.write(notebook, path)
     submission = load_submission(path)
     assert "inputs" in submission.skipped_names
-    demo = {"origin": "cell 1", "type": "NameError", "message": "name 'inputs' is not defined", "where": "cell 1, line 3"}
+    demo = {"origin": "cell 1", "type": "NameError", "message": "name 'inputs' is not defined",
+            "where": "cell 1, line 3"}
     typo = {"origin": "cell 2", "type": "NameError", "message": "name 'undefined_anywhere' is not defined",
             "where": "cell 2, line 1"}
     assert submission.needs_demo_code(demo), "d_in = inputs.shape[1] fails only because the demo was skipped"

@@ -11,11 +11,11 @@ from autograder.assignment import GRADED
 from autograder.config import Config
 from autograder.explain.catalogue_match import outcomes_of, same
 from autograder.explain.diagnose import MEASURED
+from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
 from autograder.explain.mistakes import possible_ids
 from autograder.i18n import LANGS, catalogue
-from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
-from autograder.load.submission import load_submission
 from autograder.judge.subjects import LocalSubject
+from autograder.load.submission import load_submission
 from tests.conftest import run_cli
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from autograder.config import Config
-from autograder.load.submission import load_submission
 from autograder.judge.reference import ReferenceSubject
+from autograder.load.submission import load_submission
 
 CHUNKS = [{"origin": c.origin, "code": c.code} for c in load_submission(Config().reference_notebook).chunks]
 

@@ -19,13 +19,13 @@ import pytest
 
 from autograder.batch import capacity
 from autograder.config import ROOT, Limits
+from autograder.errors import StudentError
+from autograder.judge.worker_subject import WorkerSubject
 from autograder.sandbox import budget, capability, launch
 from autograder.sandbox.capability import isolation_for, weaknesses
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.processes import clean_up_after
 from autograder.sandbox.worker_client import WorkerClient
-from autograder.errors import StudentError
-from autograder.judge.worker_subject import WorkerSubject
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
 CHUNKS = [{"origin": "attacks.py", "code": ATTACKS.read_text()}]
@@ -106,7 +106,7 @@ def test_worker_sees_neither_secrets_nor_the_kit(mode, monkeypatch):
     assert not seen["shadow_readable"], "/etc/shadow must not be readable"
     if ROOT_GRADER:
         assert seen["uid"] != 0, "a root grader must run the worker under a uid of its own"
-        assert not seen["secret_in_proc"], f"the grader's environment is readable through /proc: {seen['secret_in_proc']}"
+        assert not seen["secret_in_proc"], f"the grader's environment shows through /proc: {seen['secret_in_proc']}"
     if mode == "bwrap":
         # RLIMIT_NPROC counts the sandbox's own tasks: the zygote's (its init's) besides the worker's.
         assert Limits().processes < seen["nproc"] <= Limits().processes + 4, \

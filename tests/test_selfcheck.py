@@ -7,16 +7,17 @@ import torch
 from nbclient import NotebookClient
 
 from autograder.assignment import GRADED, POINTS
+from autograder.integrations.selfcheck import check_in_notebook
 from autograder.judge.run import check_table
 from autograder.report.checklist import checklist_html, checklist_text
 from autograder.report.records import CheckResult, SubmissionResult
-from autograder.integrations.selfcheck import check_in_notebook
 from tests.conftest import ROOT, SUBMISSIONS
 
 
 def run_notebook(tmp_path, code: str, check_cell: str) -> list[dict]:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(check_cell)])
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    resources = {"metadata": {"path": str(tmp_path)}}
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources=resources).execute()
     return notebook.cells[1].outputs
 
 
@@ -42,7 +43,7 @@ RECORD = result_of(
 
 def test_the_notebooks_points_are_the_checks_points():
     """What the checklist promises as "more when graded" is what the hidden checks carry."""
-    declared = {name: 0.0 for name in GRADED}
+    declared = dict.fromkeys(GRADED, 0.0)
     for info in check_table():
         declared[info.names[0]] += info.points
     assert declared == POINTS, "config.POINTS differs from the checks' points"
@@ -82,7 +83,8 @@ def test_terminal_summary_leads_with_a_line_per_part_and_details_for_started_par
 
 def test_zh_tw_positions_are_translated():
     zh = checklist_text(RECORD, "zh_TW", verbose=False)
-    assert "cell 37" in zh, "the record's own text is left as recorded"  # positions are localised when messages are made
+    # positions are localised when messages are made
+    assert "cell 37" in zh, "the record's own text is left as recorded"
     from autograder.i18n import t
 
     message = t("student.raised", "zh_TW", where="f", type="RuntimeError", message="x", line=" (cell 37, line 32)")

@@ -5,9 +5,9 @@ import os
 
 import psutil
 
+from autograder.config import Limits
 from autograder.sandbox.budget import INTERVAL, human_size
 from autograder.sandbox.cgroups import available, describe
-from autograder.config import Limits
 
 JUDGE_BYTES = int(1.25 * 2**30)
 """What one judge slot takes besides its worker: the judge (torch, the reference) and its zygote."""

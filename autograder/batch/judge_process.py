@@ -21,8 +21,8 @@ def main() -> None:
     skip_slow_imports()
     import torch
 
-    from autograder.pipeline import grade_entries
     from autograder.load.discover import Entry
+    from autograder.pipeline import grade_entries
     from autograder.report.feedback_page import write_feedback
     from autograder.report.records import SubmissionResult, save
 

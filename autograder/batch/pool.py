@@ -7,9 +7,9 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from autograder.config import Config
 from autograder.i18n import t

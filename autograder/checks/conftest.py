@@ -1,8 +1,8 @@
 """What every graded check first makes sure of: the stub's signature, and attention computed at all."""
 import pytest
 
-from autograder.judge.contract import STUBS, expect_signature
 from autograder.checks.precondition import ATTENTION, expect_attention, standing_in
+from autograder.judge.contract import STUBS, expect_signature
 
 
 @pytest.fixture(autouse=True)

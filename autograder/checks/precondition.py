@@ -5,10 +5,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from autograder.judge.expect import CheckFailure, fail
-from autograder.judge.contract import signature_problem
-from autograder.judge.probes import expect_causal, expect_gradients, randn
 from autograder.errors import StudentError
+from autograder.judge.contract import signature_problem
+from autograder.judge.expect import CheckFailure, fail
+from autograder.judge.probes import expect_causal, expect_gradients, randn
 
 if TYPE_CHECKING:  # types only: the checks run on the judge's helpers alone
     from autograder.judge.subjects import Module, Subject

@@ -1,9 +1,9 @@
 """3.4: self-attention with trainable weights, and exercise 3.1."""
 
-from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
-from autograder.judge.contract import expect_named
-from autograder.judge.probes import INPUTS, SEEDS, expect_gradients, randn, twin
 from autograder.errors import StudentError
+from autograder.judge.contract import expect_named
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.probes import INPUTS, SEEDS, expect_gradients, randn, twin
 
 QKV = ("W_query", "W_key", "W_value")
 # (T, d_in, d_out)

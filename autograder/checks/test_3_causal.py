@@ -1,12 +1,21 @@
 """3.5: causal attention with a mask and dropout."""
 import torch
 
-from autograder.judge.expect import check, expect, expect_close, expect_shape
 from autograder.judge.contract import expect_named
+from autograder.judge.expect import check, expect, expect_close, expect_shape
 from autograder.judge.probes import (
-    expect_gradients, expect_mask_buffer,
-    BATCH, SEEDS, SHAPES, expect_attention_dropout, expect_causal, expect_causal_gradients,
-    identity_probe, randn, twin, weights_from_output,
+    BATCH,
+    SEEDS,
+    SHAPES,
+    expect_attention_dropout,
+    expect_causal,
+    expect_causal_gradients,
+    expect_gradients,
+    expect_mask_buffer,
+    identity_probe,
+    randn,
+    twin,
+    weights_from_output,
 )
 
 NAME = "CausalAttention"

@@ -1,14 +1,24 @@
 """3.6: multi-head attention, stacked (wrapper) and with weight splits (the exercises: test_5_exercises.py)."""
 import torch
 
-from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
-from autograder.judge.contract import expect_named
 from autograder.checks.precondition import build, standing_in
-from autograder.judge.probes import (
-    BATCH, SEEDS, SHAPES, copy_weights, expect_attention_dropout, expect_causal, expect_causal_gradients,
-    expect_gradients, expect_mask_buffer, randn, twin, weights_of,
-)
 from autograder.errors import StudentError
+from autograder.judge.contract import expect_named
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.probes import (
+    BATCH,
+    SEEDS,
+    SHAPES,
+    copy_weights,
+    expect_attention_dropout,
+    expect_causal,
+    expect_causal_gradients,
+    expect_gradients,
+    expect_mask_buffer,
+    randn,
+    twin,
+    weights_of,
+)
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 
@@ -46,7 +56,8 @@ def test_wrapper_concatenates_heads_in_order(sub):
         module = build(sub, WRAPPER, d_in, d_out, context_length, 0.0, num_heads)
         x = randn(b, T, d_in, seed=T)
         expected = torch.cat(head_outputs(module, x, num_heads), dim=-1)
-        expect_close(module(x), expected, f"{WRAPPER}(num_heads={num_heads})", key="fail.wrapper_concat", equal_nan=True)
+        expect_close(module(x), expected, f"{WRAPPER}(num_heads={num_heads})", key="fail.wrapper_concat",
+                     equal_nan=True)
 
 
 @check(WRAPPER, points=1)

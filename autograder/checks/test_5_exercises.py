@@ -1,11 +1,11 @@
 """3.6: exercises 3.2 and 3.3, judged by the arguments they build with (never by their classes' bugs)."""
 import torch
 
-from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
-from autograder.judge.contract import built_arguments
 from autograder.checks.precondition import standing_in
-from autograder.judge.probes import BATCH, copy_weights, is_mask, randn
 from autograder.errors import StudentError
+from autograder.judge.contract import built_arguments
+from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.probes import BATCH, copy_weights, is_mask, randn
 
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 
@@ -33,7 +33,8 @@ def _exercise(sub, name, cls):
 
 def _is_a(module, cls) -> bool:
     """`module` is a `cls`, or the kit's stand-in that was built in its place."""
-    return module.info["class"] == cls or (module.info["class"] == "StandInMHA" and built_arguments(module, cls) is not None)
+    stand_in = module.info["class"] == "StandInMHA" and built_arguments(module, cls) is not None
+    return module.info["class"] == cls or stand_in
 
 
 @check("exercise_3_2", points=2)

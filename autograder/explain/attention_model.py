@@ -121,7 +121,8 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
         context = context.transpose(1, 2)  # (b, T, heads, head_dim)
     context = context.reshape(b, T, d_out)
     if multihead and knobs.out_proj:
-        context = context @ weights["out_proj.weight"].double().T + weights.get("out_proj.bias", torch.zeros(1)).double()
+        bias = weights.get("out_proj.bias", torch.zeros(1)).double()
+        context = context @ weights["out_proj.weight"].double().T + bias
     return context
 
 

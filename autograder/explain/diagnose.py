@@ -21,8 +21,9 @@ def _hint_params(params: dict, lang: str) -> dict:
     """Hint parameters in the student's language (e.g. which layer makes the queries)."""
     if "pairs" in params:
         joiner = "、" if lang == "zh_TW" else ", "
-        return {"detail": joiner.join(t("diagnosis.made_with", lang, role=t(f"diagnosis.role.{role}", lang), layer=layer)
-                                      for role, layer in params["pairs"])}
+        made = (t("diagnosis.made_with", lang, role=t(f"diagnosis.role.{role}", lang), layer=layer)
+                for role, layer in params["pairs"])
+        return {"detail": joiner.join(made)}
     return params
 
 

@@ -98,8 +98,8 @@ CATALOGUE: tuple[Misconception, ...] = (
     _m("wrapper_cat_dim1", WRAPPER, ("dim=-1)", "dim=1)")),
     _m("wrapper_shared_head", WRAPPER, ("qkv_bias) for _ in range(num_heads)]", "qkv_bias)] * num_heads")),
     _m("wrapper_qkv_bias_ignored", WRAPPER, ("dropout, qkv_bias) for _", "dropout) for _")),
-    _m("wrapper_extra_projection", WRAPPER, (HEADS_LIST, HEADS_LIST + "        self.out_proj = nn.Linear(num_heads * d_out, "
-                                                         "num_heads * d_out)\n"),
+    _m("wrapper_extra_projection", WRAPPER, (HEADS_LIST, HEADS_LIST + "        self.out_proj = "
+                                                         "nn.Linear(num_heads * d_out, num_heads * d_out)\n"),
        ("return torch.cat([head(x) for head in self.heads], dim=-1)",
         "return self.out_proj(torch.cat([head(x) for head in self.heads], dim=-1))")),
     _m("wrapper_heads_not_registered", WRAPPER, ("self.heads = nn.ModuleList(", "self.heads = list(")),
@@ -111,7 +111,8 @@ CATALOGUE: tuple[Misconception, ...] = (
     _m("mha_view_no_transpose", MHA, *[
         (f"{n}.view(b, num_tokens, self.num_heads, self.head_dim)", f"{n}.view(b, self.num_heads, num_tokens, "
          "self.head_dim)") for n in ("queries", "keys", "values")], *[
-        (f"        {n} = {n}.transpose(1, 2)  # (b, heads, T, head_dim)\n", "") for n in ("queries", "keys", "values")]),
+        (f"        {n} = {n}.transpose(1, 2)  # (b, heads, T, head_dim)\n", "")
+        for n in ("queries", "keys", "values")]),
     _m("mha_context_no_transpose", MHA, ("(attn_weights @ values).transpose(1, 2)", "(attn_weights @ values)")),
     _m("mha_no_out_proj", MHA, ("return self.out_proj(context_vec)", "return context_vec")),
     _m("mha_no_divisibility_check", MHA, ("assert d_out % num_heads == 0, (", "assert True, (")),
@@ -164,7 +165,8 @@ def mutate(chunks: list[dict], misconception: Misconception) -> list[dict]:
     try:
         ast.parse(code)
     except SyntaxError as exc:
-        raise CatalogueError(f"{misconception.id}: the edited {misconception.part} is not valid Python: {exc}") from None
+        raise CatalogueError(f"{misconception.id}: the edited {misconception.part} is not valid Python: "
+                             f"{exc}") from None
     return [*chunks[:index], {**chunks[index], "code": code}, *chunks[index + 1 :]]
 
 

@@ -204,7 +204,7 @@ def _failure(message: str, started: float) -> dict:
 
 
 def _lock(*folders: Path) -> None:
-    """Without bubblewrap the student's worker still drops root: keep the solutions and results.json out of its reach."""
+    """Without bubblewrap the student's worker still drops root: keep the solutions and results.json out of reach."""
     if os.geteuid() != 0:
         return
     for folder in folders:
@@ -240,7 +240,7 @@ def run(root: Path) -> dict:
             if why:
                 results["output"] = why + "\n\n" + results["output"]
                 results["extra_data"]["picked"] = why
-        except Exception:  # still one result: Gradescope shows a bare failure otherwise
+        except Exception:  # noqa: BLE001 - still one result: Gradescope shows a bare failure otherwise
             traceback.print_exc()
             results = _failure(f"The autograder could not grade {shown}; your instructor can see why in the "
                                "autograder output. Please tell them.", started)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from autograder.assignment import GRADED, NOTEBOOK_STEM
 from autograder.config import ROOT, environment
-from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.i18n import LANGS, t
+from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
 from autograder.report.records import SubmissionResult, write_atomic
 from autograder.report.render import render
 
@@ -151,7 +151,7 @@ def run(root: Path, source: Path) -> dict:
         shown = path.relative_to(root / "student").as_posix()
         try:
             results = to_prairielearn(grade_one(path, source / "solutions"), shown, settings)
-        except Exception:  # still one result: PrairieLearn shows a bare failure otherwise
+        except Exception:  # noqa: BLE001 - still one result: PrairieLearn shows a bare failure otherwise
             traceback.print_exc()
             results = _failure(" / ".join(t("pl.crashed", lang, name=shown) for lang in LANGS))
     text = json.dumps(results, ensure_ascii=False, indent=1)

@@ -104,6 +104,6 @@ def built_arguments(module: Module, cls: str) -> dict | None:
         if construction["class"] == cls and construction["arguments"] is not None:
             arguments = construction["arguments"]
             stub = _stub_names(cls)
-            named = dict((k, v) for k, v in arguments)
+            named = dict(arguments)
             return {s: named.get(s, arguments[i][1] if i < len(arguments) else None) for i, s in enumerate(stub)}
     return None

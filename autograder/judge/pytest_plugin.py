@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from autograder.errors import StudentError
 from autograder.i18n import t
 from autograder.judge.expect import CheckFailure
 from autograder.judge.reference import ReferenceSubject
-from autograder.errors import StudentError
 from autograder.judge.subjects import Subject
 from autograder.report.records import CheckResult
 

@@ -47,7 +47,8 @@ class WorkerSubject(Subject):
             self.worker = WorkerClient(self.chunks, self.limits, self.isolation)
         except WorkerGone as exc:
             self.worker = None
-            key = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}.get(exc.reason, "student.load_crashed")
+            keys = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}
+            key = keys.get(exc.reason, "student.load_crashed")
             params = {"where": "loading the definitions", "seconds": self.limits.load_seconds,
                       "detail": exc.detail, "limit": self.limits.cpu_seconds}
             key, params = _tree_limit(exc, self.limits, key, params)

@@ -75,9 +75,9 @@ class Submission:
             if chunk.origin != failure.get("origin"):
                 continue
             for node in ast.parse(chunk.code).body:
-                if line is None or node.lineno <= int(line.group(1)) <= (node.end_lineno or node.lineno):
-                    if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                        return True
+                covers = line is None or node.lineno <= int(line.group(1)) <= (node.end_lineno or node.lineno)
+                if covers and isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    return True
         return False
 
 
@@ -175,7 +175,7 @@ def _ipynb_cells(text: str) -> tuple[list[tuple[str, str]], str]:
     try:
         nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
         nbformat.validate(nb)
-    except Exception as exc:  # nbformat raises several validation error types
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several validation error types
         raise SubmissionError("load.invalid_notebook", error=str(exc).splitlines()[0][:200]) from None
     cells, prose = [], []
     for index, cell in enumerate(nb.cells, start=1):

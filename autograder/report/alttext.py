@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
+from autograder.assignment import DRAWN as CLASSES
+from autograder.assignment import TOKENS
 from autograder.i18n import t
-from autograder.assignment import DRAWN as CLASSES, TOKENS
 from autograder.report.attention_svg import MASKED_BELOW, MASKED_COLOUR, NAN_COLOUR, _blue
 from autograder.report.render import render_page
 

@@ -5,7 +5,8 @@ import functools
 import html
 import math
 
-from autograder.assignment import DRAWN as CLASSES, TOKENS
+from autograder.assignment import DRAWN as CLASSES
+from autograder.assignment import TOKENS
 
 BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 """ColorBrewer's 9-class Blues (matplotlib's "Blues"): weights 0 to 1, interpolated between these stops. One hue
@@ -50,8 +51,9 @@ def _head(matrix: list, left: float, top: float, size: int) -> str:
 def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> str:
     """One inline SVG for all classes: a row per class, the reference's heads left, the student's right.
 
-    `labels` are the two sides' column captions, with {n} where the head's number goes. A student map that is a string (why it could not be
-    read) is drawn as a "?" with the reason as tooltip. No xmlns: the markup is meant for an HTML page.
+    `labels` are the two sides' column captions, with {n} where the head's number goes. A student map that is a
+    string (why it could not be read) is drawn as a "?" with the reason as tooltip. No xmlns: the markup is meant for
+    an HTML page.
     """
     esc, T, heads, cell = html.escape, len(TOKENS), 2, 16  # heads: slots per side; cell: its side in px
     names = [n for n in CLASSES if n in student]

@@ -6,7 +6,8 @@ import sys
 from dataclasses import dataclass, field
 
 from autograder.i18n import t
-from autograder.report.class_overview import BINS as BUCKETS, histogram
+from autograder.report.class_overview import BINS as BUCKETS
+from autograder.report.class_overview import histogram
 from autograder.report.records import SubmissionResult, write_atomic
 
 

@@ -146,6 +146,7 @@ def failure(reason: str, params: dict, limits: Limits) -> tuple[str, dict] | Non
     if reason not in KEYS:
         return None
     used = float(params.get("used", 0))
-    shown = {"memory": (human_size(used), human_size(limits.memory_bytes)), "cpu_tree": (f"{used:.0f}", limits.cpu_seconds),
+    shown = {"memory": (human_size(used), human_size(limits.memory_bytes)),
+             "cpu_tree": (f"{used:.0f}", limits.cpu_seconds),
              "cpu_share": (f"{used:.0f}", f"{limits.call_seconds:g}")}[reason]
     return KEYS[reason], {"used": shown[0], "limit": shown[1], "processes": params.get("processes", 1)}

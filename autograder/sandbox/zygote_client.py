@@ -96,8 +96,10 @@ class ZygoteClient:
             for fd in theirs:
                 os.close(fd)
         self.ready = self.busy = True
-        forked = ForkedWorker(self, open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),
-                              open(errors[0], "rb"))
+        # the worker's streams live as long as the ForkedWorker, which closes them: no `with`
+        streams = (open(requests[1], "wb", buffering=0), open(replies[0], "rb", buffering=0),  # noqa: SIM115
+                   open(errors[0], "rb"))  # noqa: SIM115
+        forked = ForkedWorker(self, *streams)
         if self.init:  # pids grow: the new worker's is above the last one's, unless they wrapped around
             forked.worker = (in_namespace(self.init, self._last or self.init).get(reply.get("pid"))
                              or in_namespace(self.init).get(reply.get("pid")))

@@ -81,7 +81,8 @@ class Handler:
         with torch.no_grad():
             self.objects[id].load_state_dict({name: state[name] for name in names}, strict=False)
 
-    def op_forward(self, id: int, x: torch.Tensor, train: bool, seed: int, grad_out: torch.Tensor | None = None) -> dict:
+    def op_forward(self, id: int, x: torch.Tensor, train: bool, seed: int,
+                   grad_out: torch.Tensor | None = None) -> dict:
         module = self.objects[id]
         module.train(train)
         module.zero_grad(set_to_none=True)

@@ -93,7 +93,7 @@ def decode(data: bytes) -> dict:
         return _Decoder(data).message()
     except ProtocolError:
         raise
-    except Exception as exc:  # bad JSON or UTF-8, RecursionError from deep nesting, MemoryError, ...
+    except Exception as exc:  # noqa: BLE001 - bad JSON or UTF-8, RecursionError from deep nesting, MemoryError, ...
         raise ProtocolError("undecodable", f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 

@@ -24,7 +24,7 @@ class StandInCausal(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, qkv_bias: bool = False):
         super().__init__()
-        setattr(self, "d_out", d_out)
+        setattr(self, "d_out", d_out)  # noqa: B010 - not the solution's line: the student bundle ships this file
         _projections(self, d_in, d_out, qkv_bias)
         self.dropout = nn.Dropout(p=dropout)
 
