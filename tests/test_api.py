@@ -72,3 +72,16 @@ def test_grade_folder_refuses_a_missing_path_before_grading(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         api.grade_folder([tmp_path / "nowhere"], tmp_path / "out")
     assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+def test_reading_submissions_never_builds_jsonschema_uri_grammar():
+    """nbformat's jsonschema would import rfc3987_syntax (1-2 s of grammar building per process) if it were
+    imported before load/submission.py refuses it; every judge process and `autograder check` pays that."""
+    import subprocess
+    import sys
+
+    code = ("import sys, autograder.api, autograder.load.discover, autograder.integrations.gradescope; "
+            "print(sys.modules.get('rfc3987_syntax', 'absent'))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() in ("None", "absent"), f"rfc3987_syntax was imported: {shown.stdout}"

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import nbformat
+
+def skip_slow_imports() -> None:
+    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
+    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
+skip_slow_imports()  # before nbformat, which imports jsonschema
+import nbformat  # noqa: E402
 
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 MAGIC = re.compile(r"^\s*[%!]")
@@ -114,12 +122,6 @@ def read_file(path: Path, max_bytes: int) -> Read:
         return Read(sha256, None, ("load.unreadable", {"error": exc.strerror or str(exc)}))
     except Exception as exc:  # noqa: BLE001 - a file no reader expected must not stop the batch
         return Read(sha256, None, ("load.unreadable", {"error": f"{type(exc).__name__}: {exc}"[:300]}))
-
-
-def skip_slow_imports() -> None:
-    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
-    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
-    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:
