@@ -121,10 +121,9 @@ def build_assignments(check: bool = False) -> list[Path]:
     Raises:
         ModuleNotFoundError: the instructor's tools (nbgrader) are not installed.
     """
+    import autograder.load.submission  # noqa: F401 - first: it keeps nbformat's import fast (see there)
     from autograder.authoring.build import build
-    from autograder.load.submission import skip_slow_imports
 
-    skip_slow_imports()
     return build(check=check)
 
 

@@ -55,9 +55,7 @@ def grade_entries(entries: list[Entry], config: Config, isolation: str, lang: st
         The records, in the order of `entries`.
     """
     from autograder.judge.run import RunOptions, run_checks
-    from autograder.load.submission import skip_slow_imports
 
-    skip_slow_imports()
     records: list[SubmissionResult] = []
 
     def jobs() -> Iterator:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from autograder.config import Config, Limits
-from autograder.load.submission import skip_slow_imports
 from autograder.sandbox.zygote_client import prestart
 
 
@@ -18,7 +17,6 @@ def main() -> None:
     spec = json.load(sys.stdin)
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
-    skip_slow_imports()
     import torch
 
     from autograder.load.discover import Entry

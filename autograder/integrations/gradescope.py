@@ -14,7 +14,6 @@ from autograder.assignment import GRADED, NOTEBOOK_STEM
 from autograder.config import ROOT, Config, environment
 from autograder.i18n import t
 from autograder.load.discover import SUFFIXES
-from autograder.load.submission import skip_slow_imports
 from autograder.report.records import SubmissionResult, write_atomic
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -223,7 +222,6 @@ def grade_one(path: Path, solutions: Path) -> SubmissionResult:
 def run(root: Path) -> dict:
     """Grade root/submission and write root/results/results.json; returns what was written."""
     started = time.monotonic()
-    skip_slow_imports()  # choosing among several uploads reads them
     source = root / "source"
     settings_file = source / "gradescope.json"
     settings = GradescopeSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \

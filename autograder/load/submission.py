@@ -19,14 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-
-def skip_slow_imports() -> None:
-    """jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for
-    1-2 s at every start, for URI formats that notebooks never use: refuse that one import."""
-    sys.modules.setdefault("rfc3987_syntax", None)
-
-
-skip_slow_imports()  # before nbformat, which imports jsonschema
+# jsonschema (under nbformat) imports rfc3987_syntax when installed, which builds a grammar for 1-2 s at every
+# start, for URI formats that notebooks never use: refuse that one import, before nbformat is first imported. Every
+# module of the kit that reads notebooks imports this one first.
+sys.modules.setdefault("rfc3987_syntax", None)
 import nbformat  # noqa: E402
 
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

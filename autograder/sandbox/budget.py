@@ -1,14 +1,12 @@
 """The judge's watch over one worker tree: memory and CPU summed over every process of a submission."""
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
 
 from autograder.config import Limits
-from autograder.sandbox.cgroups import Group, available
+from autograder.sandbox.cgroups import Group, available, kill_until_gone
 from autograder.sandbox.tree import Tree, proc_stat, pss, rss, tasks
 
 INTERVAL = 0.05
@@ -96,16 +94,7 @@ class Budget:
         if self.group is not None:
             self.group.kill()
             return
-        for _ in range(200):
-            living = [pid for pid in self.tree.pids() if (proc_stat(f"/proc/{pid}") or {}).get("threads")]
-            if not living:
-                return
-            for pid in living:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.005)
+        kill_until_gone(lambda: [pid for pid in self.tree.pids() if (proc_stat(f"/proc/{pid}") or {}).get("threads")])
 
     def close(self) -> None:
         """Stop watching (the worker is being ended) and remove its cgroup."""

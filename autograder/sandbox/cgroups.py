@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -134,17 +135,8 @@ class Group:
             return 0
 
     def kill(self) -> None:
-        """SIGKILL every task in the group until none is left (a fork may race one round)."""
-        for _ in range(200):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.005)
+        """SIGKILL every task in the group until none is left."""
+        kill_until_gone(self.pids)
 
     def remove(self) -> None:
         """Kill what is left and remove the groups (a group with tasks cannot be removed)."""
@@ -175,3 +167,17 @@ def remove_stale(pid: int | None = None) -> None:
             if controller == "memory":
                 group.kill()
             group.remove()
+
+
+def kill_until_gone(pids: Callable[[], list[int]]) -> None:
+    """SIGKILL the processes `pids()` lists, again and again until it lists none (a fork may race one round)."""
+    for _ in range(200):
+        living = pids()
+        if not living:
+            return
+        for pid in living:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.005)
