@@ -35,6 +35,10 @@ class _Current:
     results: list[CheckResult] = field(default_factory=list)
 
 
+_PLUGIN = pytest.StashKey["GradingPlugin"]()
+"""The session's GradingPlugin, for the fixtures below (pytest 10 takes no fixtures defined on an instance)."""
+
+
 class GradingPlugin:
     """Parametrises every check over `count` submissions (one pytest session for them all).
 
@@ -52,6 +56,7 @@ class GradingPlugin:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
+        config.stash[_PLUGIN] = self
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "sub" in metafunc.fixturenames:
@@ -71,29 +76,6 @@ class GradingPlugin:
             keep.append(item)
         items[:] = keep
 
-    @pytest.fixture(scope="session")
-    def sub(self, request: pytest.FixtureRequest) -> Iterator[Subject]:
-        # session-scoped and parametrised: pytest runs all checks of one submission, then the next
-        self.current = _Current(request.param, time.monotonic(), "en")
-        subject, self.current.lang = self.next_subject()
-        yield subject
-        self.finished(self.current.results, self.current.started)
-
-    @pytest.fixture
-    def ref(self, request: pytest.FixtureRequest) -> Subject:
-        reference = self.reference()
-        reference.begin(request.node.originalname)
-        return reference
-
-    @pytest.fixture
-    def note(self) -> Note:
-        return Note()
-
-    @pytest.fixture(autouse=True)
-    def _budget(self, sub: Subject) -> None:
-        if time.monotonic() - self.current.started > self.submission_seconds:
-            raise StudentError("student.submission_timeout", seconds=self.submission_seconds)
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
         """Record the check's result. Replaces pytest's own report, which formats a traceback for
@@ -107,6 +89,38 @@ class GradingPlugin:
         return pytest.TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed",
                                  call.excinfo.exconly() if failed else None, call.when,
                                  duration=call.duration, start=call.start, stop=call.stop)
+
+
+# The fixtures live at module level and read the session's plugin from the config: pytest passes this module to
+# pytest.main as a plugin beside the GradingPlugin instance (judge/run.py).
+
+@pytest.fixture(scope="session")
+def sub(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    # session-scoped and parametrised: pytest runs all checks of one submission, then the next
+    plugin = request.config.stash[_PLUGIN]
+    plugin.current = _Current(request.param, time.monotonic(), "en")
+    subject, plugin.current.lang = plugin.next_subject()
+    yield subject
+    plugin.finished(plugin.current.results, plugin.current.started)
+
+
+@pytest.fixture
+def ref(request: pytest.FixtureRequest) -> Subject:
+    reference = request.config.stash[_PLUGIN].reference()
+    reference.begin(request.node.originalname)
+    return reference
+
+
+@pytest.fixture
+def note() -> Note:
+    return Note()
+
+
+@pytest.fixture(autouse=True)
+def _budget(request: pytest.FixtureRequest, sub: Subject) -> None:
+    plugin = request.config.stash[_PLUGIN]
+    if time.monotonic() - plugin.current.started > plugin.submission_seconds:
+        raise StudentError("student.submission_timeout", seconds=plugin.submission_seconds)
 
 
 def _check_result(item: pytest.Item, lang: str, excinfo: pytest.ExceptionInfo | None, note: Note | None) -> CheckResult:

@@ -17,6 +17,7 @@ import pytest
 
 from autograder.config import Config
 from autograder.i18n import t
+from autograder.judge import pytest_plugin
 from autograder.judge.pytest_plugin import GradingPlugin
 from autograder.judge.reference import ReferenceSubject, load_reference
 from autograder.judge.subjects import Subject, Unloadable
@@ -154,7 +155,7 @@ def run_checks(jobs: Iterable[Job], count: int, config: Config, options: RunOpti
     for plugin_name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
                         "threadexception"):
         args += ["-p", f"no:{plugin_name}"]
-    return pytest.main(args, plugins=[plugin])
+    return pytest.main(args, plugins=[plugin, pytest_plugin])
 
 
 @dataclass(frozen=True)
