@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from autograder.config import ROOT, Config
+from autograder.i18n import LANGS
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
 2 wrong usage (unknown option, missing file)."""
@@ -165,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="example:\n  autograder check assignments/en/ch03_attention.ipynb --lang zh_TW\n\n" + EPILOG,
     )
     check.add_argument("notebook", type=Path, help="a .ipynb, marimo .py or plain .py file")
-    check.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: the notebook's)")
+    check.add_argument("--lang", choices=LANGS, help="feedback language (default: the notebook's)")
     check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
     check.add_argument("--html", type=Path, metavar="FILE",
                        help="also write the feedback page (" + ("diagnoses, attention pictures, checklist"
@@ -186,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="submission files or folders")
     grade.add_argument("--out", type=Path, required=True, help="folder for the records and grades.csv")
     grade.add_argument("--jobs", type=int, help="submissions graded in parallel (default: number of cores)")
-    grade.add_argument("--lang", choices=["en", "zh_TW"], help="feedback language (default: each notebook's)")
+    grade.add_argument("--lang", choices=LANGS, help="feedback language (default: each notebook's)")
     grade.add_argument("--force", action="store_true", help="regrade submissions that already have a record")
     grade.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto",
                        help="isolation of student code (default: bubblewrap when available)")
@@ -202,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="example:\n  autograder report graded/ --lang zh_TW\n\n" + EPILOG,
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
-    report.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the page (default: en)")
+    report.add_argument("--lang", choices=LANGS, default="en", help="language of the page (default: en)")
     report.set_defaults(run=_report)
 
     diff = command(
@@ -216,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old", type=Path, metavar="OLD_DIR", help="the grade folder students have seen")
     diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the regraded folder; diff.html is written here")
-    diff.add_argument("--lang", choices=["en", "zh_TW"], default="en", help="language of the report (default: en)")
+    diff.add_argument("--lang", choices=LANGS, default="en", help="language of the report (default: en)")
     diff.set_defaults(run=_diff)
 
     build = command(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder.config import ROOT
-from autograder.integrations.gradescope import _kit_files
+from autograder.integrations.hosted import kit_files as _kit_files
 from tests.conftest import SUBMISSIONS, run_cli
 
 LOOSENED = "def test_causal_no_peeking(sub):\n"

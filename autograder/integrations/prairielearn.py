@@ -5,15 +5,15 @@ import json
 import shutil
 import sys
 import time
-import traceback
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.assignment import GRADED, NOTEBOOK_STEM
+from autograder.assignment import NOTEBOOK_STEM
 from autograder.config import ROOT, environment
 from autograder.i18n import LANGS, t
-from autograder.integrations.gradescope import _kit_files, _lock, find_submission, grade_one
+from autograder.integrations import hosted
+from autograder.integrations.hosted import grade_upload, kit_files, lock, part_lines, require_checkout
 from autograder.report.records import SubmissionResult, write_atomic
 from autograder.report.render import render
 
@@ -64,15 +64,8 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
 
     Returns the written files relative to `out`.
     """
-    assignments = [root / "assignments" / lang / name for lang in LANGS for name in UPLOADS]
-    missing = [p for p in [root / "pyproject.toml", root / "solutions" / "en" / "ch03_attention.ipynb", *assignments]
-               if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]} is missing; run the export from the kit's repository checkout")
-    if torch_version is None:
-        import torch
-
-        torch_version = torch.__version__.split("+")[0]
+    require_checkout(root, *(root / "assignments" / lang / name for lang in LANGS for name in UPLOADS))
+    torch_version = hosted.torch_version(torch_version)
     question, grader = out / "questions" / QUESTION, out / "grader"
     for folder in (question, grader):
         shutil.rmtree(folder, ignore_errors=True)
@@ -88,7 +81,7 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
     (question / "info.json").write_text(json.dumps(info_json(settings), indent=2) + "\n", encoding="utf-8")
     (question / "question.html").write_text(render("pl_question.html.j2", package=TEMPLATES, texts=texts,
                                                    upload=UPLOADS), encoding="utf-8")
-    for path in _kit_files(root):
+    for path in kit_files(root):
         target = grader / "kit" / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
@@ -123,12 +116,10 @@ def to_prairielearn(record: SubmissionResult, shown: str, settings: PrairieLearn
         tests.append({"name": t("pl.hidden_name", lang), "description": t("pl.hidden_description", lang),
                       "points": sum(c.score for c in hidden), "max_points": sum(c.max_score for c in hidden),
                       "message": t("pl.hidden_message", lang, passed=passed, total=len(hidden)), "output": ""})
-    parts = record.parts
-    lines = [f"{name:<28} {parts[name][0]:>5g} / {parts[name][1]:g}" for name in GRADED if name in parts]
     return {
         "gradable": True, "score": record.score / record.max_score if record.max_score else 0.0,
         "message": t("pl.summary", lang, name=shown, score=record.score, max_score=record.max_score),
-        "output": _clip("\n".join(filter(None, [record.error, record.output, *lines]))),
+        "output": _clip("\n".join(filter(None, [record.error, record.output, *part_lines(record)]))),
         "tests": tests,
     }
 
@@ -143,17 +134,14 @@ def run(root: Path, source: Path) -> dict:
     settings_file = source / "prairielearn.json"
     settings = PrairieLearnSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
         else PrairieLearnSettings()
-    _lock(source, root / "results")  # PrairieLearn does not create results/; we do, for root only
-    path = find_submission(root / "student")
-    if path is None:
+    lock(source, root / "results")  # PrairieLearn does not create results/; we do, for root only
+    graded = grade_upload(root / "student", source / "solutions")
+    if graded.shown is None:
         results = _failure(" / ".join(t("pl.no_file", lang, names=" / ".join(UPLOADS)) for lang in LANGS))
+    elif graded.record is None:
+        results = _failure(" / ".join(t("pl.crashed", lang, name=graded.shown) for lang in LANGS))
     else:
-        shown = path.relative_to(root / "student").as_posix()
-        try:
-            results = to_prairielearn(grade_one(path, source / "solutions"), shown, settings)
-        except Exception:  # noqa: BLE001 - still one result: PrairieLearn shows a bare failure otherwise
-            traceback.print_exc()
-            results = _failure(" / ".join(t("pl.crashed", lang, name=shown) for lang in LANGS))
+        results = to_prairielearn(graded.record, graded.shown, settings)
     text = json.dumps(results, ensure_ascii=False, indent=1)
     if len(text.encode()) > RESULTS_LIMIT:  # never in practice (outputs are clipped); still a valid file
         results = {**results, "tests": [{**test, "output": ""} for test in results.get("tests", [])], "output": ""}

@@ -1,0 +1,154 @@
+"""What the hosted graders (Gradescope, PrairieLearn) share: the kit they ship, the upload to grade, one grade."""
+from __future__ import annotations
+
+import ast
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.assignment import GRADED, NOTEBOOK_STEM
+from autograder.config import Config
+from autograder.i18n import t
+from autograder.load.discover import SUFFIXES
+from autograder.report.records import SubmissionResult
+
+REFERENCE = Path("solutions") / "en" / f"{NOTEBOOK_STEM}.ipynb"
+"""The reference notebook, relative to the kit's checkout."""
+
+
+def kit_files(root: Path) -> list[Path]:
+    """The files a grader image needs: the package (checks included), the solutions, the project file."""
+    files = [root / "pyproject.toml", root / "README.md"]
+    for folder in ("autograder", "solutions"):
+        for path in sorted((root / folder).rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_file() and "__pycache__" not in relative.parts and not any(
+                    p.startswith(".") for p in relative.parts) and path.suffix not in (".pyc", ".pyo"):
+                files.append(path)
+    return files
+
+
+def require_checkout(root: Path, *more: Path) -> None:
+    """Refuse to export from anywhere but the kit's checkout (an installed kit has no solutions/)."""
+    missing = [p for p in (root / "pyproject.toml", root / REFERENCE, *more) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} is missing; run the export from the kit's repository checkout")
+
+
+def torch_version(given: str | None = None) -> str:
+    """The torch release the image installs: `given`, else this environment's (without a local build tag)."""
+    if given is not None:
+        return given
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+def lock(*folders: Path) -> None:
+    """Without bubblewrap the student's worker still drops root: keep the solutions and the results out of reach."""
+    if os.geteuid() != 0:
+        return
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+
+
+def part_lines(record: SubmissionResult) -> list[str]:
+    """One line per graded part: its name and points, in the notebook's order."""
+    parts = record.parts
+    return [f"{name:<28} {parts[name][0]:>5g} / {parts[name][1]:g}" for name in GRADED if name in parts]
+
+
+def _candidates(folder: Path) -> list[Path]:
+    return [
+        p for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix.lower() in SUFFIXES
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
+    ]
+
+
+def _preference(folder: Path, path: Path) -> tuple:
+    """ch03_attention.* first, notebooks before .py files, shallow before deep."""
+    return (path.stem != NOTEBOOK_STEM, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
+            str(path))
+
+
+def implemented(path: Path) -> int:
+    """How many graded names the file defines without `raise NotImplementedError` (read, never run)."""
+    from autograder.load.submission import load_submission
+
+    try:
+        chunks = load_submission(path).chunks
+    except Exception:  # noqa: BLE001 - an unreadable file has nothing implemented; grading says why
+        return 0
+    done = set()
+    for chunk in chunks:
+        try:
+            tree = ast.parse(chunk.code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in GRADED:
+                stub = any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(node))
+                (done.discard if stub else done.add)(node.name)
+    return len(done)
+
+
+def pick_submission(folder: Path) -> tuple[Path | None, str]:
+    """The file to grade among the uploaded ones, and why, for the result ("" when only one was uploaded).
+
+    The file the student worked on: the most graded names implemented, then the newest, then the
+    assignment's own name (notebooks before .py files).
+    """
+    candidates = _candidates(folder)
+    if len(candidates) < 2:
+        return (candidates[0] if candidates else None), ""
+    counts = {path: implemented(path) for path in candidates}
+    rank = {path: (counts[path], path.stat().st_mtime) for path in candidates}
+    top = max(rank.values())
+    best = min((p for p in candidates if rank[p] == top), key=lambda p: _preference(folder, p))
+    others = ", ".join(f"{p.relative_to(folder).as_posix()} {counts[p]}" for p in candidates if p != best)
+    shown = best.relative_to(folder).as_posix()
+    if counts[best] > max(counts[p] for p in candidates if p != best):
+        why = t("gradescope.picked_implemented", "en", file=shown, count=len(candidates), done=counts[best],
+                total=len(GRADED), others=others)
+    elif any(p.stat().st_mtime < best.stat().st_mtime for p in candidates if counts[p] == counts[best]):
+        why = t("gradescope.picked_newest", "en", file=shown, count=len(candidates), done=counts[best],
+                total=len(GRADED))
+    else:
+        why = t("gradescope.picked_name", "en", file=shown, count=len(candidates))
+    return best, why
+
+
+def find_submission(folder: Path) -> Path | None:
+    """The notebook to grade among the uploaded files (see pick_submission)."""
+    return pick_submission(folder)[0]
+
+
+@dataclass(frozen=True)
+class Graded:
+    """What became of one upload: the file picked and why, and its record (None: no file, or the kit failed)."""
+
+    shown: str | None
+    """The picked file, relative to the upload folder; None when the upload holds no notebook or .py file."""
+    why: str = ""
+    """Why this file, when there were several (pick_submission)."""
+    record: SubmissionResult | None = None
+    """None with a file: grading it raised (the traceback went to stderr, the instructor's log)."""
+
+
+def grade_upload(folder: Path, solutions: Path) -> Graded:
+    """Pick the upload's file and grade it as `autograder grade` would, in this process: a container holds
+    one submission, so no pool of judges."""
+    from autograder.pipeline import grade_file
+
+    path, why = pick_submission(folder)
+    if path is None:
+        return Graded(None)
+    shown = path.relative_to(folder).as_posix()
+    try:
+        return Graded(shown, why, grade_file(path, Config(solutions=solutions, jobs=1)))
+    except Exception:  # noqa: BLE001 - still one result: the platform shows a bare failure otherwise
+        traceback.print_exc()
+        return Graded(shown, why)
