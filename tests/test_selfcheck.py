@@ -135,3 +135,28 @@ def test_check_leaves_the_students_random_state_alone(tmp_path):
             "after = torch.rand(1).item()\ntorch.manual_seed(123)\nprint(after == torch.rand(1).item())")
     outputs = run_notebook(tmp_path, code, cell)
     assert "True" in "".join(o.get("text", "") for o in outputs)
+
+
+def test_the_self_check_loads_no_pytest_plugin_installed_in_the_environment(tmp_path):
+    """A plugin some other package installed (pytest-benchmark warns under xdist) must not run inside the check:
+    in nbgrader's kernel a word on stderr scores the cell 0."""
+    import subprocess
+    import sys
+
+    (tmp_path / "noisy_plugin.py").write_text(
+        "import sys\ndef pytest_configure(config):\n    sys.stderr.write('NOISY PLUGIN LOADED\\n')\n")
+    info = tmp_path / "noisy_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: noisy-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nnoisy = noisy_plugin\n")
+    code = ("import torch\nfrom autograder import check\n"
+            "def softmax_naive(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0)\n"
+            "print(check(softmax_naive).passed)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    probe = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; "
+                            "print([e.name for e in m.entry_points(group='pytest11')])"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert "noisy" in probe.stdout, f"the fake plugin is not installed, so this test proves nothing: {probe.stdout}"
+    assert done.returncode == 0, done.stderr
+    assert "NOISY PLUGIN LOADED" not in done.stderr, f"an installed pytest plugin ran inside the check:\n{done.stderr}"

@@ -151,7 +151,9 @@ def run_checks(jobs: Iterable[Job], count: int, config: Config, options: RunOpti
     plugin = GradingPlugin(count, session.open, session.finished, session.reference,
                            config.limits.submission_seconds, options.parts, options.visible_only)
     # Nothing in the judge prints (student output stays in the worker): no capture to set up per check.
-    args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "--assert=plain"]
+    # Only the kit's own plugins: another package's pytest plugin (pytest-benchmark, ...) must not run inside a
+    # student's kernel, where nbgrader scores a cell 0 for a word on stderr.
+    args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "--assert=plain", "--disable-plugin-autoload"]
     for plugin_name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
                         "threadexception"):
         args += ["-p", f"no:{plugin_name}"]
