@@ -74,6 +74,10 @@ def _number(text: str, kind: type, name: str) -> float | int:
     return kind(value)
 
 
+CGROUP_SWITCH = "AUTOGRADER_CGROUP"
+"""The variable that turns the cgroups off ("off"); see Environment.cgroups."""
+
+
 @dataclass(frozen=True)
 class Environment:
     """The environment variables the kit reads; nothing else in the kit reads any (see `environment()`)."""
@@ -90,6 +94,9 @@ class Environment:
     """AUTOGRADER_ROOT: the container's folder (Gradescope's /autograder, PrairieLearn's /grade)."""
     source: Path | None = None
     """AUTOGRADER_SOURCE: where the kit lives in the PrairieLearn grader image (/grader/kit)."""
+    cgroups: bool = True
+    """AUTOGRADER_CGROUP=off: hold a submission's memory with the judge's watchdog alone, never a cgroup (the
+    fallback's tests; a machine where the groups misbehave)."""
 
 
 def environment() -> Environment:
@@ -100,7 +107,7 @@ def environment() -> Environment:
     return Environment(lang=os.environ.get("AUTOGRADER_LANG") or None, solutions=path("AUTOGRADER_SOLUTIONS"),
                        nbgrader_validate=os.environ.get("NBGRADER_EXECUTION") == "validate",
                        notebook=os.environ.get("JPY_SESSION_NAME") or None, root=path("AUTOGRADER_ROOT"),
-                       source=path("AUTOGRADER_SOURCE"))
+                       source=path("AUTOGRADER_SOURCE"), cgroups=os.environ.get(CGROUP_SWITCH) != "off")
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,18 @@ def test_a_layout_that_misses_or_invents_a_folder_is_caught():
     invented = README.replace("\n├── load/ ", "\n├── load/ \n│   └── old/   a folder that is gone\n├── x.py ")
     assert "autograder/load/old" in layout_folders(invented)["package"]
     assert "autograder/x.py" in layout_entries(invented)["files"]
+
+
+def test_config_is_the_only_reader_of_the_environment():
+    """README: config.py is the only reader of the environment (sandbox/inside/ sets the worker's own)."""
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "config.py" and path.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = ast.unparse(node) if isinstance(node, (ast.Call, ast.Subscript)) else ""
+            if (isinstance(node, ast.Call) and text.startswith(("os.environ.get(", "os.getenv(", "environ.get("))) or (
+                    isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                    and text.startswith("os.environ[")):
+                readers.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text}")
+    assert not readers, "read the variable through config.environment() instead:\n" + "\n".join(readers)

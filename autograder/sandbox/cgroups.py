@@ -16,11 +16,13 @@ from pathlib import Path
 
 import psutil
 
+from autograder.config import CGROUP_SWITCH, environment
+
 MOUNTS = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 """memory is required; the others are used when present."""
-DISABLE = "AUTOGRADER_CGROUP"
-"""Set to "off" to use the watchdog alone (the fallback's tests; a machine where the groups misbehave)."""
+DISABLE = CGROUP_SWITCH
+"""Set to "off" to use the watchdog alone (config.Environment.cgroups)."""
 
 _counter = itertools.count()
 
@@ -43,7 +45,7 @@ def _own(controller: str) -> Path | None:
 @cache
 def available() -> tuple[str, ...]:
     """The controllers a group can be made with here (empty when memory cannot be); probed once."""
-    if os.environ.get(DISABLE) == "off" or os.geteuid() != 0:
+    if not environment().cgroups or os.geteuid() != 0:
         return ()
     found = []
     for controller in CONTROLLERS:
