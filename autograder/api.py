@@ -13,8 +13,8 @@ from autograder.load.discover import Entry
 from autograder.pipeline import grade_entries, grade_file
 from autograder.report.records import SubmissionResult
 
-__all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_folder", "student_bundle",
-           "write_overview"]
+__all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_folder", "similarity_report",
+           "student_bundle", "write_overview"]
 
 
 def grade_folder(paths: list[Path], out: Path, config: Config | None = None, jobs: int | None = None,
@@ -102,8 +102,9 @@ def check_file(path: Path, config: Config | None = None, lang: str | None = None
     return checklist
 
 
-def write_overview(graded: Path, lang: str = "en") -> Path:
-    """Write graded/report.html, the class overview; returns its path.
+def write_overview(graded: Path, lang: str = "en", against: list[Path] = ()) -> Path:
+    """Write graded/report.html, the class overview, with its similarity section (graded/similarity.html and
+    .csv, written when the graded submissions can be read); returns its path.
 
     Raises:
         NotADirectoryError: `graded` is not a folder.
@@ -112,7 +113,32 @@ def write_overview(graded: Path, lang: str = "en") -> Path:
 
     if not Path(graded).is_dir():
         raise NotADirectoryError(f"{graded}: no such folder")
-    return write(Path(graded), lang)
+    section = None
+    try:
+        written = similarity_report([Path(graded)], Path(graded), list(against), lang)
+        section = {"page": written.page.name, "pairs": written.summary, "count": len(written.comparison.pairs),
+                   "error": None}
+    except (ImportError, OSError, ValueError) as exc:  # no records, no readable submission, no instructor extra
+        section = {"error": str(exc)}
+    return write(Path(graded), lang, section)
+
+
+def similarity_report(paths: list[Path], out: Path, against: list[Path] = (), lang: str = "en", settings=None):
+    """Compare a class with itself and with `against` (the book's repository, last year's class): out/similarity.html
+    (ranked pairs, clusters, each pair side by side), out/similarity.csv and, for a grade folder, each record's
+    instructor-only `similarity_notes`. `paths`: one grade folder, or submission files and folders.
+
+    Returns:
+        A similarity.report.Written (the paths, the comparison, the files that could not be read).
+
+    Raises:
+        FileNotFoundError: a path or an --against folder does not exist.
+        ValueError: nothing to compare (an empty folder), or an --against folder without code.
+        ImportError: copydetect is missing (pip install ".[instructor]").
+    """
+    from autograder.similarity.run import similarity
+
+    return similarity([Path(p) for p in paths], Path(out), [Path(a) for a in against], lang, settings)
 
 
 def build_assignments(check: bool = False) -> list[Path]:

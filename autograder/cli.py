@@ -61,11 +61,31 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     from autograder.api import write_overview
 
     try:
-        print(f"wrote {write_overview(args.folder, args.lang)}")
+        print(f"wrote {write_overview(args.folder, args.lang, args.against or [])}")
     except NotADirectoryError as exc:
         print(f"autograder report: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _similarity(args: argparse.Namespace, config: Config) -> int:
+    from autograder.api import similarity_report
+
+    try:
+        written = similarity_report(args.paths, args.out, args.against or [], args.lang)
+    except ImportError as exc:
+        print(f"autograder similarity: needs {exc.name}; install the instructor's tools with pip install "
+              "\".[instructor]\"", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"autograder similarity: {exc}", file=sys.stderr)
+        return 2
+    for item in written.unreadable:
+        print(f"not compared: {item.name}: {item.reason}", file=sys.stderr)
+    pairs = written.comparison.pairs
+    print(f"{len(pairs)} pair(s) listed, strongest first, in {written.page} and {written.csv}")
+    print("similar code is evidence for a person to weigh, not a verdict")
+    return 1 if written.unreadable else 0
 
 
 def _diff(args: argparse.Namespace, config: Config) -> int:
@@ -199,12 +219,35 @@ def parser() -> argparse.ArgumentParser:
     report = command(
         "report", help="write the class overview of a grade folder",
         description="Write DIR/report.html for the instructor: score distribution, pass rate per check, "
-                    "the most frequent misconceptions and the submissions that could not be graded.",
+                    "the most frequent misconceptions, the submissions that could not be graded, and the "
+                    "strongest pairs of the similarity report (DIR/similarity.html).",
         epilog="example:\n  autograder report graded/ --lang zh_TW\n\n" + EPILOG,
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by autograder grade --out")
     report.add_argument("--lang", choices=LANGS, default="en", help="language of the page (default: en)")
+    report.add_argument("--against", type=Path, action="append", metavar="FOLDER",
+                        help="the similarity section also compares with the code in FOLDER (repeatable)")
     report.set_defaults(run=_report)
+
+    similarity = command(
+        "similarity", help="rank pairs of submissions that share unusual code (evidence, not a verdict)",
+        description="Compare the graded definitions of a class with each other and with the folders named with "
+                    "--against (the book's repository, last year's submissions). Writes OUT/similarity.html "
+                    "(ranked pairs, clusters, each pair side by side with the shared code highlighted and why) "
+                    "and OUT/similarity.csv; for a grade folder, also each record's instructor-only lines. "
+                    "Exit 1 when a file could not be compared (each is named).",
+        epilog="examples:\n  autograder similarity graded/ --out graded/\n"
+               "  autograder similarity submissions/ --against LLMs-from-scratch/ --against last-year/ --out sim/\n\n"
+               + EPILOG,
+    )
+    similarity.add_argument("paths", type=Path, nargs="+", metavar="GRADED_OR_SUBMISSIONS",
+                            help="a folder written by autograder grade --out (its diagnoses count), or submission "
+                                 "files and folders")
+    similarity.add_argument("--against", type=Path, action="append", metavar="FOLDER",
+                            help="also compare with the code in FOLDER (repeatable)")
+    similarity.add_argument("--out", type=Path, required=True, help="folder for similarity.html and similarity.csv")
+    similarity.add_argument("--lang", choices=LANGS, default="en", help="language of the page (default: en)")
+    similarity.set_defaults(run=_similarity)
 
     diff = command(
         "diff", help="compare two grade folders before releasing a regrade",

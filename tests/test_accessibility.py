@@ -12,7 +12,7 @@ from autograder.report.alttext import attention_text, describe
 from autograder.report.attention_svg import MASKED_COLOUR, NAN_COLOUR, attention_svg
 from autograder.report.class_overview import overview_html
 from autograder.report.records import CheckResult, SubmissionResult
-from tests.conftest import ROOT, SUBMISSIONS, run_cli
+from tests.conftest import FILES, ROOT, SUBMISSIONS, run_cli
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -116,6 +116,13 @@ def pages(tmp_path_factory) -> dict[str, Path]:
                            (f"diff-{lang}.html", diff_html(diff([("nan.py", broken)], [("nan.py", fixed)]), lang))):
             (out / name).write_text(text, encoding="utf-8")
             found[name] = out / name
+    from autograder.api import similarity_report  # the similarity report on its tests' class, with pairs
+
+    similar = FILES / "similarity" / "class"
+    for lang in ("en", "zh_TW"):
+        written = similarity_report([similar / "alice.py", similar / "copy_combined.ipynb", similar / "honest_bob.py"],
+                                    out / f"similarity-{lang}", lang=lang)
+        found[f"similarity-{lang}.html"] = written.page
     return found
 
 
@@ -144,7 +151,8 @@ def test_no_serious_accessibility_violation_in_chromium(pages):
     serious = {name: [v for v in found if v[1] in ("serious", "critical")] for name, found in report.items()}
     assert not any(serious.values()), json.dumps(serious, indent=1, ensure_ascii=False)
     # the overview and the diff are the kit's own pages from end to end: nothing at all is left on them
-    assert not any(report[n] for n in report if n.startswith(("overview", "diff"))), json.dumps(report, indent=1)
+    assert not any(report[n] for n in report if n.startswith(("overview", "diff", "similarity"))), json.dumps(
+        report, indent=1)
 
 
 @pytest.mark.slow

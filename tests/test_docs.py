@@ -30,7 +30,8 @@ def help_text(*argv: str) -> str:
 def commands(top_help: str) -> dict[str, str]:
     """The sub-commands listed under COMMAND in the top-level help: name -> its help line."""
     listing = top_help.split("\n  COMMAND\n", 1)[1].split("\n\n", 1)[0]
-    return dict(re.findall(r"^ {4}(\S+)(?: +(\S.*))?$", listing, re.M))
+    # a name longer than argparse's column ("similarity") has its help line on the next line
+    return dict(re.findall(r"^ {4}(\S+)(?:\n? +(\S.*))?$", listing, re.M))
 
 
 def options(command_help: str) -> list[str]:

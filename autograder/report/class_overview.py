@@ -77,7 +77,8 @@ def _misconceptions(graded: list[tuple[str, SubmissionResult]], lang: str) -> li
     return rows
 
 
-def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en") -> str:
+def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en", similarity: dict | None = None
+                  ) -> str:
     """The class overview page: the score histogram, pass rates, misconceptions, what could not be graded."""
     graded = [(n, r) for n, r in records if not r.error and r.tests]
     scores = [r.score for _, r in graded]
@@ -87,11 +88,12 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
                        median=statistics.median(scores) if scores else 0,
                        histogram=_histogram(scores, maximum) if scores else None,
                        checks=_pass_rates(graded, lang), misconceptions=_misconceptions(graded, lang),
-                       ungraded=[(n, r) for n, r in records if r.error or not r.tests])
+                       ungraded=[(n, r) for n, r in records if r.error or not r.tests], similarity=similarity)
 
 
-def write_overview(folder: Path, lang: str = "en") -> Path:
-    """`autograder report DIR`: DIR/report.html from the records in DIR; returns its path."""
+def write_overview(folder: Path, lang: str = "en", similarity: dict | None = None) -> Path:
+    """`autograder report DIR`: DIR/report.html from the records in DIR; returns its path. `similarity`: the
+    similarity report's section ({"page", "pairs", "count"} or {"error"}), written above report/."""
     path = Path(folder) / "report.html"
-    write_atomic(path, overview_html(read_records(folder), lang))
+    write_atomic(path, overview_html(read_records(folder), lang, similarity))
     return path

@@ -77,6 +77,9 @@ class SubmissionResult:
     stderr: str = ""
     instructor_notes: list[str] = field(default_factory=list)
     """What the student is not shown: statements that failed only because they need skipped demo code."""
+    similarity_notes: list[str] = field(default_factory=list)
+    """Instructor only, never on the student's page: `autograder similarity`'s lines on whom this submission shares
+    unusual code with, and why (replaced at each run)."""
     diagnoses: list[dict] = field(default_factory=list)
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""
