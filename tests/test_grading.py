@@ -18,7 +18,9 @@ def failures(record: dict, part: str | None = None) -> list[str]:
 
 def test_every_fixture_has_one_record(graded_fixtures, manifest):
     files = {p.name for p in Path(graded_fixtures["__out__"]["path"]).glob("*.json")}
-    assert files == {f"{name}.json" for name in manifest}, "one record per submission, no more, no less"
+    assert files == {f"{name}.json" for name in manifest} | {"manifest.json.json"}, \
+        "one record per submission, no more, no less, and one for the folder's manifest.json, which is not one"
+    assert "Files ending in .json cannot be graded" in graded_fixtures["manifest.json"]["error"]
 
 
 def test_correct_variants_get_full_marks(graded_fixtures, manifest):
