@@ -126,6 +126,18 @@ def test_unpack_refuses_an_encrypted_member(tmp_path):
     assert not (tmp_path / "dest" / "secret.py").exists()
 
 
+def test_unpack_never_writes_more_than_a_member_declares(tmp_path):
+    path = make_zip(tmp_path / "liar.zip", {"liar.py": b"#" * 5000}, zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())  # declare 10 bytes in both headers; 5000 follow
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature) + offset
+        data[at:at + 4] = (10).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    result = unpack(path, tmp_path / "dest", Limits())
+    assert [(m, k) for m, k, _ in result.refused] == [("liar.py", "archive.bad_member")], result.refused
+    assert not (tmp_path / "dest" / "liar.py").exists(), "nothing of a member that lied about its size is kept"
+
+
 @pytest.mark.parametrize("limits, members, key", [
     # more entries than allowed: nothing is unpacked
     (Limits(archive_members=3), {f"s{i}.py": b"x = 1" for i in range(4)}, "archive.too_many"),
