@@ -42,6 +42,7 @@ def test_every_file_of_a_folder_is_an_entry_or_a_line(tmp_path):
     (folder / "grades_old.csv").write_text("a,b\n")
     (folder / "screenshot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (folder / ".DS_Store").write_bytes(bytes(16))
+    (folder / "alice" / "timestamp.txt").write_text("2026-11-30 10:00:00.000000 UTC")  # nbgrader's
     lines: list[str] = []
     entries = discover([folder], tmp_path / "unpacked", notice=lines.append)
     by_name = {e.name: e for e in entries}
@@ -52,6 +53,7 @@ def test_every_file_of_a_folder_is_an_entry_or_a_line(tmp_path):
         assert by_name[name].refusal == ("load.unknown_type", {"suffix": suffix}), f"{name}: {by_name[name].refusal}"
     skipped = "\n".join(lines)
     assert ".ipynb_checkpoints" in skipped and ".DS_Store" in skipped, f"hidden files are named: {lines}"
+    assert "timestamp.txt: nbgrader's submission times" in skipped, "an export's own metadata: a line, no record"
 
 
 def test_a_folder_of_files_that_are_not_submissions_gets_a_record_each(tmp_path):

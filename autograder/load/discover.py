@@ -21,8 +21,10 @@ from autograder.report.records import checks_digest
 
 SUFFIXES = {".ipynb", ".py"}
 ARCHIVES = {".zip"}
-METADATA = {"submission_metadata.yml"}
-"""Files of an LMS's export that say who handed in what (Gradescope's); the Canvas/Moodle export reads them."""
+METADATA = {"submission_metadata.yml": "Gradescope's submission metadata (whose each submission_<id> folder is, "
+                                      "read by autograder export canvas|moodle)",
+            "timestamp.txt": "nbgrader's submission times (submitted/<student>/<assignment>/timestamp.txt)"}
+"""Files a platform's export adds beside the submissions, by name: left out with a line, never a record."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def discover(paths: list[Path], unpack_to: Path | None = None, limits: Limits | 
     skip = Path(os.path.abspath(exclude)) if exclude is not None else None
     found: list[tuple[Path, list[str], bool, tuple[str, dict] | None]] = []
     folders: set[str] = set()
+    metadata: dict[str, list[Path]] = {}
 
     def walk(folder: Path, prefix: list[str], depth: int) -> None:
         base = folder.resolve()
@@ -89,8 +92,7 @@ def discover(paths: list[Path], unpack_to: Path | None = None, limits: Limits | 
         elif suffix in ARCHIVES:
             archive(path, parts, depth)
         elif path.name in METADATA:
-            say(f"READ {path}: Gradescope's submission metadata (whose each submission_<id> folder is), "
-                "used by autograder export canvas|moodle")
+            metadata.setdefault(path.name, []).append(path)
         else:
             found.append((path, parts, False, ("load.unknown_type", {"suffix": suffix or "(none)"})))
 
@@ -119,6 +121,9 @@ def discover(paths: list[Path], unpack_to: Path | None = None, limits: Limits | 
             walk(root, [], 0)
         else:
             add(root, [root.name], False, 0)
+    for name, where in metadata.items():
+        say(f"SKIPPED {where[0]}" + (f" and {len(where) - 1} more {name}" if len(where) > 1 else "")
+            + f": {METADATA[name]}, not a submission")
     entries, seen = [], set()
     for path, parts, outside, refusal in found:
         name = _clean("__".join(parts))
