@@ -61,7 +61,7 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
         say(f"LIMITS {holds}")
     count, plan = plan_jobs(config.jobs, config.limits, explicit=jobs is not None)
     say(f"JOBS {plan}")
-    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress)
+    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress, notice=say)
     write_gradebook(records, out / "grades.csv")
     return records
 

@@ -53,7 +53,9 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         return 2
     print(file=sys.stderr)
     print(summary_table(records, args.lang or "en"))
-    print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
+    ungraded = sum(1 for _, record in records if record.error)
+    print(f"\n{len(records)} record(s), {len(records) - ungraded} graded and {ungraded} not (the note says why); "
+          f"records and grades.csv in {args.out}")
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 
@@ -157,8 +159,8 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         found = written.found
         for kind, name, detail in found.problems:
             print(f"{kind}: {name}: {detail}", file=sys.stderr)
-        print(f"wrote {out} ({len(found.records)} of {len(found.rows)} students graded, {written.records} "
-              f"records); {len(found.problems)} to look at in {written.unmatched}")
+        print(f"wrote {out} ({found.written} of {len(found.rows)} students written, {len(found.records)} with a "
+              f"grade; {written.records} records); {len(found.problems)} to look at in {written.unmatched}")
         return 1 if found.problems else 0
     return 0
 

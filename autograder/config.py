@@ -40,6 +40,16 @@ class Limits:
     """Largest reply the judge accepts from the worker."""
     source_bytes: int = 8 * 2**20
     """Largest submission file accepted; larger files are rejected before parsing."""
+    archive_members: int = 5000
+    """Most entries a .zip given to `autograder grade` may hold (a class's download); more: the zip is refused."""
+    archive_bytes: int = 2 * 2**30
+    """Largest total size of a .zip's files once unpacked (what its directory declares, and what is written)."""
+    archive_member_bytes: int = 64 * 2**20
+    """Largest unpacked size of one file in a .zip; a larger file gets a record that says so, the rest is graded."""
+    archive_ratio: float = 200.0
+    """Largest unpacked/packed size ratio of one file in a .zip (a zip bomb packs far more; notebooks ~5-20)."""
+    archive_depth: int = 2
+    """How deep .zip files inside .zip files are unpacked (2: a student's zip inside the class's download)."""
     restarts: int = 20
     """How many times a crashed worker is restarted for later checks of the same submission."""
 

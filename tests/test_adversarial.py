@@ -120,7 +120,9 @@ def check_batch(batch: dict, folder: Path) -> None:
     result, out = batch["result"], batch["out"]
     assert result.returncode == 0, f"autograder grade failed ({result.returncode}):\n{result.stderr[-3000:]}"
     entries = discover([folder])
-    assert {e.path.name for e in entries} == set(manifest(folder)), "the manifest and the folder disagree"
+    assert {e.path.name for e in entries if e.refusal is None} == set(manifest(folder)), \
+        "the manifest and the folder disagree"
+    assert [e.path.name for e in entries if e.refusal] == ["manifest.json"], "every other file is a submission"
     expected = {f"{entry.name}.json" for entry in entries}
     assert expected == {p.name for p in out.glob("*.json")}, "not exactly one record per submission"
     assert not list(out.glob(".tmp-*")), "half-written records were left behind"

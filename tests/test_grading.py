@@ -18,7 +18,9 @@ def failures(record: dict, part: str | None = None) -> list[str]:
 
 def test_every_fixture_has_one_record(graded_fixtures, manifest):
     files = {p.name for p in Path(graded_fixtures["__out__"]["path"]).glob("*.json")}
-    assert files == {f"{name}.json" for name in manifest}, "one record per submission, no more, no less"
+    assert files == {f"{name}.json" for name in manifest} | {"manifest.json.json"}, \
+        "one record per submission, no more, no less, and one for the folder's manifest.json, which is not one"
+    assert "Files ending in .json cannot be graded" in graded_fixtures["manifest.json"]["error"]
 
 
 def test_correct_variants_get_full_marks(graded_fixtures, manifest):
@@ -64,7 +66,7 @@ def test_records_follow_gradescope_schema(graded_fixtures, manifest):
 def test_gradebook_has_a_row_per_submission_and_a_column_per_part(graded_fixtures, manifest):
     out = Path(graded_fixtures["__out__"]["path"])
     rows = list(csv.DictReader((out / "grades.csv").open()))
-    assert {row["submission"] for row in rows} == set(manifest)
+    assert {row["submission"] for row in rows} == set(manifest) | {"manifest.json"}, "manifest.json: a row saying why"
     assert list(rows[0])[1 : 1 + len(GRADED)] == list(GRADED)
     by_name = {row["submission"]: row for row in rows}
     for name in manifest:

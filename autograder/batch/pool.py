@@ -14,8 +14,11 @@ from pathlib import Path
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
+from autograder.load.submission import file_sha256
 from autograder.report.records import SubmissionResult, load, save
 
+UNPACKED = ".unpacked"
+"""The grade folder's subfolder where archives are unpacked (kept: records name the files in it)."""
 JUDGE_ATTEMPTS = 2
 """A submission during which a judge process died this many times gets an error record instead."""
 
@@ -35,9 +38,12 @@ class _Judge:
 
 
 def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lang: str | None = None,
-          progress: Callable[[int, int, str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+          progress: Callable[[int, int, str], None] | None = None,
+          notice: Callable[[str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
     """Grade every submission under `paths` into `out`; returns (name, record) for each, in order.
 
+    Every file found gets a record (load.discover): files that are not submissions, and archive members that were
+    refused, get one that says why, written here without a judge, and a NOT GRADED line through `notice`.
     Judges that die (killed, out of memory, or ended by a submission) are replaced and the batch
     goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
     A batch that was killed resumes where it stopped when run again.
@@ -49,8 +55,15 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".tmp-*"):  # from a write_atomic that was killed halfway
         leftover.unlink(missing_ok=True)
-    entries = discover(paths)
-    todo = [e for e in entries if force or not up_to_date(e, out / f"{e.name}.json")]
+    say = notice or (lambda line: None)
+    entries = discover(paths, out / UNPACKED, config.limits, exclude=out, notice=say)
+    for entry in (e for e in entries if e.refusal is not None):
+        record = _refusal_record(entry, lang or config.lang)
+        say(f"NOT GRADED {entry.path}: {record.error}")
+        if force or not up_to_date(entry, out / f"{entry.name}.json"):
+            save(record, out / f"{entry.name}.json")
+            _feedback(record, out / f"{entry.name}.html")
+    todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json"))]
     isolation = isolation_for(config.sandbox)
     done = len(entries) - len(todo)
     if progress:
@@ -127,6 +140,23 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     return records
 
 
+def _refusal_record(entry: Entry, lang: str) -> SubmissionResult:
+    """The record of a file that is not graded (see Entry.refusal); with sha256, so a rerun keeps it."""
+    key, params = entry.refusal
+    try:
+        digest = file_sha256(entry.path)
+    except OSError:  # a dangling link: no digest, so the next run looks again
+        digest = ""
+    return SubmissionResult(submission=str(entry.path), score=0.0, max_score=0.0, execution_time=0.0,
+                            error=t(key, lang, **params), language=lang, sha256=digest)
+
+
+def _feedback(record: SubmissionResult, path: Path) -> None:
+    from autograder.report.feedback_page import write_feedback
+
+    write_feedback(record, path)
+
+
 def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: object) -> SubmissionResult:
     """A record for a submission that could not be graded; without sha256, so a rerun retries it."""
     record = SubmissionResult(submission=str(entry.path), score=0.0, max_score=0.0, execution_time=0.0,
@@ -141,6 +171,6 @@ def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, 
     spec = {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
         "limits": asdict(config.limits),
-        "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],
+        "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],  # no refusals
     }
     return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec))

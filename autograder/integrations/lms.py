@@ -9,15 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.assignment import GRADED
+from autograder.load.platforms import person, student_keys
 from autograder.report.records import SubmissionResult, write_atomic
 
 DEFAULT_ASSIGNMENT = "Chapter 3 attention"
 CANVAS_STUDENT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 """The identity columns of a Canvas gradebook export, in its order; the import needs them before the grades."""
 CANVAS_KEYS = ["SIS Login ID", "SIS User ID", "ID"]
+"""The columns Canvas's import finds a student by; a row with none of them is not written."""
 MOODLE_STUDENT = ["First name", "Last name", "ID number", "Email address"]
 """The identity columns of a Moodle grade export (Institution and Department left out: the import ignores them)."""
 MOODLE_KEYS = {"email": "Email address", "idnumber": "ID number"}
+ALIASES = {"Email address": ("email", "e-mail")}
+"""Other names a plain roster gives an LMS's column (besides its own name in any case and spacing)."""
 
 
 @dataclass
@@ -29,7 +33,10 @@ class Match:
     records: dict[int, tuple[str, SubmissionResult]] = field(default_factory=dict)
     """Roster row index -> (record name, record)."""
     problems: list[tuple[str, str, str]] = field(default_factory=list)
-    """(kind, name, detail): unmatched submissions, students without one, ambiguous or ungraded work."""
+    """(kind, name, detail): unmatched submissions, students without one, ambiguous or ungraded work, roster rows
+    the LMS could not match (not written)."""
+    written: int = 0
+    """Roster rows written to the LMS's CSV."""
 
 
 def read_roster(path: Path) -> list[dict[str, str]]:
@@ -43,22 +50,40 @@ def read_roster(path: Path) -> list[dict[str, str]]:
     return [r for r in rows if any(r.values()) and r.get("Student", "").strip() != "Points Possible"]
 
 
+def _squash(name: str) -> str:
+    return re.sub(r"[\s_]+", "", name).casefold()
+
+
 def _column(rows: list[dict[str, str]], name: str) -> str | None:
-    """The roster's header that equals `name`, ignoring case and spaces."""
-    wanted = re.sub(r"\s+", "", name).casefold()
+    """The roster's header for the LMS's column `name`: equal ignoring case and spaces, or one of its ALIASES."""
+    wanted = {_squash(n) for n in (name, *ALIASES.get(name, ()))}
     for header in (rows[0] if rows else {}):
-        if re.sub(r"\s+", "", header).casefold() == wanted:
+        if _squash(header) in wanted:
             return header
     return None
 
 
+def _get(row: dict[str, str], name: str) -> str:
+    """The row's value for the LMS's column `name`, found as `_column` finds it."""
+    header = _column([row], name)
+    return row.get(header, "") if header else ""
+
+
+def _identity(row: dict[str, str], column: str) -> str:
+    """The row's value for an identity column, or "" when the LMS could not use it (Canvas's ID is a number)."""
+    value = _get(row, column)
+    if column == "ID" and not value.isdigit() or column == "Email address" and "@" not in value:
+        return ""
+    return value
+
+
 def _names(name: str, record: SubmissionResult) -> set[str]:
     """What a submission may be called in a roster: its record name, without suffix, its first folder
-    (nbgrader's student id, a Gradescope submitter folder), the stem of its file."""
+    (nbgrader's student id), the stem of its file, and what the LMS's download names say (load.platforms)."""
     first = name.split("__")[0]
     stem = re.sub(r"\.(ipynb|py)$", "", name, flags=re.I)
     names = {name, stem, first, re.sub(r"\.(ipynb|py)$", "", first, flags=re.I), Path(record.submission).stem}
-    return {n.casefold() for n in names if n}
+    return {n.casefold() for n in names if n} | student_keys(Path(record.submission))
 
 
 def match(records: list[tuple[str, SubmissionResult]], rows: list[dict[str, str]], keys: list[str]) -> Match:
@@ -75,6 +100,10 @@ def match(records: list[tuple[str, SubmissionResult]], rows: list[dict[str, str]
             for value in filter(None, (v.strip() for v in row.get(column, "").split(";" if submission else "\0"))):
                 for key in {value, value.split("@")[0]} if "@" in value else {value}:
                     index.setdefault(key.casefold(), set()).add(i)
+        if not submission:  # the names a Moodle or Gradescope download gives (load.platforms.student_keys)
+            full = _get(row, "Full name") or " ".join(filter(None, (_get(row, "First name"), _get(row, "Last name"))))
+            for key in filter(None, (person(full), _get(row, "Identifier").casefold())):
+                index.setdefault(key, set()).add(i)
     for name, record in records:
         students = set().union(*(index.get(n, set()) for n in _names(name, record)))
         if not students:
@@ -99,9 +128,21 @@ def match(records: list[tuple[str, SubmissionResult]], rows: list[dict[str, str]
 
 
 def _who(row: dict[str, str]) -> str:
-    names = [row.get("Student"), " ".join(filter(None, (row.get("First name"), row.get("Last name"))))]
-    ids = [row.get(k) for k in ("SIS Login ID", "Email address", "ID number", "ID") if row.get(k)]
-    return " ".join(filter(None, [next((n for n in names if n), ""), f"({ids[0]})" if ids else ""])) or "?"
+    names = [_get(row, "Student"), " ".join(filter(None, (_get(row, "First name"), _get(row, "Last name"))))]
+    ids = [_get(row, k) for k in ("SIS Login ID", "Email address", "ID number", "ID") if _get(row, k)]
+    name = next((n for n in names if n), "")
+    ids = ids or ([] if name else [v for v in row.values() if v][:1])  # a plain roster: its first value
+    return " ".join(filter(None, [name, f"({ids[0]})" if ids else ""])) or "?"
+
+
+def _unwritable(found: Match, row: dict[str, str], columns: list[str], lms: str) -> bool:
+    """Does `row` name nobody the LMS can find (all of `columns` empty or unusable)? Then it is reported."""
+    if any(_identity(row, c) for c in columns):
+        return False
+    have = ", ".join(h for h in row) or "none"
+    found.problems.append(("row not written", _who(row), f"no {' or '.join(columns)} that {lms} can match (the "
+                           f"roster's columns: {have}); use the gradebook {lms} exports as the roster"))
+    return True
 
 
 def _score(found: Match, i: int, part: str | None) -> str:
@@ -125,7 +166,10 @@ def canvas_csv(found: Match, assignment: str, parts: bool, max_score: float) -> 
     writer.writerow(["Points Possible", "", "", "", ""]
                     + [f"{max_score if p is None else part_max.get(p, 0.0):g}" for _, p in columns])
     for i, row in enumerate(found.rows):
-        writer.writerow([row.get(c, "") for c in CANVAS_STUDENT] + [_score(found, i, p) for _, p in columns])
+        if not _unwritable(found, row, CANVAS_KEYS, "Canvas"):
+            writer.writerow([_identity(row, c) if c in CANVAS_KEYS else _get(row, c) for c in CANVAS_STUDENT]
+                            + [_score(found, i, p) for _, p in columns])
+            found.written += 1
     return buffer.getvalue()
 
 
@@ -137,9 +181,9 @@ def moodle_csv(found: Match, assignment: str, parts: bool, key: str) -> str:
     writer = csv.writer(buffer)
     writer.writerow(identity + [name for name, _ in columns])
     for i, row in enumerate(found.rows):
-        if not row.get(MOODLE_KEYS[key]):
-            found.problems.append(("student without key", _who(row), f"no {MOODLE_KEYS[key]}: Moodle cannot match"))
-        writer.writerow([row.get(c, "") for c in identity] + [_score(found, i, p) for _, p in columns])
+        if not _unwritable(found, row, [MOODLE_KEYS[key]], "Moodle"):
+            writer.writerow([_get(row, c) for c in identity] + [_score(found, i, p) for _, p in columns])
+            found.written += 1
     return buffer.getvalue()
 
 
