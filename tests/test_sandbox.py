@@ -298,6 +298,39 @@ def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
     assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
 
 
+@pytest.mark.skipif(not ROOT_GRADER or not capability.can_drop_root(),
+                    reason="fallback workers are kept apart by their user ids, which only a root grader gives")
+def test_the_fallback_forks_each_worker_under_a_user_of_its_own_and_leaves_nothing():
+    """The fallback's fork server: two workers from one zygote, the first leaves all it can, the second looks."""
+    limits = Limits(restarts=5)  # a zygote of its own
+    haunted = WorkerClient(CHUNKS, limits, "process")
+    zygote = haunted.process.zygote
+    try:
+        assert zygote.isolation == "process" and zygote.alive(), "the fallback worker was not forked by a zygote"
+        call(haunted, "haunt", "sandbox-test-fallback-haunt")
+        left = report(haunted)
+        assert appears("sandbox-test-fallback-haunt"), "the haunting daemon did not start"
+    finally:
+        haunted.close()
+    assert left["/tmp"] is True and left["/dev/shm"] is True, f"the first worker left nothing to find: {left}"
+    assert gone("sandbox-test-fallback-haunt"), "the daemon of the first worker outlived it"
+    assert not os.path.exists(haunted.folder), "the first worker's folder is left behind"
+    spy = WorkerClient(CHUNKS, limits, "process")
+    try:
+        assert spy.process.zygote is zygote, "the second worker should come from the same zygote"
+        assert spy.uid not in (None, 0, haunted.uid), f"workers must not share a user: {haunted.uid}, {spy.uid}"
+        call(spy, "spy")
+        seen = report(spy)
+    finally:
+        spy.close()
+        zygote.stop()
+    assert not {"haunt.txt", "locked"} & set(seen["tmp"]), f"/tmp holds what the last worker left: {seen['tmp']}"
+    assert seen["shm_files"] == [], f"/dev/shm holds what the last worker left: {seen['shm_files']}"
+    for what in ("mem", "environ", "maps", "fd"):
+        assert seen[what] == "PermissionError", f"the zygote's /proc/{what} is open to a worker: {seen[what]}"
+    assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_answer_that_cannot_be_sent_is_an_error_not_a_crash(mode):
     worker = WorkerClient(CHUNKS, Limits(), mode)
