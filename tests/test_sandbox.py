@@ -331,6 +331,21 @@ def test_the_fallback_forks_each_worker_under_a_user_of_its_own_and_leaves_nothi
     assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
 
 
+def test_without_a_fork_server_the_fallback_worker_starts_on_its_own(monkeypatch):
+    """Where the fallback cannot fork (macOS), each worker is an interpreter of its own: that path still works."""
+    from autograder.sandbox import worker_client
+
+    monkeypatch.setattr(worker_client, "forks", lambda isolation: False)
+    worker = WorkerClient(CHUNKS, Limits(), "process")
+    try:
+        assert not isinstance(worker.process, worker_client.ForkedWorker), "the worker was forked after all"
+        assert call(worker, "threads", 2)["result"]["tensor"].item() == 2
+        folder = worker.folder
+    finally:
+        worker.close()
+    assert not os.path.exists(folder), "the worker's temporary folder is left behind"
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_answer_that_cannot_be_sent_is_an_error_not_a_crash(mode):
     worker = WorkerClient(CHUNKS, Limits(), mode)
