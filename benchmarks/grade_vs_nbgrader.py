@@ -123,7 +123,12 @@ def timed(argv: list[str], cwd: Path,
 
 def autograder_grade(folder: Path, out: Path, jobs: int, isolation: str = "auto",
                      profile: Path | None = None) -> tuple[float, tuple[int, int], dict[str, bool]]:
-    env = {**os.environ, "AUTOGRADER_PROFILE": str(profile)} if profile else None
+    """Grade `folder`; isolation "process-alone" is the fallback without its fork server (each worker on its own)."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_PROFILE"}
+    if profile is not None:
+        env["AUTOGRADER_PROFILE"] = str(profile)
+    if isolation == "process-alone":
+        isolation, env["AUTOGRADER_FORK_SERVER"] = "process", "off"
     elapsed, peak, result = timed([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out),
                                    "--jobs", str(jobs), "--force", "--sandbox", isolation], ROOT, env)
     if result.returncode != 0:
@@ -229,12 +234,15 @@ def main() -> None:
     parser.add_argument("--skip-nbgrader", action="store_true", help="time autograder only")
     parser.add_argument("--isolation", choices=["auto", "bwrap", "process", "both"], default="both",
                         help="the sandboxes to time (default both: bubblewrap, where it works, and the fallback)")
+    parser.add_argument("--before", action="store_true",
+                        help="also time the fallback without its fork server (process-alone: each worker on its own)")
     parser.add_argument("--marginal", default="10,40", metavar="A,B",
                         help="the two batch sizes whose difference gives the marginal cost (default 10,40)")
     parser.add_argument("--scale", type=int, default=0, metavar="M", help="also grade M submissions")
     args = parser.parse_args()
     small, large = map(int, args.marginal.split(","))
     modes = {"both": ["bwrap", "process"]}.get(args.isolation, [args.isolation])
+    modes += ["process-alone"] if args.before else []
     if "bwrap" in modes and isolation_available("bwrap") is False:
         print("bubblewrap cannot run here: timing the fallback only")
         modes = [m for m in modes if m != "bwrap"] or ["process"]
@@ -264,9 +272,10 @@ def main() -> None:
                   f"{marginal[mode]:.3f} s/submission = {marginal[mode] / floor:.3f}x the torch floor (goal <= 0.05x)")
             print(f"  profile by stage, {large} submissions, --sandbox {mode}:")
             print_profile(work / f"profile-{mode}-{large}.jsonl", large)
-        if "bwrap" in marginal and "process" in marginal:
-            print(f"no-bubblewrap marginal / bubblewrap marginal: {marginal['process'] / marginal['bwrap']:.2f}x "
-                  f"(goal <= 2x)")
+        for fallback in ("process", "process-alone"):
+            if "bwrap" in marginal and fallback in marginal:
+                print(f"no-bubblewrap ({fallback}) marginal / bubblewrap marginal: "
+                      f"{marginal[fallback] / marginal['bwrap']:.2f}x (goal <= 2x)")
         if not args.skip_nbgrader:
             theirs, their_peak, their_full = nbgrader_autograde(folder, work / "course")
             print(f"nbgrader autograde, {args.n}: {theirs:7.1f} s  {theirs / args.n:6.3f} s/submission  "

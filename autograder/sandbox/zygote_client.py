@@ -23,6 +23,8 @@ from autograder.sandbox.launch import Spawn
 from autograder.sandbox.processes import kill_group, kill_strays, kill_uids, started
 from autograder.sandbox.tree import in_namespace
 
+FORK_SERVER = "AUTOGRADER_FORK_SERVER"
+"""Set to "off" to start each fallback worker on its own, as before the fork server (the benchmark's "before")."""
 ZYGOTE_SECONDS = 10.0
 """Time a running zygote has to answer (a reset kills and waits for everything a worker left)."""
 
@@ -30,7 +32,7 @@ ZYGOTE_SECONDS = 10.0
 def forks(isolation: str) -> bool:
     """Whether workers under `isolation` are forked by a zygote: always under bubblewrap; in the fallback on Linux
     (elsewhere each worker is an interpreter of its own)."""
-    return isolation == "bwrap" or linux.LINUX
+    return isolation == "bwrap" or linux.LINUX and os.environ.get(FORK_SERVER) != "off"
 
 
 class ZygoteClient:
