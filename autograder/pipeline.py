@@ -28,12 +28,14 @@ def load(entry: Entry, config: Config, lang: str | None = None):
     Args:
         lang: the feedback language; None: the notebook's own.
     """
+    from autograder import stopwatch
     from autograder.judge.run import Job
     from autograder.load.submission import read_file
 
     if entry.outside:  # never read what the link points to
         return Job(entry.path, lang or config.lang, error=("load.symlink_outside", {}))
-    sha256, submission, error = read_file(entry.path, config.limits.source_bytes)
+    with stopwatch.stage("load"):
+        sha256, submission, error = read_file(entry.path, config.limits.source_bytes)
     return Job(entry.path, lang or (submission.lang if submission else config.lang), submission, error, sha256)
 
 

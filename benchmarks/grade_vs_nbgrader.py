@@ -1,18 +1,22 @@
-"""Benchmark: `autograder grade` against `nbgrader autograde` on the same generated class.
+"""Benchmark: `autograder grade` against `nbgrader autograde` on the same generated class, and the goal's figures.
 
-    python benchmarks/grade_vs_nbgrader.py [-n 40] [--jobs 2] [--skip-nbgrader] [--scale 1000]
+    python benchmarks/grade_vs_nbgrader.py [-n 20] [--jobs 2] [--skip-nbgrader] [--isolation both]
+                                           [--marginal 10,40] [--scale 1000]
 
-Prints wall time, seconds per submission and peak memory for each grader, the ratio
-nbgrader / autograder, whether both agree on who gets full marks, the self-check latency next to
-the `import torch` floor, and the in-notebook check's time after its first call. With --scale M,
-also grades M submissions (the class repeated) with autograder alone and prints the marginal cost
-of a submission: (time for M - time for n) / (M - n).
+Prints, side by side from one run: wall time, seconds per submission and peak memory for each
+grader and the ratio nbgrader / autograder on n notebooks (whether both agree on who gets full
+marks); the marginal cost of a submission, (time for 40 - time for 10) / 30, per isolation, as a
+share of the `import torch` time, and the fallback's against bubblewrap's; `autograder check`
+against that floor; the in-notebook check's first call in a fresh interpreter after the student's
+own `import torch`; and a profile by stage of the largest batch per isolation (from the judges'
+AUTOGRADER_PROFILE lines, autograder/stopwatch.py). With --scale M, also grades M submissions.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -117,11 +121,16 @@ def timed(argv: list[str], cwd: Path,
     return elapsed, memory.stop(), subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def autograder_grade(folder: Path, out: Path, jobs: int) -> tuple[float, tuple[int, int], dict[str, bool]]:
-    import json
-
+def autograder_grade(folder: Path, out: Path, jobs: int, isolation: str = "auto",
+                     profile: Path | None = None) -> tuple[float, tuple[int, int], dict[str, bool]]:
+    """Grade `folder`; isolation "process-alone" is the fallback without its fork server (each worker on its own)."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_PROFILE"}
+    if profile is not None:
+        env["AUTOGRADER_PROFILE"] = str(profile)
+    if isolation == "process-alone":
+        isolation, env["AUTOGRADER_FORK_SERVER"] = "process", "off"
     elapsed, peak, result = timed([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out),
-                                   "--jobs", str(jobs), "--force"], ROOT)
+                                   "--jobs", str(jobs), "--force", "--sandbox", isolation], ROOT, env)
     if result.returncode != 0:
         raise SystemExit(f"autograder grade failed:\n{result.stderr[-2000:]}")
     full = {}
@@ -129,6 +138,44 @@ def autograder_grade(folder: Path, out: Path, jobs: int) -> tuple[float, tuple[i
         data = json.loads(record.read_text())
         full[record.name.split("__")[0]] = data["score"] == data["max_score"]
     return elapsed, peak, full
+
+
+def subset(folder: Path, k: int, into: Path) -> Path:
+    """The first k students of the class, repeated when k is more than the class."""
+    students = sorted(folder.iterdir())
+    for i in range(k):
+        shutil.copytree(students[i % len(students)], into / f"student{i:04d}")
+    return into
+
+
+STAGES = ["judge start (imports)", "pytest start and collection", "load", "sandbox start",
+          "sandbox: first fork (waits for the zygote)", "sandbox: fork", "requests: sandbox start", "checks",
+          "requests: checks", "reference load", "reference answers", "reference answers: from the memo", "explain",
+          "requests: explain", "sandbox end", "report", "between submissions"]
+
+
+def print_profile(path: Path, submissions: int) -> None:
+    """The judges' stage totals summed (CPU of parallel judges adds up: the sum exceeds the wall time)."""
+    totals: dict[str, list[float]] = {}
+    judges = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        judges += 1
+        for name, (seconds, count) in json.loads(line)["stages"].items():
+            entry = totals.setdefault(name, [0.0, 0])
+            entry[0] += seconds
+            entry[1] += count
+    if not totals:
+        print("  (no profile written)")
+        return
+    print(f"  {'stage (summed over ' + str(judges) + ' judges)':48} {'seconds':>8} {'count':>7} {'s/submission':>12}")
+    for name in STAGES + sorted(set(totals) - set(STAGES)):
+        if name in totals:
+            seconds, count = totals[name]
+            print(f"  {name:48} {seconds:8.2f} {int(count):7d} {seconds / submissions:12.4f}")
+    checks = totals.get("checks", [0, 0])[0]
+    own = checks - sum(totals.get(n, [0, 0])[0] for n in ("requests: checks", "sandbox start", "reference answers"))
+    label = "= judge's own work in checks (less its requests, sandbox start, reference answers)"
+    print(f"  {label}\n  {'':48} {own:8.2f} {'':7} {own / submissions:12.4f}")
 
 
 def nbgrader_autograde(folder: Path, course: Path) -> tuple[float, tuple[int, int], dict[str, bool]]:
@@ -159,6 +206,7 @@ def nbgrader_autograde(folder: Path, course: Path) -> tuple[float, tuple[int, in
 
 
 def self_check_latency() -> tuple[float, float]:
+    """`autograder check` on a solved submission, and the `import torch` floor measured next to it."""
     floor, _, _ = timed([sys.executable, "-c", "import torch"], ROOT)
     check, _, result = timed([sys.executable, "-m", "autograder", "check", str(FIXTURES / "correct_reference.py")],
                              ROOT)
@@ -181,46 +229,84 @@ def in_notebook_check() -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=40, help="submissions in the generated class (default 40)")
+    parser.add_argument("-n", type=int, default=20, help="submissions in the class nbgrader grades too (default 20)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="autograder --jobs")
     parser.add_argument("--skip-nbgrader", action="store_true", help="time autograder only")
-    parser.add_argument("--scale", type=int, default=0, metavar="M",
-                        help="also grade M submissions (the class repeated) and print the marginal cost")
+    parser.add_argument("--isolation", choices=["auto", "bwrap", "process", "both"], default="both",
+                        help="the sandboxes to time (default both: bubblewrap, where it works, and the fallback)")
+    parser.add_argument("--before", action="store_true",
+                        help="also time the fallback without its fork server (process-alone: each worker on its own)")
+    parser.add_argument("--marginal", default="10,40", metavar="A,B",
+                        help="the two batch sizes whose difference gives the marginal cost (default 10,40)")
+    parser.add_argument("--scale", type=int, default=0, metavar="M", help="also grade M submissions")
     args = parser.parse_args()
+    small, large = map(int, args.marginal.split(","))
+    modes = {"both": ["bwrap", "process"]}.get(args.isolation, [args.isolation])
+    modes += ["process-alone"] if args.before else []
+    if "bwrap" in modes and isolation_available("bwrap") is False:
+        print("bubblewrap cannot run here: timing the fallback only")
+        modes = [m for m in modes if m != "bwrap"] or ["process"]
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         folder = work / "class"
         expected = make_class(args.n, folder)
-        print(f"class: {args.n} notebooks ({sum(expected.values())} solved) in {folder}")
-        ours, our_peak, our_full = autograder_grade(folder, work / "graded", args.jobs)
-        print(f"autograder grade --jobs {args.jobs}: {ours:7.1f} s  {ours / args.n:6.3f} s/submission  "
-              f"{memory(our_peak)}")
-        assert our_full == expected, "autograder disagrees with the expected full marks"
+        print(f"class: {args.n} notebooks ({sum(expected.values())} solved) in {folder}; jobs {args.jobs}; "
+              f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M %Z')}")
+        floor, _, _ = timed([sys.executable, "-c", "import torch"], ROOT)
+        print(f"floor `python -c 'import torch'`: {floor:.2f} s")
+        ours: dict[str, float] = {}
+        marginal: dict[str, float] = {}
+        for mode in modes:
+            seconds, peak, full = autograder_grade(folder, work / f"graded-{mode}", args.jobs, mode)
+            ours[mode] = seconds
+            print(f"autograder grade --sandbox {mode}, {args.n}: {seconds:7.1f} s  {seconds / args.n:6.3f} "
+                  f"s/submission  {memory(peak)}")
+            assert full == expected, f"autograder ({mode}) disagrees with the expected full marks"
+            times = {}
+            for k in (small, large):
+                profile = work / f"profile-{mode}-{k}.jsonl"
+                times[k], _, _ = autograder_grade(subset(folder, k, work / f"class-{mode}-{k}"),
+                                                  work / f"graded-{mode}-{k}", args.jobs, mode, profile)
+            marginal[mode] = (times[large] - times[small]) / (large - small)
+            print(f"  {small} and {large} submissions: {times[small]:.1f} s and {times[large]:.1f} s; marginal "
+                  f"{marginal[mode]:.3f} s/submission = {marginal[mode] / floor:.3f}x the torch floor (goal <= 0.05x)")
+            print(f"  profile by stage, {large} submissions, --sandbox {mode}:")
+            print_profile(work / f"profile-{mode}-{large}.jsonl", large)
+        for fallback in ("process", "process-alone"):
+            if "bwrap" in marginal and fallback in marginal:
+                print(f"no-bubblewrap ({fallback}) marginal / bubblewrap marginal: "
+                      f"{marginal[fallback] / marginal['bwrap']:.2f}x (goal <= 2x)")
         if not args.skip_nbgrader:
             theirs, their_peak, their_full = nbgrader_autograde(folder, work / "course")
-            print(f"nbgrader autograde:         {theirs:7.1f} s  {theirs / args.n:6.3f} s/submission  "
+            print(f"nbgrader autograde, {args.n}: {theirs:7.1f} s  {theirs / args.n:6.3f} s/submission  "
                   f"{memory(their_peak)}")
-            agree = their_full == our_full
-            print(f"agree on full marks: {agree}  ({sum(their_full.values())} vs {sum(our_full.values())})")
-            print(f"ratio nbgrader / autograder: {theirs / ours:.1f}x")
+            print(f"agree on full marks: {their_full == expected}  ({sum(their_full.values())} vs "
+                  f"{sum(expected.values())})")
+            for mode, seconds in ours.items():
+                print(f"ratio nbgrader / autograder --sandbox {mode}: {theirs / seconds:.1f}x (goal >= 30x)")
         if args.scale > args.n:
-            big = work / "scaled"
-            for i in range(args.scale):
-                source = folder / f"student{i % args.n:04d}"
-                shutil.copytree(source, big / f"student{i:04d}")
-            scaled, scaled_peak, scaled_full = autograder_grade(big, work / "graded-scaled", args.jobs)
-            assert all(scaled_full[f"student{i:04d}"] == expected[f"student{i % args.n:04d}"]
-                       for i in range(args.scale))
-            print(f"autograder grade --jobs {args.jobs}, {args.scale} submissions: {scaled:7.1f} s  "
-                  f"{scaled / args.scale:6.3f} s/submission  {memory(scaled_peak)}  "
-                  f"marginal {(scaled - ours) / (args.scale - args.n):.3f} s/submission")
-        check, floor = self_check_latency()
-        print(f"autograder check (solved): {check:.2f} s   floor `python -c 'import torch'`: {floor:.2f} s   "
-              f"ratio {check / floor:.1f}x")
+            scaled, scaled_peak, _ = autograder_grade(subset(folder, args.scale, work / "scaled"),
+                                                      work / "graded-scaled", args.jobs, modes[0])
+            print(f"autograder grade --sandbox {modes[0]}, {args.scale} submissions: {scaled:7.1f} s  "
+                  f"{scaled / args.scale:6.3f} s/submission  {memory(scaled_peak)}")
+        check, floor_again = self_check_latency()
+        print(f"autograder check (solved): {check:.2f} s = {check / floor:.2f}x the torch floor (goal <= 1.5x; "
+              f"floor measured again now: {floor_again:.2f} s)")
         first, later = in_notebook_check()
-        print(f"in-notebook check('CausalAttention'): first call {first:.2f} s, later calls {later:.3f} s")
+        print(f"in-notebook check('CausalAttention'), fresh interpreter after the student's import torch: "
+              f"first call {first:.2f} s (goal <= 0.43 s), later calls {later:.3f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def isolation_available(mode: str) -> bool:
+    sys.path.insert(0, str(ROOT))
+    from autograder.sandbox.capability import isolation_for
+
+    try:
+        return isolation_for(mode) == mode
+    except RuntimeError:
+        return False
 
 
 if __name__ == "__main__":

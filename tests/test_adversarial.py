@@ -2,8 +2,9 @@
 
 tests/files/adversarial/ holds submissions that try to cheat or to harm the grader, and
 tests/files/malformed/ files that cannot be read as notebooks; each folder's manifest.json says
-what must happen to each file. The batches run once per module; one test per file checks its
-record, and one test per folder checks the batch as a whole (nothing escaped, nothing lost).
+what must happen to each file. The batches run once per isolation this machine offers (bubblewrap
+and the fallback, `--sandbox`); one test per file checks its record, and one test per folder checks
+the batch as a whole (nothing escaped, nothing lost).
 A last test SIGKILLs a running batch and runs it again.
 """
 from __future__ import annotations
@@ -29,6 +30,8 @@ SECRET = "AUTOGRADER_ADVERSARY_SECRET", "hunter2-7f3a-only-in-the-grader"
 LEFT_BY_ADVERSARIES = ("adversary-daemon-7f3a", "adversary-forkbomb-7f3a")
 NEVER_IN_A_RECORD = (SECRET[1], "LEAK ", "CONNECTED ", "SECRET ")
 ISOLATION = isolation_for("auto")
+ISOLATIONS = ["bwrap", "process"] if ISOLATION == "bwrap" else ["process"]
+"""Every isolation this machine offers: each batch is graded under each (`--sandbox`)."""
 
 pytestmark = pytest.mark.slow
 
@@ -74,12 +77,14 @@ def expanded(value, record: dict) -> list[str]:
     return list(record["parts"]) if value == "*" else list(value)
 
 
-@pytest.fixture(scope="module")
-def adversarial(tmp_path_factory):
-    """The adversarial folder graded once, with a loopback listener and a secret in the grader's environment."""
-    if ISOLATION != "bwrap" and os.geteuid() != 0:
+@pytest.fixture(scope="module", params=ISOLATIONS)
+def adversarial(request, tmp_path_factory):
+    """The adversarial folder graded once per isolation, with a loopback listener and a secret in the grader's
+    environment."""
+    isolation = request.param
+    if isolation != "bwrap" and os.geteuid() != 0:
         pytest.skip("without bubblewrap or root, these submissions could harm the machine that grades them")
-    work = tmp_path_factory.mktemp("adversarial")
+    work = tmp_path_factory.mktemp(f"adversarial-{isolation}")
     listener = socket.socket()
     for port in range(47300, 47400):  # the range network.py scans
         try:
@@ -93,7 +98,8 @@ def adversarial(tmp_path_factory):
     out = work / "out"
     env = {**os.environ, SECRET[0]: SECRET[1]}
     # call_seconds=3: the infinite loop costs two short timeouts, not two of 10 s.
-    result = grade([ADVERSARIAL], out, "--jobs", "2", "--limit", "call_seconds=3", env=env, cwd=work)
+    result = grade([ADVERSARIAL], out, "--jobs", "2", "--limit", "call_seconds=3", "--sandbox", isolation, env=env,
+                   cwd=work)
     connections = []
     try:
         while True:
@@ -104,16 +110,19 @@ def adversarial(tmp_path_factory):
     time.sleep(1)  # processes SIGKILLed at the very end disappear
     return {"result": result, "out": out, "cwd": work, "records": records(ADVERSARIAL, out),
             "connections": connections, "stray": stray(LEFT_BY_ADVERSARIES),
-            "new_in_tmp": set(os.listdir("/tmp")) - before}
+            "new_in_tmp": set(os.listdir("/tmp")) - before, "isolation": isolation}
 
 
-@pytest.fixture(scope="module")
-def malformed(tmp_path_factory):
-    """The malformed folder graded once, with a size cap of 512 KiB (so the over-cap file stays small)."""
-    work = tmp_path_factory.mktemp("malformed")
+@pytest.fixture(scope="module", params=ISOLATIONS)
+def malformed(request, tmp_path_factory):
+    """The malformed folder graded once per isolation, with a size cap of 512 KiB (so the over-cap file stays
+    small)."""
+    work = tmp_path_factory.mktemp(f"malformed-{request.param}")
     out = work / "out"
-    result = grade([MALFORMED], out, "--jobs", "2", "--limit", "source_bytes=512KiB", cwd=work)
-    return {"result": result, "out": out, "cwd": work, "records": records(MALFORMED, out)}
+    result = grade([MALFORMED], out, "--jobs", "2", "--limit", "source_bytes=512KiB", "--sandbox", request.param,
+                   cwd=work)
+    return {"result": result, "out": out, "cwd": work, "records": records(MALFORMED, out),
+            "isolation": request.param}
 
 
 def check_batch(batch: dict, folder: Path) -> None:
@@ -132,7 +141,7 @@ def check_batch(batch: dict, folder: Path) -> None:
         assert record["score"] == record["max_score"] > 0, f"{name} (the reference) lost points: the checks are broken"
 
 
-def check_record(spec: dict, record: dict, control: dict, name: str) -> None:
+def check_record(spec: dict, record: dict, control: dict, name: str, isolation: str = ISOLATION) -> None:
     """The expectations of one manifest entry, against the record and the control graded with it."""
     failed = {t["check_id"]: t for t in record["tests"] if t["status"] != "passed"}
     if "error" in spec:
@@ -141,7 +150,7 @@ def check_record(spec: dict, record: dict, control: dict, name: str) -> None:
         assert record["score"] == 0, f"{name}: a file that could not be read scored {record['score']}"
     else:
         assert not record["error"], f"{name}: should have been graded, got the error {record['error']!r}"
-        assert record["isolation"] == ISOLATION, f"{name}: graded under {record['isolation']!r}"
+        assert record["isolation"] == isolation, f"{name}: graded under {record['isolation']!r}, not {isolation}"
     for key in spec.get("problems", []):
         assert any(message(key).fullmatch(line) for line in record["output"].splitlines()), \
             f"{name}: expected {key} in the output, got {record['output'][:500]!r}"
@@ -166,10 +175,11 @@ def check_record(spec: dict, record: dict, control: dict, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(manifest(ADVERSARIAL)))
 def test_adversarial_submission(adversarial, name):
     spec = manifest(ADVERSARIAL)[name]
-    if spec.get("requires") == "bwrap" and ISOLATION != "bwrap":
+    if spec.get("requires") == "bwrap" and adversarial["isolation"] != "bwrap":
         pytest.skip(f"{name} is contained only by bubblewrap (a known gap of the fallback)")
     control = adversarial["records"]["zz_control_a.py"]
-    check_record(spec, adversarial["records"][name], control, name)
+    check_record(spec, adversarial["records"][name], control, f"{name} ({adversarial['isolation']})",
+                 adversarial["isolation"])
 
 
 def test_adversarial_batch_is_contained(adversarial):
@@ -185,7 +195,7 @@ def test_adversarial_batch_is_contained(adversarial):
             assert "ADVERSARY_WAS_HERE" not in text, f"{path.name} was forged"
     assert not any("ADVERSARY" in name for name in adversarial["new_in_tmp"]), \
         f"an adversary wrote into the grader's /tmp: {adversarial['new_in_tmp']}"
-    if ISOLATION == "bwrap":
+    if adversarial["isolation"] == "bwrap":
         assert not adversarial["connections"], "a submission connected to the grader's loopback"
     flood = adversarial["out"] / "print_flood.py.json"
     assert flood.stat().st_size < 200_000, f"2 MB of prints made a {flood.stat().st_size}-byte record"
@@ -194,7 +204,8 @@ def test_adversarial_batch_is_contained(adversarial):
 @pytest.mark.parametrize("name", sorted(manifest(MALFORMED)))
 def test_malformed_submission(malformed, name):
     control = malformed["records"]["zz_control.py"]
-    check_record(manifest(MALFORMED)[name], malformed["records"][name], control, name)
+    check_record(manifest(MALFORMED)[name], malformed["records"][name], control, f"{name} ({malformed['isolation']})",
+                 malformed["isolation"])
 
 
 def test_malformed_batch_survives(malformed):

@@ -178,3 +178,24 @@ def test_statements_that_need_skipped_demo_code_are_kept_from_the_student(graded
     assert len(notes) >= 5 and all("NameError" in note for note in notes), notes
     page = (Path(graded_fixtures["__out__"]["path"]) / "correct_demo_heavy.ipynb.html")
     assert page.exists() and "NameError" not in page.read_text(encoding="utf-8")
+
+
+def test_the_fallback_grades_every_fixture_as_bubblewrap_does(graded_fixtures, tmp_path):
+    """The real-mistake suite under the fallback's fork server (`--sandbox process`): the same scores, checks and
+    messages, record by record, as the session's batch under the isolation this machine chose."""
+    import json
+
+    from tests.conftest import SUBMISSIONS, run_cli
+
+    result = run_cli("grade", str(SUBMISSIONS), "--out", str(tmp_path), "--jobs", "2", "--sandbox", "process")
+    assert result.returncode == 0, result.stderr[-3000:]
+    fallback = {p.name[: -len(".json")]: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(fallback) == set(graded_fixtures) - {"__out__"}, "not the same records"
+    for name, record in fallback.items():
+        ours = graded_fixtures[name]
+        assert record["isolation"] in ("process", "none"), f"{name}: graded under {record['isolation']}"
+        assert record["score"] == ours["score"], f"{name}: {record['score']} under the fallback, {ours['score']}"
+        assert [(t["check_id"], t["status"], t["score"], t["message_key"]) for t in record["tests"]] == \
+            [(t["check_id"], t["status"], t["score"], t["message_key"]) for t in ours["tests"]], f"{name}: checks"
+        assert [d["misconception"] for d in record.get("diagnoses", [])] == \
+            [d["misconception"] for d in ours.get("diagnoses", [])], f"{name}: diagnoses differ"

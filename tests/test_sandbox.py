@@ -1,7 +1,7 @@
 """The worker's sandbox: what it can see, the limits it runs under, and that nothing of it survives.
 
-Each test starts real workers (about 2 s each: Python and torch) running the attack functions in
-tests/files/sandbox/attacks.py, in every isolation this machine offers.
+Each test starts real workers (forked by a zygote that imported torch) running the attack functions in
+tests/files/sandbox/attacks.py, in every isolation this machine offers: bubblewrap and the fallback.
 """
 from __future__ import annotations
 
@@ -147,8 +147,8 @@ def test_daemon_and_hung_worker_leave_nothing(mode):
     assert gone_worker.value.reason == "timeout", f"expected a timeout, got {gone_worker.value}"
     assert not worker.alive(), "the worker outlived its timeout"
     assert gone("sandbox-test-daemon"), "a double-forked daemon outlived the worker"
-    if mode == "process":  # under bwrap the folder is the slot's sandbox, which serves the next worker
-        assert not os.path.exists(worker._spawn.tmp), "the worker's temporary folder is left behind"
+    if mode == "process":  # under bwrap the folder is in the slot's sandbox, which a reset empties
+        assert not os.path.exists(worker.folder), "the worker's temporary folder is left behind"
 
 
 JUDGE = """
@@ -180,8 +180,8 @@ def test_workers_die_with_their_judge(mode):
     assert not list(Path("/tmp").glob(f"autograder-{judge.pid}-*")), "a killed judge's temporary folders remain"
 
 
-def test_limits_are_named_and_the_worker_goes_on():
-    isolation = isolation_for("auto")
+@pytest.mark.parametrize("isolation", MODES)
+def test_limits_are_named_and_the_worker_goes_on(isolation):
     limits = Limits(file_bytes=2**20, disk_bytes=8 * 2**20, output_bytes=4096, address_bytes=2 * 2**30)
     subject = WorkerSubject(CHUNKS, limits, isolation)
     try:
@@ -208,8 +208,9 @@ def test_limits_are_named_and_the_worker_goes_on():
     assert total >= 4 * 2**20, f"only {total} bytes of 4 MiB printed were counted"
 
 
-def test_timeouts_and_cpu_limit_name_the_call_and_are_not_repeated():
-    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), isolation_for("auto"))
+@pytest.mark.parametrize("isolation", MODES)
+def test_timeouts_and_cpu_limit_name_the_call_and_are_not_repeated(isolation):
+    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), isolation)
     try:
         with pytest.raises(StudentError) as hung:
             subject.call("daemon_then_hang", "sandbox-test-hang")
@@ -229,8 +230,8 @@ def test_timeouts_and_cpu_limit_name_the_call_and_are_not_repeated():
     assert gone("sandbox-test-hang"), "the hung call's daemon survived"
 
 
-def test_a_fork_bomb_does_not_starve_a_parallel_worker():
-    isolation = isolation_for("auto")
+@pytest.mark.parametrize("isolation", MODES)
+def test_a_fork_bomb_does_not_starve_a_parallel_worker(isolation):
     if isolation != "bwrap" and not ROOT_GRADER:
         pytest.skip("without bubblewrap or root, workers share the user's process count (a known gap)")
     limits = Limits(processes=16)
@@ -245,13 +246,13 @@ def test_a_fork_bomb_does_not_starve_a_parallel_worker():
     assert gone("sandbox-test-neighbour")
 
 
-def test_killing_its_parent_does_not_reach_the_grader():
-    isolation = isolation_for("auto")
+@pytest.mark.parametrize("isolation", MODES)
+def test_killing_its_parent_does_not_reach_the_grader(isolation):
     if isolation != "bwrap" and not ROOT_GRADER:
         pytest.skip("without bubblewrap or root, a worker can signal the grader (a known gap)")
     worker = WorkerClient(CHUNKS, Limits(), isolation)
     try:
-        reply = call(worker, "kill_parent")  # the parent is this test process, or bwrap's init
+        reply = call(worker, "kill_parent")  # the parent is its zygote: bwrap's init, or the fallback's root one
         assert reply["ok"] and worker.alive(), f"the worker's parent was reached: {reply}"
     finally:
         worker.close()
@@ -295,6 +296,54 @@ def test_the_next_worker_of_a_slot_finds_nothing_of_the_last():
     for what in ("mem", "environ", "maps", "fd"):
         assert seen[what] == "PermissionError", f"the zygote's /proc/{what} is open to a worker: {seen[what]}"
     assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
+
+
+@pytest.mark.skipif(not ROOT_GRADER or not capability.can_drop_root(),
+                    reason="fallback workers are kept apart by their user ids, which only a root grader gives")
+def test_the_fallback_forks_each_worker_under_a_user_of_its_own_and_leaves_nothing():
+    """The fallback's fork server: two workers from one zygote, the first leaves all it can, the second looks."""
+    limits = Limits(restarts=5)  # a zygote of its own
+    haunted = WorkerClient(CHUNKS, limits, "process")
+    zygote = haunted.process.zygote
+    try:
+        assert zygote.isolation == "process" and zygote.alive(), "the fallback worker was not forked by a zygote"
+        call(haunted, "haunt", "sandbox-test-fallback-haunt")
+        left = report(haunted)
+        assert appears("sandbox-test-fallback-haunt"), "the haunting daemon did not start"
+    finally:
+        haunted.close()
+    assert left["/tmp"] is True and left["/dev/shm"] is True, f"the first worker left nothing to find: {left}"
+    assert gone("sandbox-test-fallback-haunt"), "the daemon of the first worker outlived it"
+    assert not os.path.exists(haunted.folder), "the first worker's folder is left behind"
+    spy = WorkerClient(CHUNKS, limits, "process")
+    try:
+        assert spy.process.zygote is zygote, "the second worker should come from the same zygote"
+        assert spy.uid not in (None, 0, haunted.uid), f"workers must not share a user: {haunted.uid}, {spy.uid}"
+        call(spy, "spy")
+        seen = report(spy)
+    finally:
+        spy.close()
+        zygote.stop()
+    assert not {"haunt.txt", "locked"} & set(seen["tmp"]), f"/tmp holds what the last worker left: {seen['tmp']}"
+    assert seen["shm_files"] == [], f"/dev/shm holds what the last worker left: {seen['shm_files']}"
+    for what in ("mem", "environ", "maps", "fd"):
+        assert seen[what] == "PermissionError", f"the zygote's /proc/{what} is open to a worker: {seen[what]}"
+    assert seen["ptrace"] == -1, "a worker could attach to its zygote with ptrace"
+
+
+def test_without_a_fork_server_the_fallback_worker_starts_on_its_own(monkeypatch):
+    """Where the fallback cannot fork (macOS), each worker is an interpreter of its own: that path still works."""
+    from autograder.sandbox import worker_client
+
+    monkeypatch.setattr(worker_client, "forks", lambda isolation: False)
+    worker = WorkerClient(CHUNKS, Limits(), "process")
+    try:
+        assert not isinstance(worker.process, worker_client.ForkedWorker), "the worker was forked after all"
+        assert call(worker, "threads", 2)["result"]["tensor"].item() == 2
+        folder = worker.folder
+    finally:
+        worker.close()
+    assert not os.path.exists(folder), "the worker's temporary folder is left behind"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -364,14 +413,12 @@ def groups_left() -> list[Path]:
     return [p for p in Path("/sys/fs/cgroup").glob(f"**/autograder-{os.getpid()}-*") if p.is_dir()]
 
 
+@pytest.mark.parametrize("isolation", MODES)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism, monkeypatch):
+def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism, isolation, monkeypatch):
     """Six children of 100 MiB each: every one under RLIMIT_AS, together over a 320 MiB budget."""
     if mechanism == "watchdog":
         monkeypatch.setattr(budget, "available", lambda: ())
-    isolation = isolation_for("auto")
-    if isolation != "bwrap":
-        pytest.skip("a fallback worker imports torch itself: its own memory exceeds so small a budget")
     limits = Limits(memory_bytes=320 * 2**20)
     worker = WorkerClient(CHUNKS, limits, isolation)
     assert (worker.budget.group is not None) == (mechanism == "cgroup"), "the wrong mechanism is in force"
@@ -390,11 +437,9 @@ def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism
     assert not groups_left(), f"cgroups left behind: {groups_left()}"
 
 
-def test_a_correct_worker_stays_inside_a_small_budget():
+@pytest.mark.parametrize("isolation", MODES)
+def test_a_correct_worker_stays_inside_a_small_budget(isolation):
     """What a worker shares with its zygote (torch) is not its own: a 320 MiB budget is enough for work."""
-    isolation = isolation_for("auto")
-    if isolation != "bwrap":
-        pytest.skip("a fallback worker imports torch itself")
     worker = WorkerClient(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)
     try:
         assert call(worker, "fan_out", "sandbox-test-small", 1, 50, 1)["result"]["tensor"].item() == 1
@@ -405,13 +450,14 @@ def test_a_correct_worker_stays_inside_a_small_budget():
     assert gone("sandbox-test-small")
 
 
+@pytest.mark.parametrize("isolation", MODES)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_busy_children_are_stopped_by_the_cpu_of_the_whole_tree(mechanism, monkeypatch):
+def test_busy_children_are_stopped_by_the_cpu_of_the_whole_tree(mechanism, isolation, monkeypatch):
     """Children that spin after the call returned: their CPU time is the submission's."""
     if mechanism == "watchdog":
         monkeypatch.setattr(budget, "available", lambda: ())
     limits = Limits(cpu_seconds=4, call_seconds=30)
-    worker = WorkerClient(CHUNKS, limits, isolation_for("auto"))
+    worker = WorkerClient(CHUNKS, limits, isolation)
     try:
         call(worker, "spin", "sandbox-test-spin", 3)
         deadline = time.monotonic() + 30

@@ -6,11 +6,13 @@ import os
 import sys
 from pathlib import Path
 
+from autograder import stopwatch
 from autograder.config import Config, Limits
 from autograder.sandbox.zygote_client import prestart
 
 
 def main() -> None:
+    start = stopwatch.begin("judge start (imports)")
     # Progress goes to the parent on a copy of fd 1; anything else printed goes to stderr.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -27,13 +29,16 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(spec["out"])
 
+    stopwatch.end("judge start (imports)", start)
+
     def started(entry: Entry) -> None:
         # Announced before the file is even read, so the parent knows whom to blame if this process dies.
         channel.write(f"start\t{entry.name}\n")
 
     def record(entry: Entry, result: SubmissionResult) -> None:
-        save(result, out / f"{entry.name}.json")
-        write_feedback(result, out / f"{entry.name}.html")
+        with stopwatch.stage("report"):
+            save(result, out / f"{entry.name}.json")
+            write_feedback(result, out / f"{entry.name}.html")
         channel.write(f"done\t{entry.name}\n")
 
     entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from autograder import stopwatch
 from autograder.judge.subjects import LocalSubject, cloned
 from autograder.load.submission import load_submission
 
@@ -44,13 +45,15 @@ class ReferenceSubject(LocalSubject):
         message = {**message, "seed": int.from_bytes(self.history[:7], "big")}
         reply = self.memo.get(self.history)
         if reply is None:
-            for earlier in self.unplayed:
-                self._run(earlier)
-            self.unplayed = []
-            if len(self.memo) >= MEMO_ENTRIES:  # submissions that make checks ask new things: start afresh
-                self.memo.clear()
-            reply = self.memo[self.history] = self._run(message)
+            with stopwatch.stage("reference answers"):
+                for earlier in self.unplayed:
+                    self._run(earlier)
+                self.unplayed = []
+                if len(self.memo) >= MEMO_ENTRIES:  # submissions that make checks ask new things: start afresh
+                    self.memo.clear()
+                reply = self.memo[self.history] = self._run(message)
         else:
+            stopwatch.add("reference answers: from the memo", 0.0)
             self.unplayed.append(message)
         return cloned(reply)
 
@@ -76,5 +79,6 @@ class ReferenceSubject(LocalSubject):
 
 def load_reference(notebook: Path) -> tuple[ReferenceSubject, list[dict]]:
     """The reference notebook's subject and its definitions (which the diagnosis runs mutated)."""
-    chunks = load_submission(notebook).chunk_dicts()
-    return ReferenceSubject.from_chunks(chunks, "reference"), chunks
+    with stopwatch.stage("reference load"):
+        chunks = load_submission(notebook).chunk_dicts()
+        return ReferenceSubject.from_chunks(chunks, "reference"), chunks

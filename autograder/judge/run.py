@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder import stopwatch
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.judge import pytest_plugin
@@ -69,6 +70,8 @@ class _Session:
         self.subject: Subject | None = None
         self._reference: tuple[ReferenceSubject, list[dict]] | None = None
         self._explainer = None  # an autograder.explain.diagnose.Explainer, made when first needed
+        self.started = stopwatch.begin("pytest start and collection")
+        self._stage = "pytest start and collection"
 
     def reference(self) -> ReferenceSubject:
         if self._reference is None:
@@ -77,7 +80,9 @@ class _Session:
 
     def open(self) -> tuple[Subject, str]:
         """The next submission's subject: the caller's, one that says why the file could not be read, or a worker."""
+        stopwatch.end(self._stage, self.started)
         job = self.job = next(self.jobs)
+        self._stage, self.started = "checks", stopwatch.begin("checks")
         if job.subject is not None:
             self.subject = job.subject
         elif job.error is not None:
@@ -88,9 +93,13 @@ class _Session:
 
     def finished(self, results: list[CheckResult], started: float) -> None:
         job, subject = self.job, self.subject
-        diagnoses, attention = self._explain(job, subject, results)
+        stopwatch.end(self._stage, self.started)
+        self._stage, self.started = "between submissions", stopwatch.begin("between submissions")
+        with stopwatch.stage("explain"):
+            diagnoses, attention = self._explain(job, subject, results)
         if isinstance(subject, WorkerSubject):
-            subject.close()
+            with stopwatch.stage("sandbox end"):
+                subject.close()
         record = build_record(job, subject, results, self.options.isolation, started)
         record.diagnoses, record.attention = diagnoses, attention
         record.output = "\n".join(filter(None, [record.output, *(d["message"] for d in diagnoses)]))
@@ -157,7 +166,10 @@ def run_checks(jobs: Iterable[Job], count: int, config: Config, options: RunOpti
     for plugin_name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
                         "threadexception"):
         args += ["-p", f"no:{plugin_name}"]
-    return pytest.main(args, plugins=[plugin, pytest_plugin])
+    try:
+        return pytest.main(args, plugins=[plugin, pytest_plugin])
+    finally:
+        stopwatch.end(session._stage, session.started)
 
 
 @dataclass(frozen=True)

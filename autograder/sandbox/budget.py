@@ -70,8 +70,8 @@ class Budget:
         if sum(map(rss, folders)) + scratch <= budget:  # RSS >= PSS: no need to look closer
             return None
         used = sum(map(pss, folders)) + scratch
-        if self.tree.zygote is not None:  # the zygote's pages the tree maps too are counted in its PSS
-            used += pss(f"/proc/{self.tree.zygote}") - rss(f"/proc/{self.tree.zygote}")
+        if self.tree.lender is not None:  # the zygote's pages the tree maps too are counted in its PSS
+            used += pss(f"/proc/{self.tree.lender}") - rss(f"/proc/{self.tree.lender}")
         return Overrun("memory", used, tasks(folders)) if used > budget else None
 
     def _cpu_over(self, folders: list[str], wall: float) -> Overrun | None:

@@ -9,6 +9,7 @@ from functools import cache
 
 from autograder.config import Limits
 from autograder.sandbox import linux
+from autograder.sandbox.inside.mounts import blockers
 from autograder.sandbox.launch import Spawn, bwrap_path, python_roots
 from autograder.sandbox.processes import UID_BASE, UIDS_PER_JUDGE
 
@@ -58,7 +59,7 @@ def can_drop_root() -> bool:
     """Python must be reachable for an unprivileged user, directly or through a private mount namespace."""
     if not linux.LINUX:
         return False
-    if not linux.blockers(python_roots()):
+    if not blockers(python_roots()):
         return True
     try:
         with Spawn(Limits(), "process", uid=UID_BASE - 1) as spawn:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autograder.config import ROOT, Limits
 from autograder.sandbox import linux
+from autograder.sandbox.inside import mounts
 from autograder.sandbox.inside.limits import HOME, apply_limits
 from autograder.sandbox.processes import stamp, user_tasks
 
@@ -111,15 +112,15 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_
 class Spawn:
     """Everything needed to start one worker process, and to remove all trace of it afterwards.
 
-    `uid` is the user the process runs as (None: the grader's own); `cpu_limit` False leaves its CPU
-    time unlimited (a zygote, whose workers set their own); `as_pid_1` makes it the init of its
-    PID namespace (bubblewrap only).
+    `uid` is the user the process runs as (None: the grader's own); `zygote` leaves its CPU time and
+    process count unlimited (a zygote, whose workers set their own); `as_pid_1` makes it the init of
+    its PID namespace (bubblewrap only).
     """
 
-    def __init__(self, limits: Limits, isolation: str, uid: int | None, cpu_limit: bool = True,
+    def __init__(self, limits: Limits, isolation: str, uid: int | None, zygote: bool = False,
                  as_pid_1: bool = False):
         self.limits, self.isolation, self.uid = limits, isolation, uid
-        self.cpu_limit, self.as_pid_1 = cpu_limit, as_pid_1
+        self.zygote, self.as_pid_1 = zygote, as_pid_1
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_stamp_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
         self.fds: list[int] = []
@@ -140,11 +141,10 @@ class Spawn:
     def popen(self, command: list[str], **streams: object) -> subprocess.Popen:
         """Start `command` (a Python of this machine) in the sandbox; `streams` are Popen's stdin/stdout/stderr."""
         argv, env, cwd = self._bwrap(command) if self.isolation == "bwrap" else self._fallback(command)
-        view = linux.View(python_roots())
-        if self.isolation != "bwrap":  # bwrap makes its own view; this is the fallback's
-            view = linux.View(python_roots(), _hidden_paths(), ["/tmp", "/var/tmp", "/dev/shm"],
-                              self.limits.disk_bytes, [self.kit], self.work)
-        child = functools.partial(_child, self.limits, self._nproc(), self.uid, view, self.cpu_limit)
+        # bwrap makes its own view; a fallback worker's is arranged when it drops root
+        view = mounts.View(python_roots()) if self.isolation == "bwrap" else self.view(self.work)
+        nproc = None if self.zygote else self.nproc(self.uid)
+        child = functools.partial(_child, self.limits, nproc, self.uid, view, not self.zygote)
         process = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, pass_fds=self.fds,
                                    preexec_fn=child, **streams)
         for fd in self.fds:
@@ -171,11 +171,16 @@ class Spawn:
             os.chown(self.work, self.uid, self.uid)
         return command, _environment(self.work), self.kit
 
-    def _nproc(self) -> int | None:
-        """RLIMIT_NPROC for the child; under bwrap the worker sets it inside its user namespace."""
+    def view(self, home: str) -> mounts.View:
+        """What a fallback worker whose writable folder is `home` sees once it has dropped root."""
+        return mounts.View(python_roots(), _hidden_paths(), ["/tmp", "/var/tmp", "/dev/shm"],
+                           self.limits.disk_bytes, [self.kit], home)
+
+    def nproc(self, uid: int | None) -> int | None:
+        """RLIMIT_NPROC for a worker running as `uid`; under bwrap the worker sets it inside its user namespace."""
         if self.isolation == "bwrap":
             return None
-        if self.uid is not None:
+        if uid is not None:
             return self.limits.processes  # a uid of its own: the count is the worker's alone
         if os.geteuid() == 0 or not linux.LINUX:  # root is exempt; elsewhere we cannot count what is running
             return None
@@ -201,15 +206,10 @@ def _stamp_of(pid: int) -> int:
     return stamp(pid) or 0
 
 
-def _child(limits: Limits, nproc: int | None, uid: int | None, view: linux.View, cpu: bool = True) -> None:
+def _child(limits: Limits, nproc: int | None, uid: int | None, view: mounts.View, cpu: bool = True) -> None:
     """Runs in the child between fork and exec, as the grader's user."""
     apply_limits(limits.cpu_seconds if cpu else None, limits.address_bytes, limits.file_bytes, nproc)
-    if uid is not None:
-        linux.arrange(view, uid)
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-    linux.die_with_parent()  # after the uid change, which clears it
+    mounts.become(view, uid)
 
 
 def start_judge(argv: list[str], spec: str) -> subprocess.Popen:

@@ -24,11 +24,14 @@ class Tree:
     Under bubblewrap: every process in the sandbox but its init, the zygote (a worker's orphans
     become the zygote's children), listed from the sandbox's own /proc where the judge may look
     (a root grader). Otherwise: the worker, its descendants, and orphans that were reparented to
-    the judge (a subreaper) since the worker started, from a walk through /proc.
+    the judge (a subreaper) since the worker started, from a walk through /proc. `lender` is the
+    zygote whose pages the tree shares (not a member): under bubblewrap the sandbox's init, in
+    the fallback the process that forked the worker.
     """
 
-    def __init__(self, worker: int, zygote: int | None = None):
+    def __init__(self, worker: int, zygote: int | None = None, lender: int | None = None):
         self.worker, self.zygote = worker, zygote
+        self.lender = zygote if lender is None else lender
         self.since = (proc_stat(f"/proc/{worker}") or {}).get("start", 0)
         inside = f"/proc/{zygote}/root/proc"
         self.inside = inside if zygote is not None and os.path.isdir(f"{inside}/1") else None

@@ -8,6 +8,7 @@ import threading
 import time
 import weakref
 
+from autograder import stopwatch
 from autograder.config import Limits
 from autograder.sandbox import budget, linux
 from autograder.sandbox.capability import fresh_uid
@@ -15,7 +16,7 @@ from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.launch import Spawn
 from autograder.sandbox.processes import kill_group, kill_strays, started
 from autograder.sandbox.tree import Tree
-from autograder.sandbox.zygote_client import ForkedWorker, zygote_for
+from autograder.sandbox.zygote_client import ForkedWorker, forks, zygote_for
 
 _LIVE: weakref.WeakSet[WorkerClient] = weakref.WeakSet()
 """This process's workers whose streams are open: their processes are not another worker's strays."""
@@ -24,21 +25,27 @@ _LIVE: weakref.WeakSet[WorkerClient] = weakref.WeakSet()
 class WorkerClient:
     """One running worker holding one submission's definitions.
 
-    Under bubblewrap it is forked by the judge slot's zygote (torch already imported); otherwise
-    it is a fresh interpreter of its own.
+    It is forked by the judge slot's zygote (torch already imported), under bubblewrap and in the
+    fallback on Linux; elsewhere it is a fresh interpreter of its own.
     """
 
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
+        with stopwatch.stage("sandbox start"):
+            self._start(chunks, limits, isolation)
+
+    def _start(self, chunks: list[dict], limits: Limits, isolation: str) -> None:
+        """Fork (or start) the worker, watch its budget, and have it run the submission's definitions."""
         self.limits = limits
         self.isolation = isolation
         self.stderr = bytearray()
         self.stderr_dropped = 0
-        if isolation == "bwrap":
-            zygote = zygote_for(limits)
+        if isolation != "bwrap":
+            linux.become_subreaper()
+        if forks(isolation):
+            zygote = zygote_for(limits, isolation)
             self._spawn = zygote.spawn
             self.process: subprocess.Popen | ForkedWorker = zygote.fork()
         else:
-            linux.become_subreaper()
             self._spawn = Spawn(limits, isolation, fresh_uid(isolation))
             command = [sys.executable, "-E", "-s", "-m", "inside.worker", str(limits.message_bytes),
                        self._spawn.home]
@@ -49,8 +56,10 @@ class WorkerClient:
                 self._spawn.cleanup()
                 raise
         self._started = started(self.process.pid) or 0.0
-        if isinstance(self.process, ForkedWorker):  # the zygote is not the submission's: only what it forked
+        if isinstance(self.process, ForkedWorker) and isolation == "bwrap":  # only what the zygote forked
             tree, first = Tree(self.process.worker or -1, self.process.zygote.init), self.process.worker
+        elif isinstance(self.process, ForkedWorker):
+            tree, first = Tree(self.process.pid, lender=self.process.zygote.process.pid), self.process.pid
         else:
             tree, first = Tree(self.process.pid), self.process.pid
         self.budget = budget.start(limits, tree, add=first)  # before the load request: no student code ran yet
@@ -66,7 +75,14 @@ class WorkerClient:
 
     @property
     def uid(self) -> int | None:
-        return self._spawn.uid
+        return self.process.uid if isinstance(self.process, ForkedWorker) else self._spawn.uid
+
+    @property
+    def folder(self) -> str | None:
+        """The worker's writable folder on the grader's disk (None under bubblewrap: it is in the sandbox)."""
+        if isinstance(self.process, ForkedWorker):
+            return self.process.home
+        return None if self.isolation == "bwrap" else self._spawn.tmp
 
     def request(self, message: dict, seconds: float) -> dict:
         from autograder.sandbox.inside.protocol import (  # torch: not before needed
@@ -78,8 +94,10 @@ class WorkerClient:
         if self.process.poll() is not None:
             raise self._gone("crashed")
         try:
-            write_message(self.process.stdin.fileno(), message)
-            return read_message(self.process.stdout.fileno(), self.limits.message_bytes, time.monotonic() + seconds)
+            with stopwatch.request():
+                write_message(self.process.stdin.fileno(), message)
+                return read_message(self.process.stdout.fileno(), self.limits.message_bytes,
+                                    time.monotonic() + seconds)
         except ProtocolError as exc:
             if exc.reason == "timeout" and self.process.poll() is None:
                 self.kill()
@@ -123,7 +141,8 @@ class WorkerClient:
     def kill(self) -> None:
         """SIGKILL the worker and everything it started; remove its temporary files."""
         if isinstance(self.process, ForkedWorker):
-            self.process.end()
+            self.process.end(spare={w.process.pid for w in _LIVE if w.alive() and w is not self},
+                             known={w.process.pid for w in _LIVE})
             self.budget.close()
             self._close_streams()
             return

@@ -1,17 +1,24 @@
 """The pre-warmed parent of a judge slot's workers: imports torch once, forks one worker per submission.
 
-Started by the judge's ZygoteClient (sandbox/zygote_client.py) inside the slot's sandbox as
-`python -m inside.zygote LIMITS`; fd 0 is a SOCK_SEQPACKET socket to the judge. Requests are JSON
-objects, each answered with one:
+Started by the judge's ZygoteClient (sandbox/zygote_client.py) as `python -m inside.zygote SETTINGS`
+(the workers' limits and the isolation); fd 0 is a SOCK_SEQPACKET socket to the judge. Requests are
+JSON objects, each answered with one:
 
     spawn (+ 3 fds: requests, replies, stderr)  ->  {"ok": true, "pid": n}   a worker starts on those pipes
     wait {"seconds": s}                         ->  {"code": n}    its exit code (-signal), null if running
     reset                                       ->  {"ok": bool}   nothing of it is left (processes, files, IPC)
 
 The zygote itself runs no student code and no torch operation (a fork after a multi-threaded
-torch operation can deadlock the child). It is the PID namespace's init, so a worker can neither
-kill nor stop it, and it is not dumpable, so a worker of the same user can neither trace it nor
-read its memory or file descriptors. Orphans of a worker become its children; a reset reaps them.
+torch operation can deadlock the child), and it is not dumpable, so a worker of the same user can
+neither trace it nor read its memory or file descriptors.
+
+Under bubblewrap it runs inside the slot's sandbox as the PID namespace's init, so a worker can
+neither kill nor stop it; orphans of a worker become its children; a reset kills every other
+process of the sandbox and empties its scratch folders. In the fallback (no bubblewrap) it is a
+plain process of the grader's user, root included: each spawn names the worker's user, process
+limit, folder and view, and the forked child arranges its view and drops to that user exactly as
+a worker started on its own does (inside/mounts.py); a reset kills the worker's session, and the
+judge, which is the orphans' subreaper, clears the rest (its user's processes, or its strays).
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import traceback
 
 import torch
 
-from . import worker
+from . import mounts, worker
 from .limits import HOME, SCRATCH, apply_limits
 
 PR_SET_DUMPABLE = 4
@@ -44,6 +51,7 @@ class ZygoteServer:
 
     def __init__(self, control: socket.socket, limits: dict):
         self.control, self.limits = control, limits
+        self.fallback = limits.get("isolation") == "process"
         self.child: int | None = None
         self.code: int | None = None
 
@@ -59,7 +67,7 @@ class ZygoteServer:
             op = request.get("op")
             try:
                 if op == "spawn":
-                    reply = self.spawn(fds)
+                    reply = self.spawn(fds, request)
                 elif op == "wait":
                     reply = {"code": self.wait(float(request.get("seconds", 0)))}
                 elif op == "reset":
@@ -72,16 +80,18 @@ class ZygoteServer:
                     os.close(fd)
             self.control.send(json.dumps(reply).encode())
 
-    def spawn(self, fds: list[int]) -> dict:
+    def spawn(self, fds: list[int], request: dict) -> dict:
         if len(fds) != 3 or self.child is not None:
             return {"error": "spawn needs three pipes and a reset zygote"}
-        os.makedirs(HOME, exist_ok=True)
-        os.chmod(HOME, 0o700)
+        if not self.fallback:
+            os.makedirs(HOME, exist_ok=True)
+            os.chmod(HOME, 0o700)
+            request = {"home": HOME}
         pid = os.fork()
         if pid == 0:
             try:
                 self.control.close()
-                _become_worker(HOME, *fds, self.limits)
+                _become_worker(*fds, self.limits, request)
             except BaseException:  # noqa: BLE001 - only the zygote's own setup can raise here
                 traceback.print_exc()
                 os._exit(1)
@@ -116,6 +126,8 @@ class ZygoteServer:
 
         Returns what is left (empty when all is gone).
         """
+        if self.fallback:
+            return self.reset_session()
         me = os.getpid()
         for _ in range(400):
             try:
@@ -133,15 +145,39 @@ class ZygoteServer:
         return _wipe() + _remove_ipc()
 
 
-def _become_worker(home: str, requests: int, replies: int, errors: int, limits: dict) -> None:
-    """In the forked child: set its limits and streams, then serve the judge as a worker does."""
+    def reset_session(self) -> list[str]:
+        """The fallback's reset: kill the worker's session (its other processes are the judge's to find)."""
+        if self.child is None:
+            return []
+        for pid in [self.child] + [pid for pid in _living() if _session(pid) == self.child]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 5
+        while self.code is None and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.002)
+        left, self.child = ([] if self.code is not None else [f"process {self.child}"]), None
+        return left
+
+
+def _become_worker(requests: int, replies: int, errors: int, limits: dict, spawn: dict) -> None:
+    """In the forked child: set its limits, view, user and streams, then serve the judge as a worker does.
+
+    `spawn` is the request: under bubblewrap only its folder; in the fallback also its user, process
+    limit and view, which it takes as launch.py's _child makes a worker of its own take them.
+    """
     os.setsid()
     worker.redirect_prints(errors)
-    os.chdir(home)
-    os.environ.update(HOME=home, TMPDIR=home)
-    # Inside the sandbox's user namespace only its processes count: the zygote (the init) and this one.
-    apply_limits(limits["cpu_seconds"], limits["address_bytes"], limits["file_bytes"],
-                 limits["processes"] + _tasks() - 1)
+    fallback = "uid" in spawn
+    # under bubblewrap only the sandbox's processes count (its user namespace's): the zygote and this one
+    nproc = spawn["nproc"] if fallback else limits["processes"] + _tasks() - 1
+    apply_limits(limits["cpu_seconds"], limits["address_bytes"], limits["file_bytes"], nproc)
+    if fallback:
+        mounts.become(mounts.View(**spawn["view"]), spawn["uid"])
+    os.chdir(spawn["home"])
+    os.environ.update(HOME=spawn["home"], TMPDIR=spawn["home"])
     worker.serve(requests, replies, limits["message_bytes"])
 
 
@@ -157,6 +193,14 @@ def _living() -> list[int]:
             if state not in (b"Z", b"X"):
                 found.append(int(name))
     return found
+
+
+def _session(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _tasks() -> int:

@@ -1,0 +1,72 @@
+"""Time per grading stage in this process (perf_counter accumulators), written out only when asked.
+
+Set AUTOGRADER_PROFILE to a file and each judge process (and `autograder check`) appends one JSON
+line to it when it ends: {"pid": ..., "stages": {name: [seconds, count]}}. The benchmark
+(benchmarks/grade_vs_nbgrader.py) sums them into its profile by stage. Unset, the cost is a
+perf_counter call and a dict update per stage entered; nothing is written.
+
+A request to a worker is counted under the stage it is made from ("requests: checks",
+"requests: explain"), so the judge's own work in a stage is the stage less its requests.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PROFILE = "AUTOGRADER_PROFILE"
+TOTALS: dict[str, list[float]] = {}
+"""Stage -> [seconds, times entered]."""
+_current: list[str] = []
+
+
+def add(name: str, seconds: float, count: int = 1) -> None:
+    entry = TOTALS.setdefault(name, [0.0, 0])
+    entry[0] += seconds
+    entry[1] += count
+
+
+def begin(name: str) -> float:
+    """Enter stage `name` (for a stage that starts and ends in different calls); returns the start for end()."""
+    _current.append(name)
+    return time.perf_counter()
+
+
+def end(name: str, start: float) -> None:
+    if name in _current:
+        _current.remove(name)
+    add(name, time.perf_counter() - start)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time the block as `name`; requests made inside it are counted as "requests: name"."""
+    start = begin(name)
+    try:
+        yield
+    finally:
+        end(name, start)
+
+
+@contextmanager
+def request() -> Iterator[None]:
+    """Time one request into a worker, under the stage it is made from."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        add(f"requests: {_current[-1] if _current else 'other'}", time.perf_counter() - start)
+
+
+@atexit.register
+def dump() -> None:
+    """Append this process's totals to the file AUTOGRADER_PROFILE names, if it names one."""
+    path = os.environ.get(PROFILE)
+    if not path or not TOTALS:
+        return
+    line = json.dumps({"pid": os.getpid(), "stages": TOTALS}) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:  # one short write: lines of parallel judges stay whole
+        handle.write(line)
