@@ -86,6 +86,8 @@ def _number(text: str, kind: type, name: str) -> float | int:
 
 CGROUP_SWITCH = "AUTOGRADER_CGROUP"
 """The variable that turns the cgroups off ("off"); see Environment.cgroups."""
+FORK_SWITCH = "AUTOGRADER_FORK_SERVER"
+"""The variable that turns the fallback's fork server off ("off"); see Environment.fork_server."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,11 @@ class Environment:
     """AUTOGRADER_ROOT: the container's folder (Gradescope's /autograder, PrairieLearn's /grade)."""
     source: Path | None = None
     """AUTOGRADER_SOURCE: where the kit lives in the PrairieLearn grader image (/grader/kit)."""
+    profile: Path | None = None
+    """AUTOGRADER_PROFILE: the file each process appends its time per stage to (stopwatch.py; the benchmark)."""
+    fork_server: bool = True
+    """AUTOGRADER_FORK_SERVER=off: start each fallback worker on its own, without the fork server (the
+    benchmark's "before")."""
     cgroups: bool = True
     """AUTOGRADER_CGROUP=off: hold a submission's memory with the judge's watchdog alone, never a cgroup (the
     fallback's tests; a machine where the groups misbehave)."""
@@ -117,7 +124,8 @@ def environment() -> Environment:
     return Environment(lang=os.environ.get("AUTOGRADER_LANG") or None, solutions=path("AUTOGRADER_SOLUTIONS"),
                        nbgrader_validate=os.environ.get("NBGRADER_EXECUTION") == "validate",
                        notebook=os.environ.get("JPY_SESSION_NAME") or None, root=path("AUTOGRADER_ROOT"),
-                       source=path("AUTOGRADER_SOURCE"), cgroups=os.environ.get(CGROUP_SWITCH) != "off")
+                       source=path("AUTOGRADER_SOURCE"), cgroups=os.environ.get(CGROUP_SWITCH) != "off",
+                       profile=path("AUTOGRADER_PROFILE"), fork_server=os.environ.get(FORK_SWITCH) != "off")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 from autograder import stopwatch
-from autograder.config import Limits
+from autograder.config import FORK_SWITCH, Limits, environment
 from autograder.sandbox import linux
 from autograder.sandbox.capability import fresh_uid
 from autograder.sandbox.errors import WorkerGone
@@ -23,8 +23,8 @@ from autograder.sandbox.launch import Spawn
 from autograder.sandbox.processes import kill_group, kill_strays, kill_uids, started
 from autograder.sandbox.tree import in_namespace
 
-FORK_SERVER = "AUTOGRADER_FORK_SERVER"
-"""Set to "off" to start each fallback worker on its own, as before the fork server (the benchmark's "before")."""
+FORK_SERVER = FORK_SWITCH
+"""Set to "off" to start each fallback worker on its own, as before the fork server (config.Environment)."""
 ZYGOTE_SECONDS = 10.0
 """Time a running zygote has to answer (a reset kills and waits for everything a worker left)."""
 
@@ -32,7 +32,7 @@ ZYGOTE_SECONDS = 10.0
 def forks(isolation: str) -> bool:
     """Whether workers under `isolation` are forked by a zygote: always under bubblewrap; in the fallback on Linux
     (elsewhere each worker is an interpreter of its own)."""
-    return isolation == "bwrap" or linux.LINUX and os.environ.get(FORK_SERVER) != "off"
+    return isolation == "bwrap" or linux.LINUX and environment().fork_server
 
 
 class ZygoteClient:
