@@ -1,8 +1,10 @@
 """Pages and messages that agree with themselves, and files written as people expect them (no grading run)."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import stat
 
 import pytest
@@ -14,7 +16,7 @@ from autograder.report.checklist import checklist_html, checklist_text
 from autograder.report.class_overview import overview_html
 from autograder.report.feedback_page import feedback_html
 from autograder.report.records import CheckResult, SubmissionResult, write_atomic
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.test_golden import graded, self_check
 
 T = 6
@@ -207,3 +209,87 @@ def test_quick_start_installs_the_cpu_build_it_promises():
 def test_checklist_html_summary_matches_what_it_shows(lang):
     html = checklist_html(UNTOUCHED, lang)
     assert "not implemented yet" in html and t("ui.some_failed", lang, count=3) in html, "the page shows every hint"
+
+
+MISSING = "import torch\n\n\ndef softmax_naive(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0)\n"
+"""A plain .py that defines one graded function and none of the classes."""
+
+
+@pytest.fixture(scope="module")
+def untouched_class(tmp_path_factory):
+    """The notebooks as handed out (both languages) and a .py that lacks the classes, graded under umask 027."""
+    folder, out = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("graded")
+    for lang in LANGS:
+        shutil.copy(ROOT / "assignments" / lang / "ch03_attention.ipynb", folder / f"untouched_{lang}.ipynb")
+    (folder / "missing.py").write_text(MISSING, encoding="utf-8")
+    old = os.umask(0o027)
+    try:
+        first = run_cli("grade", str(folder), "--out", str(out), "--jobs", "1")
+        again = run_cli("grade", str(folder), "--out", str(out), "--jobs", "1")
+        report = run_cli("report", str(out))
+    finally:
+        os.umask(old)
+    assert first.returncode == 0 and again.returncode == 0 and report.returncode == 0, first.stderr + again.stderr
+    records = {path.name[: -len(".json")]: SubmissionResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+               for path in out.glob("*.json")}
+    return {"folder": folder, "out": out, "first": first, "again": again, "records": records}
+
+
+@pytest.mark.slow
+def test_records_pages_and_grades_honour_the_umask(untouched_class):
+    files = [*untouched_class["out"].glob("*.json"), *untouched_class["out"].glob("*.html"),
+             untouched_class["out"] / "grades.csv"]
+    modes = {path.name: f"{stat.S_IMODE(path.stat().st_mode):03o}" for path in files}
+    assert len(files) == 8 and set(modes.values()) == {"640"}, f"umask 027 gives 640: {modes}"
+
+
+@pytest.mark.slow
+def test_a_rerun_says_how_many_records_it_reused(untouched_class):
+    assert "3 submissions: 3 graded now, 0 reused" in untouched_class["first"].stdout, untouched_class["first"].stdout
+    again = untouched_class["again"]
+    assert "3 submissions: 0 graded now, 3 reused (up to date)" in again.stdout, again.stdout
+    assert "REUSED 3 up-to-date record(s)" in again.stderr and "--force" in again.stderr, again.stderr
+
+
+@pytest.mark.slow
+def test_untouched_notebooks_get_no_note_about_the_kits_own_cells_nor_about_stand_in_heads(untouched_class):
+    for lang in LANGS:
+        record = untouched_class["records"][f"untouched_{lang}.ipynb"]
+        assert record.language == lang and not record.instructor_notes, record.instructor_notes
+        assert "NameError" not in record.output, record.output
+        wrapper = [test for test in record.tests if test.part == "MultiHeadAttentionWrapper"]
+        assert len(wrapper) == 8 and all(test.status == "failed" for test in wrapper)
+        said = [test.name for test in wrapper if t("note.stand_in_heads", lang) in test.output]
+        assert not said, f"a wrapper that is not written did not run with stand-in heads: {said}"
+
+
+@pytest.mark.slow
+def test_a_python_file_is_called_a_file(untouched_class):
+    outputs = "\n".join(test.output for test in untouched_class["records"]["missing.py"].tests)
+    assert "is not defined in your file" in outputs and "notebook" not in outputs, outputs
+    notebook = "\n".join(test.output for test in untouched_class["records"]["untouched_en.ipynb"].tests)
+    assert "file" not in notebook, "the notebooks' stubs exist: nothing is missing from them"
+
+
+@pytest.mark.slow
+def test_every_graded_checklist_is_well_composed(untouched_class):
+    for name, record in untouched_class["records"].items():
+        for lang in LANGS:
+            assert_well_composed(checklist_text(record, lang), f"{name} {lang}")
+            assert_well_composed(checklist_text(record, lang, verbose=False), f"{name} {lang} short")
+
+
+@pytest.mark.slow
+def test_the_overview_of_a_graded_folder_links_every_page(untouched_class):
+    page = (untouched_class["out"] / "report.html").read_text(encoding="utf-8")
+    for name in untouched_class["records"]:
+        assert f"<a href='{name}.html'>{name}</a>" in page, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_self_check_of_an_untouched_notebook_sends_nobody_to_hints_that_are_not_there(untouched_class, lang):
+    result = run_cli("check", str(untouched_class["folder"] / f"untouched_{lang}.ipynb"))
+    assert result.returncode == 1, result.stderr
+    assert t("ui.some_failed_not_started", lang, count=26) in result.stdout, result.stdout
+    assert t("ui.some_failed", lang, count=26) not in result.stdout, result.stdout

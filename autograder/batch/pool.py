@@ -35,8 +35,10 @@ class _Judge:
 
 
 def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lang: str | None = None,
-          progress: Callable[[int, int, str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+          progress: Callable[[int, int, str], None] | None = None,
+          plan: Callable[[int, int], None] | None = None) -> list[tuple[str, SubmissionResult]]:
     """Grade every submission under `paths` into `out`; returns (name, record) for each, in order.
+    `plan` hears (to grade, reused) before the batch starts: reused records are up to date and kept.
 
     Judges that die (killed, out of memory, or ended by a submission) are replaced and the batch
     goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
@@ -53,6 +55,8 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     todo = [e for e in entries if force or not up_to_date(e, out / f"{e.name}.json")]
     isolation = isolation_for(config.sandbox)
     done = len(entries) - len(todo)
+    if plan:
+        plan(len(todo), done)
     if progress:
         progress(done, len(entries), "")
     limits = config.limits
