@@ -53,7 +53,7 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     def plan(todo: int, reused: int) -> None:
         counts.update(graded=todo, reused=reused)
         if reused:
-            print(f"REUSED {reused} up-to-date record(s) of an earlier run (--force regrades them); "
+            print(f"REUSED {_count(reused, 'up-to-date record')} of an earlier run (--force regrades them); "
                   f"grading {todo}", file=sys.stderr)
 
     try:

@@ -55,8 +55,9 @@ source="file" is `refused.missing.file` (a .py file has no cells to run)."""
 
 def t(key: str, lang: str = "en", **params: object) -> str:
     """The message `key` in `lang`, filled with `params` (unknown keys are shown as is)."""
-    variant = f"{key}.{params[VARIANT]}" if VARIANT in params else None
-    template = next((catalogue(lang).get(k) or catalogue("en").get(k) for k in (variant, key)
-                     if k and (k in catalogue(lang) or k in catalogue("en"))), key)
+    mine, english = catalogue(lang), catalogue("en")
+    keys = [f"{key}.{params[VARIANT]}", key] if VARIANT in params else [key]
+    found = next((k for k in keys if k in mine or k in english), key)
+    template = mine.get(found) or english.get(found) or key
     params = {name: _positions(value, lang) if name in POSITIONED else value for name, value in params.items()}
     return _Formatter().vformat(template, (), _Params(params))

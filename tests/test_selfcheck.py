@@ -117,7 +117,7 @@ def test_check_renders_a_passing_checklist(tmp_path):
     html = outputs[-1]["data"]["text/html"]
     assert html.count("class='check passed'") >= 6 and "class='check failed'" not in html
     assert "All visible checks pass" in html
-    assert "9 more are checked when your work is graded" in html, html
+    assert "9 more points are checked when your work is graded" in html, html
     assert "text/plain" in outputs[-1]["data"] and "✓" in outputs[-1]["data"]["text/plain"]
 
 

@@ -41,7 +41,7 @@ def prose_parens_nest(text: str) -> bool:
     return False
 
 
-DOUBLED = re.compile(r"\.\)\.|。）。|[.。][.。]|\)\)|）\)|））")
+DOUBLED = re.compile(r"\.\)\.|。）。|[.。][.。]|[.。][)）][.。]")
 
 
 def assert_well_composed(text: str, where: str) -> None:
@@ -63,6 +63,12 @@ SENTENCE = {lang: t("student.not_implemented", lang, where="MultiHeadAttentionWr
 """A whole message, with parentheses and a full stop of its own: what a message may carry inside another."""
 CARRIERS = ("error", "detail", "reason")
 """Parameters that may hold a whole message or an exception's text (with parentheses and a full stop)."""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_message_of_the_catalogue_nests_parentheses(lang):
+    for key, template in catalogue(lang).items():
+        assert_well_composed(template, f"{lang} {key}")
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -248,7 +254,7 @@ def test_a_rerun_says_how_many_records_it_reused(untouched_class):
     assert "3 submissions: 3 graded now, 0 reused" in untouched_class["first"].stdout, untouched_class["first"].stdout
     again = untouched_class["again"]
     assert "3 submissions: 0 graded now, 3 reused (up to date)" in again.stdout, again.stdout
-    assert "REUSED 3 up-to-date record(s)" in again.stderr and "--force" in again.stderr, again.stderr
+    assert "REUSED 3 up-to-date records" in again.stderr and "--force" in again.stderr, again.stderr
 
 
 @pytest.mark.slow
@@ -277,6 +283,16 @@ def test_every_graded_checklist_is_well_composed(untouched_class):
         for lang in LANGS:
             assert_well_composed(checklist_text(record, lang), f"{name} {lang}")
             assert_well_composed(checklist_text(record, lang, verbose=False), f"{name} {lang} short")
+
+
+@pytest.mark.slow
+def test_every_checklist_of_the_fixture_class_is_well_composed(graded_fixtures):
+    records = [SubmissionResult.from_json(data) for name, data in graded_fixtures.items() if name != "__out__"]
+    assert len(records) > 50
+    for record in records:
+        for lang in LANGS:
+            assert_well_composed(checklist_text(record, lang), record.submission)
+        assert_well_composed(checklist_text(record, record.language, verbose=False), record.submission)
 
 
 @pytest.mark.slow

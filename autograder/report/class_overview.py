@@ -73,10 +73,11 @@ def _misconceptions(graded: list[tuple[str, SubmissionResult]], lang: str) -> li
         for d in record.diagnoses:
             who.setdefault((d.get("part", ""), d.get("misconception"), d.get("depends_on")), []).append(name)
     counts = Counter({key: len(names) for key, names in who.items()})
-    rows = []
-    def kind(key: tuple) -> int:
+
+    def kind(key: tuple) -> int:  # a known misconception, a part failing with the one it builds on, nothing known
         return 0 if key[1] else 1 if key[2] else 2
 
+    rows = []
     for (part, id, depends_on), count in sorted(counts.most_common(), key=lambda item: kind(item[0])):
         name = (t(f"misconception.{id}", lang) if id else t("ui.report_dependency", lang, dependency=depends_on)
                 if depends_on else t("ui.report_none_matched", lang))
