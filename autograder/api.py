@@ -20,7 +20,8 @@ __all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_fol
 def grade_folder(paths: list[Path], out: Path, config: Config | None = None, jobs: int | None = None,
                  force: bool = False, lang: str | None = None,
                  progress: Callable[[int, int, str], None] | None = None,
-                 notice: Callable[[str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+                 notice: Callable[[str], None] | None = None,
+                 plan: Callable[[int, int], None] | None = None) -> list[tuple[str, SubmissionResult]]:
     """Grade every submission under `paths` into `out`: a record (JSON and feedback page) each, and grades.csv.
 
     Args:
@@ -29,6 +30,8 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
         lang: the feedback language; None: each notebook's own.
         progress: called with (done, total, name) as records are written.
         notice: receives what the instructor should know before the batch starts (isolation, limits, jobs).
+        plan: called with (to grade, reused) before the batch starts; a reused record is up to date (same file,
+            same checks, same kit) and is kept as it is.
 
     Returns:
         (name, record) for each submission, in order.
@@ -59,9 +62,10 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
         say(f"WARNING: {weakness}")
     for holds in scope(config.limits, isolation):
         say(f"LIMITS {holds}")
-    count, plan = plan_jobs(config.jobs, config.limits, explicit=jobs is not None)
-    say(f"JOBS {plan}")
-    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress, notice=say)
+    count, jobs_plan = plan_jobs(config.jobs, config.limits, explicit=jobs is not None)
+    say(f"JOBS {jobs_plan}")
+    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress, notice=say,
+                    plan=plan)
     write_gradebook(records, out / "grades.csv")
     return records
 

@@ -35,6 +35,10 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     return 0 if checklist.passed else 1
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _grade(args: argparse.Namespace, config: Config) -> int:
     from autograder.api import grade_folder
     from autograder.report.gradebook import summary_table
@@ -45,17 +49,25 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
         print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}", end="", file=sys.stderr,
               flush=True)
 
+    counts = {"graded": 0, "reused": 0}
+
+    def plan(todo: int, reused: int) -> None:
+        counts.update(graded=todo, reused=reused)
+        if reused:
+            print(f"REUSED {_count(reused, 'up-to-date record')} of an earlier run (--force regrades them); "
+                  f"grading {todo}", file=sys.stderr)
+
     try:
         records = grade_folder(args.paths, args.out, config, args.jobs, force=args.force, lang=args.lang,
-                               progress=progress, notice=lambda line: print(line, file=sys.stderr))
+                               progress=progress, notice=lambda line: print(line, file=sys.stderr), plan=plan)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"autograder grade: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
     print(summary_table(records, args.lang or "en"))
     ungraded = sum(1 for _, record in records if record.error)
-    print(f"\n{len(records)} record(s), {len(records) - ungraded} graded and {ungraded} not (the note says why); "
-          f"records and grades.csv in {args.out}")
+    print(f"\n{_count(len(records), 'submission')}: {counts['graded']} graded now, {counts['reused']} reused "
+          f"(up to date), {ungraded} not gradable (the record says why); records and grades.csv in {args.out}")
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 

@@ -37,8 +37,27 @@ def _positions(value: object, lang: str) -> object:
     return text.replace(", ", "，") if lang == "zh_TW" else text
 
 
+class _Formatter(string.Formatter):
+    """str.format, plus "{count:check|checks}": the word before "|" when the number is 1, the one after it
+    otherwise (the catalogue's singular and plural; a language without them writes no such field)."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if "|" in format_spec:
+            one, many = format_spec.split("|", 1)
+            return one if value == 1 else many
+        return super().format_field(value, format_spec)
+
+
+VARIANT = "source"
+"""A parameter that picks a variant of the message when the catalogue has one: `refused.missing` with
+source="file" is `refused.missing.file` (a .py file has no cells to run)."""
+
+
 def t(key: str, lang: str = "en", **params: object) -> str:
     """The message `key` in `lang`, filled with `params` (unknown keys are shown as is)."""
-    template = catalogue(lang).get(key) or catalogue("en").get(key) or key
+    mine, english = catalogue(lang), catalogue("en")
+    keys = [f"{key}.{params[VARIANT]}", key] if VARIANT in params else [key]
+    found = next((k for k in keys if k in mine or k in english), key)
+    template = mine.get(found) or english.get(found) or key
     params = {name: _positions(value, lang) if name in POSITIONED else value for name, value in params.items()}
-    return string.Formatter().vformat(template, (), _Params(params))
+    return _Formatter().vformat(template, (), _Params(params))

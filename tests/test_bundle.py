@@ -68,6 +68,25 @@ def test_bundle_contains_no_solution_and_no_hidden_check(bundle):
         assert f"def {check_id}(" in text, f"visible check {check_id} is missing"
 
 
+def test_bundle_members_are_readable_by_all_and_the_readme_comes_in_both_languages(bundle):
+    with zipfile.ZipFile(bundle) as archive:
+        modes = {info.filename: oct((info.external_attr >> 16) & 0o777) for info in archive.infolist()}
+        readme, zh = (archive.read(name).decode("utf-8") for name in ("README.md", "README.zh_TW.md"))
+    assert set(modes.values()) == {"0o644"}, {name: mode for name, mode in modes.items() if mode != "0o644"}
+
+    def commands(text: str) -> list[str]:
+        """The lines of the README's code blocks, without their comments, the notebooks' language made zh_TW."""
+        blocks = re.findall(r"```\w*\n(.*?)```", text, re.S)
+        lines = [line.split(" #")[0].strip().replace("assignments/en/", "assignments/zh_TW/")
+                 for block in blocks for line in block.splitlines()]
+        return [line for line in lines if line and not line.startswith(("#", "::"))]
+
+    assert len(commands(readme)) > 8, "the English README's commands were not found"
+    missing = [line for line in commands(readme) if not any(other.startswith(line) for other in commands(zh))]
+    assert not missing, f"README.zh_TW.md lacks these commands of README.md: {missing}"
+    assert "給學生" in zh and "繳交" in zh and "NotImplementedError" in zh
+
+
 def test_no_file_of_the_bundle_holds_a_solution_line_or_a_catalogue_edit(bundle):
     secret, public = secrets()
     secret = {line for line in secret if line not in public}  # what the notebooks show students anyway
@@ -133,9 +152,11 @@ def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_
 
     torch_version = __import__("torch").__version__.split("+")[0]
     for step in ([python, "-m", "pip", "install", "-q", f"torch=={torch_version}"],
-                 [python, "-m", "pip", "install", "-q", str(kit)]):
-        done = run(*step)
+                 [python, "-m", "pip", "install", "-q", "."]):  # as the README says: in the unpacked folder
+        done = run(*step, cwd=kit)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    left = sorted(p.name for p in kit.iterdir() if p.name == "build" or p.name.endswith(".egg-info"))
+    assert not left, f"`pip install .` left {left} in the student's folder"
     where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); "
                               "print(u.find_spec('nbgrader'), u.find_spec('autograder.explain'))")
     assert str(home) in where.stdout and "None None" in where.stdout, where.stdout + where.stderr

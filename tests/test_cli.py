@@ -53,7 +53,9 @@ def test_self_check_on_the_untouched_assignment_says_not_implemented():
     result = run_cli("check", str(ROOT / "assignments" / "en" / "ch03_attention.ipynb"))
     assert result.returncode == 1
     # a line per part, no details for parts not started; --verbose shows every check
-    assert result.stdout.count("not started") == 10 and "✓" not in result.stdout, result.stdout
+    parts = [line for line in result.stdout.splitlines() if line.startswith("·")]
+    assert len(parts) == 10 and all("not started" in line for line in parts), result.stdout
+    assert "✓" not in result.stdout and "not started yet" in result.stdout, "the summary says why nothing is shown"
     assert len(result.stdout.splitlines()) < 25, result.stdout
     verbose = run_cli("check", str(ROOT / "assignments" / "en" / "ch03_attention.ipynb"), "--verbose")
     assert verbose.returncode == 1 and verbose.stdout.count("not implemented yet") >= 10, verbose.stdout

@@ -174,8 +174,7 @@ def test_refusing_indivisible_d_out_counts_only_from_a_working_constructor(grade
 def test_statements_that_need_skipped_demo_code_are_kept_from_the_student(graded_fixtures):
     record = graded_fixtures["correct_demo_heavy.ipynb"]
     assert "NameError" not in record["output"], record["output"]
-    notes = record.get("instructor_notes") or []
-    assert len(notes) >= 5 and all("NameError" in note for note in notes), notes
+    assert not record.get("instructor_notes"), "statements that need demo values are not run, so nothing fails"
     page = (Path(graded_fixtures["__out__"]["path"]) / "correct_demo_heavy.ipynb.html")
     assert page.exists() and "NameError" not in page.read_text(encoding="utf-8")
 

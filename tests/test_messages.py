@@ -21,18 +21,16 @@ def test_only_chinese_prose_selects_traditional_chinese(tmp_path, comment, lang)
     assert load_submission(path).lang == lang
 
 
-def test_a_kept_assignment_that_needs_demo_code_is_recognised(tmp_path):
+def test_an_assignment_that_needs_demo_values_is_not_run(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("import torch\ninputs = torch.rand(6, 3)\nd_in = inputs.shape[1]"),
-                      nbformat.v4.new_code_cell("typo = undefined_anywhere + 1\nalias = softmax_naive")]
+                      nbformat.v4.new_code_cell("typo = undefined_anywhere + 1\nalias = softmax_naive\nd_out = d_in"),
+                      nbformat.v4.new_code_cell("inputs = 3\nn = inputs")]
     path = tmp_path / "demo.ipynb"
     nbformat.write(notebook, path)
     submission = load_submission(path)
-    assert "inputs" in submission.skipped_names
-    demo = {"origin": "cell 1", "type": "NameError", "message": "name 'inputs' is not defined",
-            "where": "cell 1, line 3"}
-    typo = {"origin": "cell 2", "type": "NameError", "message": "name 'undefined_anywhere' is not defined",
-            "where": "cell 2, line 1"}
-    assert submission.needs_demo_code(demo), "d_in = inputs.shape[1] fails only because the demo was skipped"
-    assert not submission.needs_demo_code(typo), "a name nothing defines is the student's own mistake: show it"
-    assert not submission.needs_demo_code({**demo, "type": "TypeError"})
+    kept = [chunk.code.strip() for chunk in submission.chunks]
+    assert "d_in = inputs.shape[1]" not in kept and "d_out = d_in" not in kept, "they could only fail"
+    assert {"inputs", "d_in", "d_out"} <= submission.skipped_names
+    assert "typo = undefined_anywhere + 1" in kept, "a name nothing defines is the student's own mistake: it runs"
+    assert "n = inputs" in kept, "inputs = 3 is kept, so what reads it afterwards runs"

@@ -57,13 +57,14 @@ def test_the_notebooks_points_are_the_checks_points():
 def test_checklist_shows_visible_and_hidden_points_that_add_up():
     text = checklist_text(RECORD, "en")
     # CausalAttention: 4 of the 15 visible points here, 24 - 15 = 9 more when graded; 1 + 4 + 9 = 14 in all
-    assert "4 of the 15 points checked here; 9 more are checked when your work is graded" in text, text
-    assert "Checked here: 5 of 20 points. 14 more are checked when your work is graded (34 in all)." in text, text
+    assert "Visible checks: 4 of 15 points earned; 9 more points are checked when your work is graded" in text, text
+    assert "Visible checks in all: 5 of 20 points earned. 14 more points are checked when your work is graded " \
+           "(34 in all)." in text, text
     zh = checklist_text(RECORD, "zh_TW")
     assert "這裡檢查 15 分，你得到 4 分；另外 9 分會在正式評分時檢查" in zh, zh
     assert "公開的檢查" in zh and "看得到" not in zh, zh
     html = checklist_html(RECORD, "en")
-    assert "9 more are checked when your work is graded" in html and "(34 in all)" in html, html
+    assert "9 more points are checked when your work is graded" in html and "(34 in all)" in html, html
 
 
 def test_terminal_summary_leads_with_a_line_per_part_and_details_for_started_parts():
@@ -75,7 +76,7 @@ def test_terminal_summary_leads_with_a_line_per_part_and_details_for_started_par
     assert summary["CausalAttention"].startswith("✗") and "2 of 3 checks failing" in summary["CausalAttention"], text
     assert "is not implemented yet" not in text, "a part not started gets no details"
     # one RuntimeError at one line stops two checks: its message is shown once
-    assert text.count("RuntimeError") == 1 and "(the same error as “CausalAttention check 4”)" in text, text
+    assert text.count("RuntimeError") == 1 and "The same error as “CausalAttention check 4”." in text, text
     assert "--verbose" in text and "counted from 1" in text, text
     verbose = checklist_text(RECORD, "en", verbose=True)
     assert "is not implemented yet" in verbose and "softmax_naive check 0" in verbose, verbose
@@ -116,7 +117,7 @@ def test_check_renders_a_passing_checklist(tmp_path):
     html = outputs[-1]["data"]["text/html"]
     assert html.count("class='check passed'") >= 6 and "class='check failed'" not in html
     assert "All visible checks pass" in html
-    assert "9 more are checked when your work is graded" in html, html
+    assert "9 more points are checked when your work is graded" in html, html
     assert "text/plain" in outputs[-1]["data"] and "✓" in outputs[-1]["data"]["text/plain"]
 
 

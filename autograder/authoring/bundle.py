@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -132,6 +134,32 @@ def student_readme(readme: str) -> str:
     return "\n## ".join(keep).rstrip() + "\n"
 
 
+STUDENT_README_ZH = Path(__file__).parent / "README.zh_TW.md"
+"""The student section of the README in Traditional Chinese, for the bundle (README.zh_TW.md there)."""
+STUDENT_BUILD = """[build-system]
+# flit_core builds the wheel straight from this folder: `pip install .` leaves no build/ or *.egg-info here
+requires = ["flit_core>=3.9,<5"]
+build-backend = "flit_core.buildapi"
+"""
+STUDENT_TABLES = ("project", "project.scripts")
+"""The tables of pyproject.toml the bundle keeps: no instructor extras, no tool settings."""
+
+
+def student_pyproject(pyproject: str) -> str:
+    """The bundle's pyproject.toml: the project and its command, built by flit_core (module `autograder`)."""
+    tables = re.split(r"\n(?=\[)", pyproject)
+    kept = [table.rstrip() + "\n" for table in tables if table[1:].split("]")[0] in STUDENT_TABLES]
+    return "\n".join([STUDENT_BUILD, *kept, '[tool.flit.module]\nname = "autograder"\n'])
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: str | bytes) -> None:
+    """One member, readable by everyone who unpacks it (0644), whatever the umask of the checkout."""
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.external_attr = 0o100644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
 def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
     """Write the zip at `out`; returns the names it contains."""
     package = root / "autograder"
@@ -139,25 +167,28 @@ def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
     for path in (package / "checks").glob("test_*.py"):
         hidden |= {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if _is_hidden_check(n)}
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        def copy(path: Path) -> None:
+            _add(archive, path.relative_to(root).as_posix(), path.read_bytes())
+
         for path in sorted((root / "assignments").rglob("*")):
             if path.is_file():
-                archive.write(path, path.relative_to(root).as_posix())
+                copy(path)
         modules = student_modules(package)
         for path in modules:
-            relative = path.relative_to(root).as_posix()
             if path.parent.name == "checks" and path.name.startswith("test_"):
-                archive.writestr(relative, visible_only(path.read_text(encoding="utf-8")))
+                _add(archive, path.relative_to(root).as_posix(), visible_only(path.read_text(encoding="utf-8")))
             else:
-                archive.write(path, relative)
+                copy(path)
         for folder in DATA_FOLDERS:
             if package / Path(folder).parent / "__init__.py" in modules:
                 for path in sorted(p for p in (package / folder).iterdir() if p.is_file()):
-                    archive.write(path, path.relative_to(root).as_posix())
+                    copy(path)
         for path in sorted((package / "locales").glob("*.json")):  # titles of hidden checks stay behind too
             messages = json.loads(path.read_text(encoding="utf-8"))
             kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
-            archive.writestr(path.relative_to(root).as_posix(),
-                             json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True))
-        archive.write(root / "pyproject.toml", "pyproject.toml")
-        archive.writestr("README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
+            _add(archive, path.relative_to(root).as_posix(), json.dumps(kept, ensure_ascii=False, indent=1,
+                                                                         sort_keys=True))
+        _add(archive, "pyproject.toml", student_pyproject((root / "pyproject.toml").read_text(encoding="utf-8")))
+        _add(archive, "README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
+        _add(archive, "README.zh_TW.md", STUDENT_README_ZH.read_text(encoding="utf-8"))
         return archive.namelist()

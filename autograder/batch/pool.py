@@ -39,8 +39,10 @@ class _Judge:
 
 def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lang: str | None = None,
           progress: Callable[[int, int, str], None] | None = None,
-          notice: Callable[[str], None] | None = None) -> list[tuple[str, SubmissionResult]]:
+          notice: Callable[[str], None] | None = None,
+          plan: Callable[[int, int], None] | None = None) -> list[tuple[str, SubmissionResult]]:
     """Grade every submission under `paths` into `out`; returns (name, record) for each, in order.
+    `plan` hears (to grade, reused) before the batch starts: reused records are up to date and kept.
 
     Every file found gets a record (load.discover): files that are not submissions, and archive members that were
     refused, get one that says why, written here without a judge, and a NOT GRADED line through `notice`.
@@ -66,6 +68,8 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json"))]
     isolation = isolation_for(config.sandbox)
     done = len(entries) - len(todo)
+    if plan:
+        plan(len(todo), done)
     if progress:
         progress(done, len(entries), "")
     limits = config.limits

@@ -91,6 +91,10 @@ class GradingPlugin:
                                  duration=call.duration, start=call.start, stop=call.stop)
 
 
+NOT_WRITTEN = {"student.not_implemented", "refused.missing"}
+"""Failures that say the class is not there yet (the stub still raises, or the name is not defined)."""
+
+
 # The fixtures live at module level and read the session's plugin from the config: pytest passes this module to
 # pytest.main as a plugin beside the GradingPlugin instance (judge/run.py).
 
@@ -134,7 +138,9 @@ def _check_result(item: pytest.Item, lang: str, excinfo: pytest.ExceptionInfo | 
         else:
             key, params = "fail.unexpected", {"type": type(error).__name__, "message": str(error)[:300]}
         message = t(key, lang, **params)
-    notes = [t(k, lang) for k in (note.keys if note else [])]
+    # a note says how the check ran the class: a class that is not written yet did not run at all
+    ran = key not in NOT_WRITTEN
+    notes = [t(k, lang) for k in (note.keys if note and ran else [])]
     return CheckResult(
         name=t(f"check.{check_id}", lang), check_id=check_id, part=marker["names"][0],
         score=0.0 if excinfo is not None else float(marker["points"]), max_score=float(marker["points"]),

@@ -89,6 +89,7 @@ class _Session:
             self.subject = Unloadable(*job.error)
         else:
             self.subject = WorkerSubject(job.submission.chunk_dicts(), self.config.limits, self.options.isolation)
+            self.subject.source = "file" if job.submission.kind == "py" else "notebook"
         return self.subject, job.lang
 
     def finished(self, results: list[CheckResult], started: float) -> None:
@@ -132,11 +133,8 @@ def build_record(job: Job, subject: Subject, results: list[CheckResult], isolati
     """The submission's record: its checks' results, what went wrong while loading, its worker's output."""
     problems = list(job.submission.problems) if job.submission else []
     stderr = ""
-    quiet = []
     if isinstance(subject, WorkerSubject):
-        for failure in subject.load_failures:
-            demo = job.submission is not None and job.submission.needs_demo_code(failure)
-            (quiet if demo else problems).append(("load.failed_statement", failure))
+        problems += [("load.failed_statement", failure) for failure in subject.load_failures]
         stderr = subject.stderr.decode("utf-8", "replace")
         if subject.stderr_dropped:
             stderr += "\n" + t("student.output_truncated", job.lang, dropped=subject.stderr_dropped)
@@ -147,7 +145,6 @@ def build_record(job: Job, subject: Subject, results: list[CheckResult], isolati
         output=output, tests=results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
         isolation=isolation if isinstance(subject, WorkerSubject) else "none",
         language=job.lang, sha256=job.sha256, stderr=stderr,
-        instructor_notes=[t(key, job.lang, **params) for key, params in quiet],
     )
 
 

@@ -86,6 +86,9 @@ class Module:
 class Subject:
     """Base: turns replies into values or StudentError."""
 
+    source = "notebook"
+    """What the student's definitions came from: "notebook" (.ipynb, marimo) or "file" (plain .py)."""
+
     def __init__(self) -> None:
         self.ids = itertools.count(1)
         self.cache: dict[str, Any] = {}
@@ -106,7 +109,7 @@ class Subject:
             return reply.get("result")
         if "refused" in reply:
             refused = reply["refused"]
-            raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}))
+            raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}), source=self.source)
         raise self._error(reply.get("error") or {}, what)
 
     def _error(self, error: dict, what: str) -> StudentError:

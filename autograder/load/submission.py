@@ -1,10 +1,11 @@
 """Read a submission (.ipynb, marimo .py or plain .py) into the definitions the worker runs.
 
 What is executed: from every code cell, in notebook order, the top-level imports, function and
-class definitions, and assignments whose right-hand side calls nothing (constants, aliases).
-Everything else -- prints, plots, instantiations, training loops, `check(...)` cells -- is
-skipped, so demo code can neither slow grading down nor break it. When a name is defined twice,
-the later definition wins, as when a notebook is run top to bottom.
+class definitions, and assignments whose right-hand side calls nothing (constants, aliases) and
+reads no value that only skipped code makes. Everything else -- prints, plots, instantiations,
+training loops, `check(...)` cells -- is skipped, so demo code can neither slow grading down nor
+break it. When a name is defined twice, the later definition wins, as when a notebook is run top to
+bottom.
 """
 from __future__ import annotations
 
@@ -63,26 +64,12 @@ class Submission:
     """Language the notebook's prose is written in: "en" or "zh_TW"."""
     skipped_names: set[str] = field(default_factory=set)
     """Names bound only by skipped (demo) statements: a kept statement that needs one cannot run."""
+    kept_names: set[str] = field(default_factory=set)
+    """Names bound by kept statements, so far in notebook order."""
 
     def chunk_dicts(self) -> list[dict]:
         """The kept statements as the worker's `load` request carries them."""
         return [{"origin": c.origin, "code": c.code} for c in self.chunks]
-
-    def needs_demo_code(self, failure: dict) -> bool:
-        """A kept assignment failed only because it names something only skipped demo code defines
-        (`d_in = inputs.shape[1]`): noise for the student, kept for the instructor."""
-        missing = NAME_ERROR.fullmatch(str(failure.get("message", "")))
-        if failure.get("type") != "NameError" or missing is None or missing.group(1) not in self.skipped_names:
-            return False
-        line = re.fullmatch(r".*, line (\d+)", str(failure.get("where") or ""))
-        for chunk in self.chunks:
-            if chunk.origin != failure.get("origin"):
-                continue
-            for node in ast.parse(chunk.code).body:
-                covers = line is None or node.lineno <= int(line.group(1)) <= (node.end_lineno or node.lineno)
-                if covers and isinstance(node, (ast.Assign, ast.AnnAssign)):
-                    return True
-        return False
 
 
 def file_sha256(path: Path) -> str:
@@ -222,14 +209,32 @@ def _keep_definitions(origin: str, code: str, submission: Submission) -> None:
         submission.problems.append(("load.unparsable", {"origin": origin}))
         return
     for node in tree.body:
-        if not _is_kept(node):
-            submission.skipped_names |= {n.id for n in ast.walk(node)
-                                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        if _is_kept(node):
-            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            # Blank lines in front keep the student's line numbers in tracebacks.
-            code = "\n" * (first - 1) + "\n".join(lines[first - 1 : node.end_lineno])
-            submission.chunks.append(Chunk(origin=origin, code=code))
+        if not _is_kept(node) or _needs_demo_values(node, submission):
+            submission.skipped_names |= _bound(node) - submission.kept_names
+            continue
+        submission.kept_names |= _bound(node)
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        # Blank lines in front keep the student's line numbers in tracebacks.
+        code = "\n" * (first - 1) + "\n".join(lines[first - 1 : node.end_lineno])
+        submission.chunks.append(Chunk(origin=origin, code=code))
+
+
+def _bound(node: ast.stmt) -> set[str]:
+    """The names a top-level statement binds."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _needs_demo_values(node: ast.stmt, submission: Submission) -> bool:
+    """A constant or alias that reads a value only skipped (demo) code makes, such as the notebook's given
+    `query_2 = inputs[1]`: it could only fail, so it is not run (its names count as skipped)."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+        return False
+    read = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return bool(read & (submission.skipped_names - submission.kept_names))
 
 
 def _is_kept(node: ast.stmt) -> bool:

@@ -30,7 +30,7 @@ def _hidden_points(result: SubmissionResult, part: str) -> float:
 
 
 def points_text(result: SubmissionResult, part: str, lang: str) -> str:
-    """"9 of the 15 points checked here; 9 more are checked when your work is graded" (self-check),
+    """"Visible checks: 9 of 15 points earned; 9 more points are checked when your work is graded" (self-check),
     "18/24 points" (graded)."""
     score, max_score = result.parts[part]
     hidden = _hidden_points(result, part)
@@ -40,7 +40,8 @@ def points_text(result: SubmissionResult, part: str, lang: str) -> str:
 
 
 def total_text(result: SubmissionResult, lang: str) -> str:
-    """The self-check's points against the notebook's ("Checked here: 12 of 51 points. 49 more ...")."""
+    """The self-check's points against the notebook's ("Visible checks in all: 12 of 51 points earned. 49 more
+    points ...")."""
     parts = result.parts
     hidden = sum(_hidden_points(result, part) for part in parts)
     if not hidden or len(parts) < 2:
@@ -49,10 +50,14 @@ def total_text(result: SubmissionResult, lang: str) -> str:
              total=result.max_score + hidden)
 
 
-def summary_text(result: SubmissionResult, lang: str) -> str:
-    """The checklist's last word: all visible checks pass, or how many failed."""
+def summary_text(result: SubmissionResult, lang: str, shown: list | None = None) -> str:
+    """The checklist's last word: all visible checks pass, or how many failed; it points to the hints above only
+    when failures with a message are among the checks `shown` (None: all of them)."""
     failed = sum(test.status == "failed" for test in result.tests)
-    return t("ui.all_passed", lang) if not failed and not result.error else t("ui.some_failed", lang, count=failed)
+    if not failed and not result.error:
+        return t("ui.all_passed", lang)
+    hints = any(test.status == "failed" and test.output for test in (result.tests if shown is None else shown))
+    return t("ui.some_failed" if hints or result.error else "ui.some_failed_not_started", lang, count=failed)
 
 
 def part_status(tests: list) -> str:
@@ -114,7 +119,7 @@ def checklist_text(result: SubmissionResult, lang: str, verbose: bool = True) ->
     total = total_text(result, lang)
     if total:
         lines.append(total)
-    lines.append(summary_text(result, lang))
+    lines.append(summary_text(result, lang, [test for tests in parts.values() for test in tests]))
     if failed and (not verbose and len(_by_part(result)) > 1):
         lines.append(t("ui.verbose_hint", lang))
     if POSITIONS.search("\n".join(lines)):

@@ -76,7 +76,8 @@ class SubmissionResult:
     sha256: str = ""
     stderr: str = ""
     instructor_notes: list[str] = field(default_factory=list)
-    """What the student is not shown: statements that failed only because they need skipped demo code."""
+    """What the student is not shown. Empty in today's records: the loader no longer runs statements that need
+    skipped demo code, which older records noted here."""
     similarity_notes: list[str] = field(default_factory=list)
     """Instructor only, never on the student's page: `autograder similarity`'s lines on whom this submission shares
     unusual code with, and why (replaced at each run)."""
@@ -114,11 +115,23 @@ class SubmissionResult:
         return cls(**data)
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` so that readers see the old file or the new one, never a torn one."""
+    """Write `text` so that readers see the old file or the new one, never a torn one.
+
+    The file gets the mode a plain open() would give it (0o666 less the umask): mkstemp's private 0o600 would keep
+    the teaching assistants an instructor shares the folder with from reading records, pages and grades.csv.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
