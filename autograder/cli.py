@@ -53,6 +53,10 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     print(file=sys.stderr)
     print(summary_table(records, args.lang or "en"))
     print(f"\n{len(records)} submission(s); records and grades.csv in {args.out}")
+    defects = [name for name, record in records if record.internal_errors]
+    if defects:  # the kit's own errors: scores stand, but say so where the instructor looks
+        print(f"{len(defects)} record(s) note an error of the grader's own (internal_errors; please report it): "
+              f"{', '.join(defects[:10])}{' ...' if len(defects) > 10 else ''}", file=sys.stderr)
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 

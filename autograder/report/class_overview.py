@@ -78,7 +78,8 @@ def _misconceptions(graded: list[tuple[str, SubmissionResult]], lang: str) -> li
 
 
 def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en") -> str:
-    """The class overview page: the score histogram, pass rates, misconceptions, what could not be graded."""
+    """The class overview page: the score histogram, pass rates, misconceptions, what could not be graded, and
+    the records that note an error of the kit's own."""
     graded = [(n, r) for n, r in records if not r.error and r.tests]
     scores = [r.score for _, r in graded]
     maximum = max([r.max_score for _, r in graded] or [100.0])
@@ -87,7 +88,8 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en")
                        median=statistics.median(scores) if scores else 0,
                        histogram=_histogram(scores, maximum) if scores else None,
                        checks=_pass_rates(graded, lang), misconceptions=_misconceptions(graded, lang),
-                       ungraded=[(n, r) for n, r in records if r.error or not r.tests])
+                       ungraded=[(n, r) for n, r in records if r.error or not r.tests],
+                       internal=[(n, r) for n, r in records if r.internal_errors])
 
 
 def write_overview(folder: Path, lang: str = "en") -> Path:

@@ -77,6 +77,9 @@ class SubmissionResult:
     stderr: str = ""
     instructor_notes: list[str] = field(default_factory=list)
     """What the student is not shown: statements that failed only because they need skipped demo code."""
+    internal_errors: list[str] = field(default_factory=list)
+    """Errors of the kit's own met while grading (a defect to report; empty when none): the score stands, but
+    what they name (a diagnosis, a check's message) is missing or wrong."""
     diagnoses: list[dict] = field(default_factory=list)
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""
