@@ -10,7 +10,7 @@ from pathlib import Path
 from autograder.config import ROOT, Config
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
-2 wrong usage (unknown option, missing file)."""
+2 wrong usage (unknown option, missing file, limits the reference solution fails)."""
 
 TOP_EXAMPLES = """examples:
   autograder check assignments/en/ch03_attention.ipynb     # a student's self-check
@@ -47,8 +47,8 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     try:
         records = grade_folder(args.paths, args.out, config, args.jobs, force=args.force, lang=args.lang,
                                progress=progress, notice=lambda line: print(line, file=sys.stderr))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # ValueError: also limits the reference fails
+        print(f"\nautograder grade: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
     print(summary_table(records, args.lang or "en"))

@@ -14,7 +14,7 @@ def main() -> None:
     # Progress goes to the parent on a copy of fd 1; anything else printed goes to stderr.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    spec = json.load(sys.stdin)
+    spec = json.loads(sys.stdin.readline())
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
     import torch
@@ -27,17 +27,32 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(spec["out"])
 
+    entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]
+    preflight = spec.get("preflight")  # the reference solution, graded first (batch/preflight.py)
+    reference = Entry(config.reference_notebook, "reference") if preflight else None
+    waiting = [bool(spec.get("wait"))]
+
     def started(entry: Entry) -> None:
+        if entry is reference:
+            return
+        if waiting.pop() and sys.stdin.readline().strip() != "go":  # the reference failed: grade nobody
+            channel.close()
+            os._exit(0)
+        waiting.append(False)
         # Announced before the file is even read, so the parent knows whom to blame if this process dies.
         channel.write(f"start\t{entry.name}\n")
 
     def record(entry: Entry, result: SubmissionResult) -> None:
+        if entry is reference:
+            save(result, Path(preflight))
+            channel.write("preflight\t\n")
+            return
         save(result, out / f"{entry.name}.json")
         write_feedback(result, out / f"{entry.name}.html")
         channel.write(f"done\t{entry.name}\n")
 
-    entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]
-    grade_entries(entries, config, spec["isolation"], spec["lang"], on_start=started, on_record=record)
+    grade_entries([reference, *entries] if reference else entries, config, spec["isolation"], spec["lang"],
+                  on_start=started, on_record=record)
 
 
 if __name__ == "__main__":
