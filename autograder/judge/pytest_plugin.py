@@ -90,7 +90,12 @@ class GradingPlugin:
         return Note()
 
     @pytest.fixture(autouse=True)
-    def _budget(self, sub: Subject) -> None:
+    def _budget(self, sub: Subject, request: pytest.FixtureRequest) -> None:
+        part = request.node.get_closest_marker("check").kwargs["names"][0]
+        sub.begin_part(part)  # each part has a budget of its own (judge/worker_subject.py)
+        if part in sub.charged:  # its code went over the budget in an earlier check: not run again
+            key, params = sub.charged[part]
+            raise StudentError(key, **params)
         if time.monotonic() - self.current.started > self.submission_seconds:
             raise StudentError("student.submission_timeout", seconds=self.submission_seconds)
 

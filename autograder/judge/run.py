@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -88,6 +88,8 @@ class _Session:
 
     def finished(self, results: list[CheckResult], started: float) -> None:
         job, subject = self.job, self.subject
+        subject.begin_part(None)
+        results = charge(results, subject.charged, job.lang)
         internal: list[str] = []
         diagnoses, attention = self._explain(job, subject, results, internal)
         if isinstance(subject, WorkerSubject):
@@ -131,6 +133,16 @@ def describe_defect(exc: BaseException) -> str:
         path = frames[-1].filename
         where = f" ({path[path.rindex(f'{os.sep}autograder{os.sep}') + 1:]}:{frames[-1].lineno})"
     return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
+
+
+def charge(results: list[CheckResult], charged: dict[str, tuple[str, dict]], lang: str) -> list[CheckResult]:
+    """Every check of a part whose code went over the submission's budget fails with that reason, the checks
+    before the one that met it too: which check that is depends on timing, the part's grade must not."""
+    return [result if result.part not in charged else
+            replace(result, score=0.0, status="failed", output=t(charged[result.part][0], lang,
+                                                                   **charged[result.part][1]),
+                    message_key=charged[result.part][0])
+            for result in results]
 
 
 def build_record(job: Job, subject: Subject, results: list[CheckResult], isolation: str,
