@@ -30,15 +30,17 @@ def main() -> None:
     entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]
     preflight = spec.get("preflight")  # the reference solution, graded first (batch/preflight.py)
     reference = Entry(config.reference_notebook, "reference") if preflight else None
-    waiting = [bool(spec.get("wait"))]
+    wait = bool(spec.get("wait"))
 
     def started(entry: Entry) -> None:
+        nonlocal wait
         if entry is reference:
             return
-        if waiting.pop() and sys.stdin.readline().strip() != "go":  # the reference failed: grade nobody
-            channel.close()
-            os._exit(0)
-        waiting.append(False)
+        if wait:  # the pool's word on the reference's record, before the first submission is read
+            wait = False
+            if sys.stdin.readline().strip() != "go":  # it failed under these limits: grade nobody
+                channel.close()
+                os._exit(0)
         # Announced before the file is even read, so the parent knows whom to blame if this process dies.
         channel.write(f"start\t{entry.name}\n")
 
