@@ -11,7 +11,7 @@ from autograder.config import ROOT, Config
 from autograder.i18n import LANGS
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
-2 wrong usage (unknown option, missing file)."""
+2 wrong usage (unknown option, missing file, limits the reference solution fails)."""
 
 TOP_EXAMPLES = """examples:
   autograder check assignments/en/ch03_attention.ipynb     # a student's self-check
@@ -60,14 +60,18 @@ def _grade(args: argparse.Namespace, config: Config) -> int:
     try:
         records = grade_folder(args.paths, args.out, config, args.jobs, force=args.force, lang=args.lang,
                                progress=progress, notice=lambda line: print(line, file=sys.stderr), plan=plan)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"autograder grade: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # ValueError: also limits the reference fails
+        print(f"\nautograder grade: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
     print(summary_table(records, args.lang or "en"))
     ungraded = sum(1 for _, record in records if record.error)
     print(f"\n{_count(len(records), 'submission')}: {counts['graded']} graded now, {counts['reused']} reused "
           f"(up to date), {ungraded} not gradable (the record says why); records and grades.csv in {args.out}")
+    defects = [name for name, record in records if record.internal_errors]
+    if defects:  # the kit's own errors: scores stand, but say so where the instructor looks
+        print(f"{len(defects)} record(s) note an error of the grader's own (internal_errors; please report it): "
+              f"{', '.join(defects[:10])}{' ...' if len(defects) > 10 else ''}", file=sys.stderr)
     return 0 if all((args.out / f"{name}.json").exists() for name, _ in records) else 1
 
 

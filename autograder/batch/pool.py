@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.batch.preflight import LimitsRefused, Preflight
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
@@ -32,6 +33,8 @@ class _Judge:
     started: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
     current: str | None = None
+    waiting: bool = False
+    """It waits for the reference's verdict ("go" on its stdin) before its first submission (preflight.py)."""
     heard: float = field(default_factory=time.monotonic)
     """When the judge last said something; one that stays silent too long is killed."""
     pending: bytes = b""
@@ -48,7 +51,11 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     refused, get one that says why, written here without a judge, and a NOT GRADED line through `notice`.
     Judges that die (killed, out of memory, or ended by a submission) are replaced and the batch
     goes on; a submission during which judges died JUDGE_ATTEMPTS times is recorded as not graded.
-    A batch that was killed resumes where it stopped when run again.
+    A batch that was killed resumes where it stopped when run again. The first judge grades the reference
+    solution first, and nobody is graded until it has full marks (batch/preflight.py).
+
+    Raises:
+        LimitsRefused: the reference does not get full marks under `config.limits`; nothing was graded.
     """
     from autograder.sandbox.capability import isolation_for
     from autograder.sandbox.processes import clean_up_after, clean_up_stale
@@ -78,11 +85,33 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     deaths: dict[str, int] = {}
     judges: dict[int, _Judge] = {}
     selector = selectors.DefaultSelector()
+    check = Preflight(limits, lang or config.lang) if todo else None  # None once the reference's verdict is in
 
-    def start(chunk: list[Entry]) -> None:
-        judge = _Judge(_start_judge(chunk, out, config, isolation, lang), chunk)
+    def start(chunk: list[Entry], preflight: bool = False) -> None:
+        wait = check is not None
+        process = _start_judge(chunk, out, config, isolation, lang, check.record if preflight else None, wait)
+        judge = _Judge(process, chunk, waiting=wait)
         judges[judge.process.stdout.fileno()] = judge
         selector.register(judge.process.stdout.fileno(), selectors.EVENT_READ)
+
+    def judged(died: int | None = None) -> None:
+        """The reference has been graded, or its judge died: the judges go on, or the batch is refused."""
+        nonlocal check
+        refused = check.refusal(died)
+        check.close()
+        check = None
+        for judge in judges.values():
+            if judge.waiting:
+                judge.waiting = False
+                _tell(judge.process, "go" if refused is None else "stop")
+        if refused is not None:
+            for fd in list(judges):
+                judge = judges.pop(fd)
+                selector.unregister(fd)
+                judge.process.stdout.close()
+                judge.process.wait()  # a waiting judge has read nothing and written nothing: it just ends
+                clean_up_after(judge.process.pid)
+            raise LimitsRefused(refused)
 
     def ended(fd: int) -> None:
         nonlocal done
@@ -91,6 +120,8 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
         judge.process.stdout.close()
         judge.process.wait()
         clean_up_after(judge.process.pid)
+        if check is not None and judge.process.pid == check.judge:  # died grading the reference
+            judged(died=judge.process.returncode)
         rest = [e for e in judge.entries if e.name not in judge.finished]
         rest = [e for e in rest if not (e.name in judge.started and up_to_date(e, out / f"{e.name}.json"))]
         blamed = judge.current if judge.current in {e.name for e in rest} else None
@@ -109,7 +140,9 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
             start(rest)
 
     for i in range(slots if todo else 0):
-        start(todo[i::slots])
+        start(todo[i::slots], preflight=i == 0)
+    if check is not None:
+        check.judge = next(iter(judges.values())).process.pid
     while judges:
         for key, _ in selector.select(timeout=10):
             judge = judges[key.fd]
@@ -121,7 +154,9 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
             *lines, judge.pending = (judge.pending + data).split(b"\n")
             for line in lines:
                 event, _, name = line.decode("utf-8", "replace").partition("\t")
-                if event == "start":
+                if event == "preflight" and check is not None:
+                    judged()
+                elif event == "start":
                     judge.current = name
                     judge.started.add(name)
                 elif event == "done":
@@ -131,7 +166,7 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
                     if progress:
                         progress(done, len(entries), name)
         for judge in judges.values():
-            if time.monotonic() - judge.heard > silence:
+            if time.monotonic() - judge.heard > silence and not judge.waiting:
                 judge.process.kill()  # its end of file follows
     records = []
     for entry in entries:
@@ -169,12 +204,24 @@ def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: objec
     return record
 
 
-def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, lang: str | None):
+def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, lang: str | None,
+                 preflight: Path | None = None, wait: bool = False):
+    """A judge for `chunk`; `preflight`: it grades the reference first, into that file; `wait`: it waits for
+    "go" on its stdin before its first submission."""
     from autograder.sandbox.launch import start_judge
 
     spec = {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
-        "limits": asdict(config.limits),
+        "limits": asdict(config.limits), "preflight": str(preflight) if preflight else None, "wait": wait,
         "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],  # no refusals
     }
-    return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec))
+    return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec), keep_stdin=wait)
+
+
+def _tell(process: subprocess.Popen, word: str) -> None:
+    """Say `word` to a waiting judge and close its stdin (a judge that has died hears nothing)."""
+    try:
+        process.stdin.write(word + "\n")
+        process.stdin.close()
+    except (OSError, ValueError):
+        pass

@@ -90,7 +90,11 @@ def _expect_attention(sub: Subject, name: str) -> None:
 
 def sound(sub: Subject, name: str) -> bool:
     """What classes built on `name` rely on holds, as far as can be told without the reference:
-    the stub's signature, attention computed, no later token seen, gradients reaching every weight."""
+    the stub's signature, attention computed, no later token seen, gradients reaching every weight;
+    and its code leaves nothing running that would use the budget of the classes built on it."""
+    if name in sub.left_running:
+        return False
+
     def judge() -> bool:
         args, shape, _ = ATTENTION[name]
         try:

@@ -132,7 +132,7 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
         elif facts.readable:  # the wiring is new to us; what the twin probe measured still holds
             if len(facts.masks) == 1 and facts.masks[0] != "causal":
                 named.append((MASK_IDS[facts.masks[0]], {}))
-            if facts.scale != "sqrt_head_dim":
+            if facts.scale not in (None, "sqrt_head_dim"):  # None: every weight alike, no scale to read
                 named.append(_deviation_ids("scale", facts.scale, multihead))
     if not facts.has_out_proj and multihead and ("no_out_proj", {}) not in named:
         named.append(("no_out_proj", {}))

@@ -123,6 +123,11 @@ def note() -> Note:
 @pytest.fixture(autouse=True)
 def _budget(request: pytest.FixtureRequest, sub: Subject) -> None:
     plugin = request.config.stash[_PLUGIN]
+    part = request.node.get_closest_marker("check").kwargs["names"][0]
+    sub.begin_part(part)  # each part has a budget of its own (judge/worker_subject.py)
+    if part in sub.charged:  # its code went over the budget in an earlier check: not run again
+        key, params = sub.charged[part]
+        raise StudentError(key, **params)
     if time.monotonic() - plugin.current.started > plugin.submission_seconds:
         raise StudentError("student.submission_timeout", seconds=plugin.submission_seconds)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -96,19 +97,25 @@ class _Session:
         job, subject = self.job, self.subject
         stopwatch.end(self._stage, self.started)
         self._stage, self.started = "between submissions", stopwatch.begin("between submissions")
+        subject.begin_part(None)
+        results = charge(results, subject.charged, job.lang)
+        internal: list[str] = []
         with stopwatch.stage("explain"):
-            diagnoses, attention = self._explain(job, subject, results)
+            diagnoses, attention = self._explain(job, subject, results, internal)
         if isinstance(subject, WorkerSubject):
             with stopwatch.stage("sandbox end"):
                 subject.close()
         record = build_record(job, subject, results, self.options.isolation, started)
         record.diagnoses, record.attention = diagnoses, attention
+        record.internal_errors += internal
         record.output = "\n".join(filter(None, [record.output, *(d["message"] for d in diagnoses)]))
         self.job = self.subject = None  # keep none of its code
         self.on_record(record)
 
-    def _explain(self, job: Job, subject: Subject, results: list[CheckResult]) -> tuple[list[dict], dict]:
-        """Diagnoses of the failed parts and the attention pictures' data (sandboxed submissions only)."""
+    def _explain(self, job: Job, subject: Subject, results: list[CheckResult],
+                 internal: list[str]) -> tuple[list[dict], dict]:
+        """Diagnoses of the failed parts and the attention pictures' data (sandboxed submissions only); an error
+        of the kit's own while finding them is appended to `internal`."""
         if not isinstance(subject, WorkerSubject) or job.error is not None:
             return [], {}
         if not self.options.pictures and all(r.status == "passed" for r in results):
@@ -125,7 +132,28 @@ class _Session:
             return [], {}
         except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
             print(f"autograder: no diagnosis for {job.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            internal.append(t("grader.internal_diagnosis", job.lang, error=describe_defect(exc)))
             return [], {}
+
+
+def describe_defect(exc: BaseException) -> str:
+    """An exception of the kit's own code, for a bug report: its type, message and the kit's line that raised it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f"{os.sep}autograder{os.sep}" in f.filename]
+    where = ""
+    if frames:
+        path = frames[-1].filename
+        where = f" ({path[path.rindex(f'{os.sep}autograder{os.sep}') + 1:]}:{frames[-1].lineno})"
+    return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
+
+
+def charge(results: list[CheckResult], charged: dict[str, tuple[str, dict]], lang: str) -> list[CheckResult]:
+    """Every check of a part whose code went over the submission's budget fails with that reason, the checks
+    before the one that met it too: which check that is depends on timing, the part's grade must not."""
+    return [result if result.part not in charged else
+            replace(result, score=0.0, status="failed", output=t(charged[result.part][0], lang,
+                                                                   **charged[result.part][1]),
+                    message_key=charged[result.part][0])
+            for result in results]
 
 
 def build_record(job: Job, subject: Subject, results: list[CheckResult], isolation: str,
@@ -139,12 +167,16 @@ def build_record(job: Job, subject: Subject, results: list[CheckResult], isolati
         if subject.stderr_dropped:
             stderr += "\n" + t("student.output_truncated", job.lang, dropped=subject.stderr_dropped)
     output = "\n".join(t(key, job.lang, **params) for key, params in problems)
+    # A check that raised something other than its own failures met a case it was not written for.
+    internal = [t("grader.internal_check", job.lang, check=r.check_id, error=r.output)
+                for r in results if r.message_key == "fail.unexpected"]
     return SubmissionResult(
         submission=str(job.path), score=sum(r.score for r in results),
         max_score=sum(r.max_score for r in results), execution_time=round(time.monotonic() - started, 3),
         output=output, tests=results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
         isolation=isolation if isinstance(subject, WorkerSubject) else "none",
         language=job.lang, sha256=job.sha256, stderr=stderr,
+        internal_errors=internal,
     )
 
 

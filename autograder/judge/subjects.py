@@ -93,6 +93,15 @@ class Subject:
         self.ids = itertools.count(1)
         self.cache: dict[str, Any] = {}
         """Objects several checks share (e.g. the GPT-2-sized module); cleared when a worker restarts."""
+        self.charged: dict[str, tuple[str, dict]] = {}
+        """Graded parts whose code went over the submission's memory or CPU budget -> (message key, params):
+        every check of the part fails with it, and no more of its code runs (worker_subject.py)."""
+        self.left_running: dict[str, str] = {}
+        """Graded parts whose checks left processes, threads or files behind in the worker -> which: the
+        parts built on them use the kit's stand-ins instead (checks/precondition.py, `sound`)."""
+
+    def begin_part(self, part: str | None) -> None:
+        """The checks of graded part `part` start (None: they are over); only a sandboxed worker cares."""
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.cache:

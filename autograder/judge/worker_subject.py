@@ -7,6 +7,7 @@ import time
 from autograder.config import Limits
 from autograder.errors import StudentError
 from autograder.judge.subjects import Subject
+from autograder.sandbox.budget import KEYS as TREE_LIMITS
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.worker_client import WorkerClient
 
@@ -17,6 +18,11 @@ class WorkerSubject(Subject):
     A call that hung, crashed the worker or ran out of memory is not made again for the same
     submission (the same class's code would run again): later checks that need it fail at once
     with the same reason, so one infinite loop costs one timeout, not one per check.
+
+    Each graded part has a budget of its own (the submission's memory and CPU, see sandbox/budget.py):
+    a part starts in a fresh worker unless the last part left nothing behind (a part that left processes,
+    threads or files is noted in `left_running`, and classes built on it get stand-ins), and a part whose
+    code goes over the budget is charged for it as a whole (`charged`); its code is not run again.
     """
 
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
@@ -32,15 +38,38 @@ class WorkerSubject(Subject):
         self._broken: dict[str, tuple[str, dict]] = {}
         self._calling = ""
         self._load_error: tuple[str, dict] | None = None
+        self.part: str | None = None
+        """The graded part whose checks are running; None before the first and after the last (the diagnosis)."""
+        self._crashed = False
+        """The worker ended on its own (or was ended by a limit): a new one counts as a restart."""
+
+    def begin_part(self, part: str | None) -> None:
+        """The checks of `part` start (None: the checks are over). Its budget is its own: the worker goes
+        on only if the last part left nothing running or held in it, else the part gets a fresh one."""
+        if part == self.part:
+            return
+        last, self.part = self.part, part
+        if self.worker is None or not self.worker.alive():
+            return
+        left = self.worker.budget.left_behind()
+        if left is None:
+            self.worker.budget.new_part()
+            return
+        if last is not None and left in ("processes", "threads", "files"):  # that part's doing: it ran since
+            self.left_running[last] = left
+        self._retire()
 
     def ensure_worker(self) -> None:
         if self.worker is not None and self.worker.alive():
             return
+        self._crashed |= self.worker is not None
         self._retire()
         self.cache.clear()
         if self._load_error is not None:  # loading is deterministic: it would fail again
             raise StudentError(self._load_error[0], **self._load_error[1])
-        self.restarts += 1
+        if self._crashed or self.restarts < 0:  # not a fresh worker for a new part
+            self.restarts += 1
+        self._crashed = False
         if self.restarts > self.limits.restarts:
             raise StudentError("student.too_many_crashes", count=self.restarts)
         try:
@@ -57,8 +86,9 @@ class WorkerSubject(Subject):
         self.load_failures = self.worker.failures
 
     def _send(self, message: dict, what: str, key: str) -> dict:
-        if key in self._broken:
-            failure, params = self._broken[key]
+        broken = self._broken.get(key) or self.charged.get(key.split(":", 1)[-1].split("+")[0])
+        if broken is not None:
+            failure, params = broken
             raise StudentError(failure, **{**params, "where": what})
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -76,7 +106,10 @@ class WorkerSubject(Subject):
             params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
                       "limit": self.limits.cpu_seconds}
             failure, params = _tree_limit(exc, self.limits, failure, params)
-            self._broken[key] = (failure, params)
+            if exc.reason in TREE_LIMITS and self.part is not None:
+                self.charged[self.part] = (failure, params)  # whichever of its checks the limit met
+            else:
+                self._broken[key] = (failure, params)
             raise StudentError(failure, **params) from None
 
     def _error(self, error: dict, what: str) -> StudentError:

@@ -87,7 +87,8 @@ def _misconceptions(graded: list[tuple[str, SubmissionResult]], lang: str) -> li
 
 def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en", pages: set[str] = frozenset(),
                   similarity: dict | None = None) -> str:
-    """The class overview page: the score histogram, pass rates, misconceptions, what could not be graded.
+    """The class overview page: the score histogram, pass rates, misconceptions, what could not be graded, and
+    the records that note an error of the kit's own.
 
     Args:
         pages: the records whose feedback page (NAME.html) lies beside the overview: their names link to it.
@@ -102,7 +103,8 @@ def overview_html(records: list[tuple[str, SubmissionResult]], lang: str = "en",
                        histogram=_histogram(scores, maximum) if scores else None,
                        checks=_pass_rates(graded, lang), misconceptions=_misconceptions(graded, lang),
                        ungraded=[(n, r) for n, r in records if r.error or not r.tests],
-                       records=records, pages={name: quote(f"{name}.html") for name in pages}, similarity=similarity)
+                       records=records, pages={name: quote(f"{name}.html") for name in pages}, similarity=similarity,
+                       internal=[(n, r) for n, r in records if r.internal_errors])
 
 
 def write_overview(folder: Path, lang: str = "en", similarity: dict | None = None) -> Path:

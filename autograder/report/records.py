@@ -81,6 +81,9 @@ class SubmissionResult:
     similarity_notes: list[str] = field(default_factory=list)
     """Instructor only, never on the student's page: `autograder similarity`'s lines on whom this submission shares
     unusual code with, and why (replaced at each run)."""
+    internal_errors: list[str] = field(default_factory=list)
+    """Errors of the kit's own met while grading (a defect to report; empty when none): the score stands, but
+    what they name (a diagnosis, a check's message) is missing or wrong."""
     diagnoses: list[dict] = field(default_factory=list)
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""

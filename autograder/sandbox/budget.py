@@ -16,6 +16,21 @@ SHARE_OF_A_CORE = 2
 budget; a walk through all of /proc), the watchdog waits twice that: at most half a core."""
 CPU_GRACE = 1.0
 """Seconds of CPU the tree may use beyond cpu_seconds, so that one process meets its own RLIMIT_CPU first."""
+KEPT_MEMORY = 64 * 2**20
+"""Memory a worker may gain over a graded part (the judge's modules it holds, the allocator's caches) and still
+serve the next part: beyond that, or beyond an eighth of the budget, the next part gets a fresh worker."""
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a worker tree holds at one moment (see Budget.left_behind)."""
+
+    processes: int
+    threads: int
+    memory: int
+    """Anonymous and shared-memory pages of its processes (RssAnon + RssShmem), bytes."""
+    scratch: int
+    """Bytes in its private /tmp and /dev/shm."""
 
 
 @dataclass(frozen=True)
@@ -36,15 +51,23 @@ class Budget:
     With a cgroup (`group`) the kernel holds the memory limit and counts the CPU; the thread only
     notices. Without, it sums the tree's anonymous and shared memory, and where that is over the
     budget their PSS (pages shared with the zygote are not the submission's), plus its private tmpfs.
+
+    CPU is counted per graded part (`new_part`): a worker serves the next part only when the last one
+    left nothing behind that would use the next part's budget (`left_behind`).
     """
 
     def __init__(self, limits: Limits, tree: Tree, group: Group | None = None):
         self.limits, self.tree, self.group = limits, tree, group
         self.overrun: Overrun | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        """The CPU counts below change in the watch thread and, at a part's start, in the judge's."""
         self._reaped = tree.reaper_cpu()
         self._cpu = 0.0
+        self._base = 0.0
+        """The tree's CPU seconds when the current part started."""
         self._share = 0.0
+        self._loaded: Holding | None = None
         self._thread = threading.Thread(target=self._watch, daemon=True, name="budget")
         self._thread.start()
 
@@ -53,7 +76,8 @@ class Budget:
         while not self._stop.wait(pause):
             now, spent = time.monotonic(), time.thread_time()
             folders = [] if self.group else self.tree.members()
-            self.overrun = self._memory(folders) or self._cpu_over(folders, now - last)
+            with self._lock:
+                self.overrun = self._memory(folders) or self._cpu_over(folders, now - last)
             last = now
             if self.overrun is not None:
                 self.kill()
@@ -75,19 +99,53 @@ class Budget:
         return Overrun("memory", used, tasks(folders)) if used > budget else None
 
     def _cpu_over(self, folders: list[str], wall: float) -> Overrun | None:
-        """Over the tree's CPU time, or keeping more than one core busy for more than call_seconds of CPU."""
-        cpu = self.group.cpu_seconds() if self.group else None
-        if cpu is None:
-            cpu = sum(i["cpu"] for i in map(proc_stat, folders) if i) + self.tree.reaper_cpu() - self._reaped
-        cpu = max(cpu, self._cpu)  # a process between its own count and its reaper's
+        """Over the part's CPU time, or keeping more than one core busy for more than call_seconds of CPU."""
+        cpu = self._cpu_seconds(folders)
         self._share = max(0.0, self._share + cpu - self._cpu - wall)
         self._cpu = cpu
         count = len(self.group.pids(threads=True)) if self.group else tasks(folders)
-        if cpu > self.limits.cpu_seconds + CPU_GRACE:
-            return Overrun("cpu", cpu, count)
+        if cpu - self._base > self.limits.cpu_seconds + CPU_GRACE:
+            return Overrun("cpu", cpu - self._base, count)
         if self._share > self.limits.call_seconds:
-            return Overrun("cpu_share", cpu, count)
+            return Overrun("cpu_share", cpu - self._base, count)
         return None
+
+    def _cpu_seconds(self, folders: list[str]) -> float:
+        """The tree's CPU time since the worker started, ended processes included."""
+        cpu = self.group.cpu_seconds() if self.group else None
+        if cpu is None:
+            cpu = sum(i["cpu"] for i in map(proc_stat, folders) if i) + self.tree.reaper_cpu() - self._reaped
+        return max(cpu, self._cpu)  # a process between its own count and its reaper's
+
+    def loaded(self) -> None:
+        """The worker has loaded the submission's definitions: what the tree holds now is its own."""
+        self._loaded = self._holding()
+
+    def new_part(self) -> None:
+        """A graded part starts in this worker: its CPU time and its share of the cores are counted afresh."""
+        with self._lock:
+            self._base = self._cpu = self._cpu_seconds([] if self.group else self.tree.members())
+            self._share = 0.0
+
+    def left_behind(self) -> str | None:
+        """What the tree holds beyond its state after loading that the next part's budget would pay for
+        ("processes", "threads", "files", "memory" or "cpu": its own CPU time near RLIMIT_CPU); None if nothing.
+        """
+        if self._loaded is None or self.overrun is not None:
+            return "unknown"
+        now, loaded = self._holding(), self._loaded
+        own = proc_stat(f"/proc/{self.tree.worker}") or {}
+        for kind, more in (("processes", now.processes > loaded.processes), ("threads", now.threads > loaded.threads),
+                           ("files", now.scratch > loaded.scratch),
+                           ("memory", now.memory - loaded.memory > min(KEPT_MEMORY, self.limits.memory_bytes // 8)),
+                           ("cpu", own.get("cpu", 0.0) > self.limits.cpu_seconds / 2)):
+            if more:
+                return kind
+        return None
+
+    def _holding(self) -> Holding:
+        living = [f for f in self.tree.members() if (proc_stat(f) or {}).get("threads")]
+        return Holding(len(living), tasks(living), sum(map(rss, living)), self.tree.scratch_bytes())
 
     def kill(self) -> None:
         """SIGKILL every process of the tree, until none is left."""

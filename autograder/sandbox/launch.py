@@ -212,10 +212,13 @@ def _child(limits: Limits, nproc: int | None, uid: int | None, view: mounts.View
     mounts.become(view, uid)
 
 
-def start_judge(argv: list[str], spec: str) -> subprocess.Popen:
-    """A judge process of `autograder grade`, reading `spec` on stdin and dying with its parent."""
+def start_judge(argv: list[str], spec: str, keep_stdin: bool = False) -> subprocess.Popen:
+    """A judge process of `autograder grade`, reading `spec` (one line) on stdin and dying with its parent;
+    `keep_stdin`: the pipe stays open for what the parent says next (batch/preflight.py)."""
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=linux.die_with_parent)
-    process.stdin.write(spec)
-    process.stdin.close()
+    process.stdin.write(spec.replace("\n", " ") + "\n")
+    process.stdin.flush()
+    if not keep_stdin:
+        process.stdin.close()
     return process

@@ -72,6 +72,7 @@ class WorkerClient:
         except (KeyError, TypeError, AttributeError):
             self.kill()
             raise WorkerGone("protocol", "the reply to loading the definitions is not what the worker sends") from None
+        self.budget.loaded()
 
     @property
     def uid(self) -> int | None:
