@@ -22,9 +22,10 @@ from autograder.config import ROOT, Limits
 from autograder.errors import StudentError
 from autograder.judge.worker_subject import WorkerSubject
 from autograder.sandbox import budget, capability, launch
-from autograder.sandbox.capability import isolation_for, weaknesses
+from autograder.sandbox.capability import fallback_walls, isolation_for, weaknesses
 from autograder.sandbox.errors import WorkerGone
-from autograder.sandbox.processes import clean_up_after
+from autograder.sandbox.launch import Spawn
+from autograder.sandbox.processes import UID_BASE, clean_up_after
 from autograder.sandbox.worker_client import WorkerClient
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
@@ -260,9 +261,34 @@ def test_killing_its_parent_does_not_reach_the_grader(isolation):
 
 def test_weaknesses_are_listed_for_the_fallback():
     listed = " ".join(weaknesses("process"))
-    assert "file system" in listed and "network" in listed, listed
+    walls = fallback_walls()
+    assert ("file system" in listed) == ("files" not in walls), listed
+    assert ("network" in listed) == ("network" not in walls), listed
     if not ROOT_GRADER:
-        assert "environment" in listed, listed
+        assert "environment" in listed and not walls, listed
+
+
+@pytest.mark.skipif(not ROOT_GRADER, reason="a fallback worker gets a root of its own only from a root grader")
+def test_a_root_graders_fallback_worker_sees_only_what_it_needs():
+    """Its own root: Python, the system's folders and its own files; no other folder of the disk, no network.
+    The planted file lies outside every folder the kit knows of (not /tmp, not the checkout), readable by all."""
+    assert fallback_walls() == {"files", "network"}
+    folder = Path(tempfile.mkdtemp(dir="/var/lib", prefix="autograder-test-"))
+    os.chmod(folder, 0o755)
+    secret = folder / "BEGIN SOLUTION.txt"
+    secret.write_text("hidden")
+    os.chmod(secret, 0o644)
+    code = ("import os, sys, torch; print(sorted(os.listdir('/')), os.path.exists(sys.argv[1]), "
+            "os.path.exists(sys.argv[2]), float(torch.ones(3).sum()))")
+    with Spawn(Limits(), "process", uid=UID_BASE - 4) as spawn:
+        process = spawn.popen([sys.executable, "-E", "-s", "-c", code, str(secret), str(ROOT / "solutions")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate(timeout=120)
+    shutil.rmtree(folder)
+    assert process.returncode == 0, err.decode()
+    top, secret_seen, solutions_seen, total = out.decode().rsplit(" ", 3)
+    assert (secret_seen, solutions_seen, total.strip()) == ("False", "False", "3.0"), out
+    assert "'home'" not in top and "'work'" not in top and "'opt'" not in top, top
 
 
 @pytest.mark.skipif(isolation_for("auto") != "bwrap", reason="bubblewrap cannot run here")

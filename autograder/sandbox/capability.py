@@ -9,6 +9,7 @@ from functools import cache
 
 from autograder.config import Limits
 from autograder.sandbox import linux
+from autograder.sandbox.inside import mounts
 from autograder.sandbox.inside.mounts import blockers
 from autograder.sandbox.launch import Spawn, bwrap_path, python_roots
 from autograder.sandbox.processes import UID_BASE, UIDS_PER_JUDGE
@@ -35,8 +36,12 @@ def weaknesses(isolation: str) -> list[str]:
     if isolation == "process":
         if bwrap_path() and _PROBE_ERRORS.get("bwrap"):
             found.append(f"bubblewrap is installed but cannot start a worker here: {_PROBE_ERRORS['bwrap']}")
-        found.append("no file system or network isolation: a submission can read every file the grader's user "
-                     "can read (solutions, checks, other submissions) and open network connections")
+        walls = fallback_walls()
+        if "files" not in walls:
+            found.append("no file system isolation: a submission can read every file the grader's user can read "
+                         "(solutions, checks, other submissions)")
+        if "network" not in walls:
+            found.append("no network isolation: a submission can open network connections")
         if os.geteuid() != 0:
             found.append("a submission runs as your user: it can read the environment of your processes, signal "
                          "them (the grader too), and RLIMIT_NPROC counts all of your processes")
@@ -66,6 +71,27 @@ def can_drop_root() -> bool:
             return spawn.popen([sys.executable, "-E", "-s", "-c", "pass"]).wait(timeout=60) == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+@cache
+def fallback_walls() -> frozenset[str]:
+    """What a fallback worker is walled off from here, probed: "files" when it has a root of its own (a root grader
+    that may make a mount namespace, inside/mounts.arrange), so no top-level folder of the machine that it does not
+    need exists for it; "network" when it has a network namespace of its own (no interface but loopback)."""
+    if os.geteuid() != 0 or not can_drop_root():
+        return frozenset()
+    needed = (*mounts.SYSTEM, "/etc", "/dev", "/proc", "/tmp", "/var", *python_roots())
+    outside = [f"/{name}" for name in os.listdir("/")
+               if not any(path == f"/{name}" or path.startswith(f"/{name}/") for path in needed)]
+    code = ("import os, socket, sys; files = not any(map(os.path.exists, sys.argv[1:])); "
+            "network = [n for _, n in socket.if_nameindex()] == ['lo']; sys.exit(files + 2 * network)")
+    try:
+        with Spawn(Limits(), "process", uid=UID_BASE - 3) as spawn:
+            code = spawn.popen([sys.executable, "-E", "-s", "-c", code, *outside]).wait(timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    walls = {name for bit, name in ((1, "files"), (2, "network")) if code & bit}
+    return frozenset(walls if outside else walls - {"files"})
 
 
 @cache

@@ -20,9 +20,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 INSIDE = Path(__file__).resolve().parent / "inside"
 """Exactly what is bound into the sandbox: this folder's modules, which import nothing else of the kit."""
 KIT_IN_SANDBOX = "/opt/kit"
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "localtime",
-             "alternatives")
-"""The only parts of /etc a worker sees: what the dynamic loader and Python need to start."""
 
 
 def bwrap_path() -> str | None:
@@ -81,12 +78,12 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_
             "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
     if as_pid_1:  # the command is the namespace's init: no process inside can signal it unasked
         argv.append("--as-pid-1")
-    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+    for top in mounts.SYSTEM:
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
-    for name in ETC_FILES:
+    for name in mounts.ETC:
         if os.path.exists(f"/etc/{name}"):
             argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     shm, tmp = max(limits.disk_bytes // 4, 1 << 20), max(limits.disk_bytes - limits.disk_bytes // 4, 1 << 20)

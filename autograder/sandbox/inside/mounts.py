@@ -63,23 +63,35 @@ class View:
     roots: list[str]
     """Python's folders: they must stay reachable, at their own paths."""
     hide: list[str] = field(default_factory=list)
-    """Folders covered by an empty tmpfs: the kit, the checkout."""
+    """Folders covered by an empty tmpfs where they lie inside Python's folders: the installed kit, the checkout."""
     scratch: list[str] = field(default_factory=list)
     """World-writable folders replaced by a private tmpfs of scratch_bytes (fallback only)."""
     scratch_bytes: int = 0
     keep: list[str] = field(default_factory=list)
-    """Folders inside covered ones that must stay (the fallback's copy of the worker's files)."""
+    """The fallback's copy of the worker's files, bound at their own paths."""
     home: str = ""
-    """The worker's writable folder, made afresh in the private tmpfs (fallback only)."""
+    """The worker's writable folder, made afresh in the private /tmp. A view with a home is a fallback worker's,
+    which gets a root of its own (own_root); bubblewrap's view holds only the roots."""
+
+
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+"""The system's folders a worker sees (read-only to it: it is not root), as bubblewrap binds them."""
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "localtime", "alternatives")
+"""The only parts of /etc a worker sees: what the dynamic loader and Python need to start."""
+DEVICES = ("null", "zero", "full", "random", "urandom")
+NEW_ROOT = "/tmp"
+"""Where the worker's new root is built, in its own mount namespace: a folder every machine has."""
 
 
 def arrange(view: View, uid: int) -> None:
     """Runs as root in the child before it drops root; the grader's own view is not touched.
 
-    A folder that blocks an unprivileged user from Python (e.g. /root, mode 0700) is covered by
-    an empty tmpfs and Python's folders are bound back into it, through file descriptors opened
-    before (so no path through the covered folders is needed). Without the right to make a
-    mount namespace (e.g. in Docker) this works only when nothing blocks Python.
+    A worker under bubblewrap (whose view holds only Python's folders) needs only to reach Python:
+    a folder that blocks an unprivileged user from it (e.g. /root, mode 0700) is covered by an empty
+    tmpfs and Python's folders are bound back into it; bubblewrap then builds its own root (it could
+    not from inside a changed root: the kernel refuses a user namespace there). A fallback worker
+    gets a root of its own (own_root). Without the right to make a mount namespace (e.g. in Docker)
+    this works only when nothing blocks Python, and the worker sees what its user may read.
     """
     blocking = blockers(view.roots)
     try:  # a network namespace of its own too: no interface, so no connection anywhere
@@ -92,17 +104,61 @@ def arrange(view: View, uid: int) -> None:
                 raise
             return
     _libc("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    covers = {p: b"mode=0755,size=1m" for p in blocking + view.hide if os.path.isdir(p)}
-    covers.update({p: f"mode=1777,size={view.scratch_bytes}".encode() for p in view.scratch if os.path.isdir(p)})
-    covers = {p: o for p, o in covers.items() if not any(p.startswith(c + os.sep) for c in covers)}
-    kept = [(path, os.open(path, os.O_PATH)) for path in view.roots + view.keep
-            if any(path.startswith(c + os.sep) for c in covers)]
-    for path, options in covers.items():
-        _libc("mount", b"tmpfs", path.encode(), b"tmpfs", 0, options)
-    for path, fd in kept:
-        os.makedirs(path, 0o755, exist_ok=True)
-        _libc("mount", f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
+    umask = os.umask(0o022)  # the folders made here must be reachable for the worker's user
+    try:
+        if view.home:
+            own_root(view, uid)
+        else:
+            uncover(blocking, view.roots)
+    finally:
+        os.umask(umask)
+
+
+def uncover(blocking: list[str], roots: list[str]) -> None:
+    """Cover each of `blocking` with an empty tmpfs and bind the `roots` inside them back, at their own paths."""
+    kept = [(path, os.open(path, os.O_PATH)) for path in roots if any(path.startswith(b + os.sep) for b in blocking)]
+    for path in blocking:
+        _libc("mount", b"tmpfs", path.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+    _bind(kept, "")
+
+
+def own_root(view: View, uid: int) -> None:
+    """Change root into a tmpfs that holds, as bubblewrap's root does, only the system's folders, the few files of
+    /etc Python needs, a few devices, /proc, Python's folders (the kit's folders inside them covered), the
+    worker's own files and private scratch folders. Nothing else on the disk (the solutions, another checkout,
+    other submissions) exists for the worker. Everything bound is opened before anything is covered."""
+    sources = [top for top in SYSTEM if os.path.isdir(top) and not os.path.islink(top)]
+    sources += [f"/etc/{name}" for name in ETC] + [f"/dev/{name}" for name in DEVICES] + ["/proc"]
+    sources += [path for path in view.roots + view.keep if not any(path.startswith(t + os.sep) for t in SYSTEM)]
+    binds = [(path, os.open(path, os.O_PATH)) for path in sources if os.path.exists(path)]
+    new = NEW_ROOT
+    _libc("mount", b"tmpfs", new.encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+    for top in SYSTEM:
+        if os.path.islink(top):
+            os.symlink(os.readlink(top), new + top)
+    for path in view.scratch:
+        os.makedirs(new + path, 0o755, exist_ok=True)
+        options = f"mode=1777,size={max(view.scratch_bytes, 1 << 20)}".encode()
+        _libc("mount", b"tmpfs", (new + path).encode(), b"tmpfs", 0, options)
+    _bind(binds, new)  # after the scratch folders: a virtual environment may live in /tmp
+    for path in view.hide:
+        if os.path.isdir(new + path) and any(path == r or path.startswith(r + os.sep) for r in view.roots):
+            _libc("mount", b"tmpfs", (new + path).encode(), b"tmpfs", 0, b"mode=0755,size=1m")
+    os.makedirs(new + view.home, 0o700, exist_ok=True)
+    os.chown(new + view.home, uid, uid)
+    cwd = os.getcwd()
+    os.chroot(new)
+    os.chdir(cwd if os.path.isdir(cwd) else "/")
+
+
+def _bind(opened: list[tuple[str, int]], under: str) -> None:
+    """Bind each opened (path, O_PATH fd) at `under` + path, making the folder or empty file it needs."""
+    for path, fd in opened:
+        target = under + path
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(target, 0o755, exist_ok=True)
+        elif not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+            open(target, "a").close()
+        _libc("mount", f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None)
         os.close(fd)
-    if view.home:
-        os.makedirs(view.home, 0o700, exist_ok=True)
-        os.chown(view.home, uid, uid)
