@@ -83,9 +83,10 @@ def test_solution_test_cells_carry_the_checks_points(lang):
     assert found == POINTS
 
 
-STRUCTURE = {"test_v1_parameters", "test_v2_layers", "test_causal_layout", "test_causal_mask_is_buffer",
-             "test_wrapper_layout", "test_wrapper_passes_qkv_bias", "test_mha_layout", "test_mha_mask_is_buffer",
-             "test_mha_rejects_indivisible_d_out"}
+STRUCTURE = {"test_v1_signature", "test_v1_parameters", "test_v2_signature", "test_v2_layers",
+             "test_causal_signature", "test_causal_layout", "test_causal_mask_is_buffer", "test_wrapper_signature",
+             "test_wrapper_layout", "test_wrapper_passes_qkv_bias", "test_mha_signature", "test_mha_layout",
+             "test_mha_mask_is_buffer", "test_mha_rejects_indivisible_d_out"}
 """The checks that judge how a class is built; every other check of an attention class judges behaviour."""
 
 
@@ -124,9 +125,8 @@ def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
             fixture, name, caught.value.key)
 
 
-UNBUILDABLE = {"bug_v1_seed_parameter.py", "bug_mha_init_always_raises.py", "bug_signature_context_len.py",
-               "bug_signature_no_qkv_bias.py", "bug_signature_num_heads_first.py"}
-"""Fixtures where the stub's construction itself fails for some class."""
+UNBUILDABLE = {"bug_v1_seed_parameter.py", "bug_mha_init_always_raises.py", "bug_signature_no_qkv_bias.py"}
+"""Fixtures where the construction itself fails for some class (a constructor matched with the stub's is built)."""
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("*.py")
@@ -158,8 +158,17 @@ def _subject(code: str):
     ("d_in, d_out, context_length, dropout, qkv_bias=False, extra=1", None, ""),  # more, with defaults
     ("*args, **kwargs", None, ""),  # anything goes
     ("d_in, d_out, context_length, dropout", "fail.signature", "Missing: qkv_bias"),
-    ("d_in, d_out, context_len, dropout, qkv_bias=False", "fail.signature", "Not in the stub: context_len"),
+    ("d_in, d_out, context_len, dropout, qkv_bias=False", "fail.signature_renamed", "constructor says context_len;"),
     ("d_in, d_out, dropout, context_length, qkv_bias=False", "fail.signature_order", "another order"),
+    ("d_in, d_out, block_size, dropout, bias=False", "fail.signature_renamed", "asks for context_length, qkv_bias, the "
+     "constructor says block_size, bias"),
+    ("d_in, d_out, *, context_length, dropout, qkv_bias=False", "fail.signature_keyword_only",
+     "context_length, dropout, qkv_bias can only be passed by name"),
+    ("d_in, d_out, ctx, dropout, qkv_bias=False", "fail.signature_renamed", "the constructor says ctx;"),  # by position
+    ("cfg", "fail.signature", "Missing: d_in, d_out, context_length, dropout, qkv_bias"),
+    ("**kwargs", "fail.signature", "Not in the stub: -"),
+    ("d_in, d_out, context_length, dropout, qkv_bias=False, *, seed", "fail.signature", "Not in the stub: seed"),
+    ("d_in, d_out, context_length, p, drop, qkv_bias=False", "fail.signature", "Not in the stub: p, drop"),  # two
 ])
 def test_a_signature_is_compared_with_the_stub(init, key, words):
     from autograder.i18n import t
@@ -188,3 +197,31 @@ def test_a_near_miss_name_is_named_and_an_unrelated_one_is_not():
     with pytest.raises(CheckFailure) as caught:
         expect_named(module, "W_value", "Linear", "M", "fail.not_linear", name="W_value")
     assert caught.value.key == "fail.not_linear", "W_value is not a misspelling of `other` or `w_query`"
+
+
+@pytest.mark.parametrize("init, body", [
+    ("d_in, d_out, block_size, dropout, bias=True", "block_size, dropout, bias"),  # renamed; bias's default differs
+    ("dim_in, dim_out, context_length, qkv_bias=False, *, p", "context_length, p, qkv_bias"),
+    ("d_in, d_out, /, context_length, dropout, qkv_bias=False", "context_length, dropout, qkv_bias"),
+])
+def test_a_matched_constructor_is_built_with_the_stubs_arguments(init, body):
+    """The stub's arguments reach the student's parameters they were matched with, the stub's defaults too."""
+    sub = _subject(f"class CausalAttention(nn.Module):\n    def __init__(self, {init}):\n        super().__init__()\n"
+                   f"        self.got = ({body})\n"
+                   "        self.register_buffer('mask', torch.zeros(self.got[0], self.got[0]))\n"
+                   "        self.drop = nn.Dropout(self.got[1])\n"
+                   "        if self.got[2]:\n            self.b = nn.Parameter(torch.zeros(1))\n")
+    module = sub.new("CausalAttention", 3, 2, 7, 0.25)
+    assert module.buffers["mask"] == [7, 7] and module.info["dropout"] == {"drop": 0.25}, module.info
+    assert "b" not in module.params, "qkv_bias is the stub's default, False, whatever the student's default"
+    assert "b" in sub.new("CausalAttention", 3, 2, 7, 0.25, qkv_bias=True).params
+
+
+def test_an_unmatched_constructor_is_built_as_the_checks_ask():
+    from autograder.errors import StudentError
+
+    sub = _subject("class CausalAttention(nn.Module):\n    def __init__(self, cfg):\n        super().__init__()\n")
+    assert sub.binding("CausalAttention") == "missing"
+    with pytest.raises(StudentError) as caught:
+        sub.new("CausalAttention", 3, 2, 7, 0.25)
+    assert caught.value.params["type"] == "TypeError"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.contract import signature_problem
+from autograder.judge.contract import unmatched_signature
 from autograder.judge.expect import CheckFailure, fail
 from autograder.judge.probes import expect_causal, expect_gradients, randn
 
@@ -90,7 +90,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
 
 def sound(sub: Subject, name: str) -> bool:
     """What classes built on `name` rely on holds, as far as can be told without the reference:
-    the stub's signature, attention computed, no later token seen, gradients reaching every weight;
+    a constructor matched with the stub's, attention computed, no later token seen, gradients reaching every weight;
     and its code leaves nothing running that would use the budget of the classes built on it."""
     if name in sub.left_running:
         return False
@@ -98,7 +98,7 @@ def sound(sub: Subject, name: str) -> bool:
     def judge() -> bool:
         args, shape, _ = ATTENTION[name]
         try:
-            if signature_problem(sub, name) is not None:
+            if unmatched_signature(sub, name):
                 return False
             expect_attention(sub, name)
             longer = args[:2] + (args[2] + 4,) + args[3:]  # fewer tokens than context_length

@@ -1,7 +1,7 @@
 """3.4: self-attention with trainable weights, and exercise 3.1."""
 
 from autograder.errors import StudentError
-from autograder.judge.contract import expect_named
+from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import INPUTS, SEEDS, expect_gradients, randn, twin
 
@@ -10,7 +10,12 @@ QKV = ("W_query", "W_key", "W_value")
 SIZES = [(6, 3, 2), (1, 4, 4), (5, 2, 7), (9, 8, 3)]
 
 
-@check("SelfAttention_v1", points=2, structure=True)
+@check("SelfAttention_v1", points=1, structure=True)
+def test_v1_signature(sub):
+    expect_signature(sub, "SelfAttention_v1")
+
+
+@check("SelfAttention_v1", points=1, structure=True)
 def test_v1_parameters(sub):
     module = sub.new("SelfAttention_v1", 3, 2)
     for name in QKV:
@@ -42,7 +47,12 @@ def test_v1_gradients(sub):
     expect_gradients(module, INPUTS, randn(6, 2, seed=5))
 
 
-@check("SelfAttention_v2", points=2, structure=True)
+@check("SelfAttention_v2", points=1, structure=True)
+def test_v2_signature(sub):
+    expect_signature(sub, "SelfAttention_v2")
+
+
+@check("SelfAttention_v2", points=1, structure=True)
 def test_v2_layers(sub):
     for bias in (False, True):
         module = sub.new("SelfAttention_v2", 3, 2, qkv_bias=bias)

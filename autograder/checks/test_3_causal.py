@@ -1,7 +1,7 @@
 """3.5: causal attention with a mask and dropout."""
 import torch
 
-from autograder.judge.contract import expect_named
+from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.expect import check, expect, expect_close, expect_shape
 from autograder.judge.probes import (
     BATCH,
@@ -21,7 +21,12 @@ from autograder.judge.probes import (
 NAME = "CausalAttention"
 
 
-@check(NAME, points=2, structure=True)
+@check(NAME, points=1, structure=True)
+def test_causal_signature(sub):
+    expect_signature(sub, NAME)
+
+
+@check(NAME, points=1, structure=True)
 def test_causal_layout(sub):
     for bias in (False, True):
         module = sub.new(NAME, 3, 2, 6, 0.1, qkv_bias=bias)

@@ -3,7 +3,7 @@ import torch
 
 from autograder.checks.precondition import build, standing_in
 from autograder.errors import StudentError
-from autograder.judge.contract import expect_named
+from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
     BATCH,
@@ -28,7 +28,12 @@ def head_outputs(module, x, num_heads):
     return [module.child(f"heads.{i}")(x) for i in range(num_heads)]
 
 
-@check(WRAPPER, points=2, structure=True)
+@check(WRAPPER, points=1, structure=True)
+def test_wrapper_signature(sub):
+    expect_signature(sub, WRAPPER)
+
+
+@check(WRAPPER, points=1, structure=True)
 def test_wrapper_layout(sub):
     for num_heads in (1, 3):
         module = build(sub, WRAPPER, 3, 2, 6, 0.0, num_heads)
@@ -108,7 +113,12 @@ def test_wrapper_gradients_reach_parameters(sub):
     expect_gradients(build(sub, WRAPPER, 3, 2, 6, 0.0, 2), BATCH, randn(2, 6, 4, seed=2))
 
 
-@check(MHA, points=2, structure=True)
+@check(MHA, points=1, structure=True)
+def test_mha_signature(sub):
+    expect_signature(sub, MHA)
+
+
+@check(MHA, points=1, structure=True)
 def test_mha_layout(sub):
     module = sub.new(MHA, 3, 4, 6, 0.1, 2)
     where = f"{MHA}(3, 4, 6, 0.1, num_heads=2)"

@@ -3,61 +3,67 @@ from __future__ import annotations
 
 import difflib
 
+from autograder.judge.binding import EMPTY, STUBS, Binding, stub_names
 from autograder.judge.expect import fail
 from autograder.judge.subjects import Module, Subject
 
-_HEADS = ("d_in", "d_out", "context_length", "dropout", "num_heads", "qkv_bias=False")
-STUBS: dict[str, tuple[str, ...]] = {
-    "SelfAttention_v1": ("d_in", "d_out"),
-    "SelfAttention_v2": ("d_in", "d_out", "qkv_bias=False"),
-    "CausalAttention": ("d_in", "d_out", "context_length", "dropout", "qkv_bias=False"),
-    "MultiHeadAttentionWrapper": _HEADS,
-    "MultiHeadAttention": _HEADS,
-}
-"""Each graded class's __init__ parameters after self, as the stub writes them."""
-POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
 
-
-def _stub_names(name: str) -> list[str]:
-    return [p.split("=")[0] for p in STUBS[name]]
+def _shown(parameters: list[list]) -> str:
+    """The student's parameters as written: `a, b=1, *, c, **kwargs`."""
+    shown, starred = [], False
+    for name, kind, default in parameters:
+        if kind == "KEYWORD_ONLY" and not starred:
+            shown.append("*")
+            starred = True
+        prefix = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(kind, "")
+        starred |= kind == "VAR_POSITIONAL"
+        shown.append(prefix + (name if default == EMPTY or prefix else f"{name}={default!r}"))
+    return ", ".join(shown)
 
 
 def signature_problem(sub: Subject, name: str) -> tuple[str, dict] | None:
     """(message key, params) if `name`'s __init__ differs from the stub's; None if it matches or is unknown.
 
-    Extra parameters after the stub's are fine when they have defaults; `*args` accepts anything.
+    Extra parameters after the stub's are fine when they have defaults; `*args` accepts anything. A
+    constructor that matches under other names (`fail.signature_renamed`), in another order
+    (`fail.signature_order`) or by keyword only (`fail.signature_keyword_only`) is graded with its own names
+    (`Subject.new`); one that cannot be matched (`fail.signature`) is not.
     """
     if name not in STUBS:
         return None
-    def judge() -> tuple[str, dict] | None:
-        parameters = sub.signature(name)
-        if parameters is None or any(kind == "VAR_POSITIONAL" for _, kind, _ in parameters):
-            return None
-        positional = [(p, default) for p, kind, default in parameters if kind in POSITIONAL]
-        names, stub = [p for p, _ in positional], _stub_names(name)
-        extra_required = [p for p, default in positional[len(stub):] if default == {"$empty": True}]
-        if names[: len(stub)] == stub and not extra_required:
-            return None
-        got = ", ".join(p if default == {"$empty": True} else f"{p}={default!r}" for p, default in positional)
-        params = {"where": name, "got": got, "expected": ", ".join(STUBS[name])}
-        missing, unknown = [p for p in stub if p not in names], [p for p in names if p not in stub]
-        if not missing and not unknown and not extra_required:
-            return "fail.signature_order", params
-        return "fail.signature", {**params, "missing": ", ".join(missing) or "-",
-                                  "extra": ", ".join(unknown) or "-"}
-    return sub.cached(f"signature:{name}", judge)
+    binding = sub.binding(name)
+    if binding is None:
+        return None
+    params = {"where": name, "got": _shown(sub.signature(name) or []), "expected": ", ".join(STUBS[name])}
+    if isinstance(binding, Binding):
+        if binding.renamed:
+            return "fail.signature_renamed", {**params, "found": ", ".join(p for p, _ in binding.renamed),
+                                              "asked": ", ".join(s for _, s in binding.renamed)}
+        if binding.keyword_only:
+            return "fail.signature_keyword_only", {**params, "names": ", ".join(binding.keyword_only)}
+        return "fail.signature_order", params
+    names = [p for p, kind, _ in sub.signature(name) or [] if kind not in ("VAR_POSITIONAL", "VAR_KEYWORD")]
+    stub = stub_names(name)
+    missing, unknown = [p for p in stub if p not in names], [p for p in names if p not in stub]
+    return "fail.signature", {**params, "missing": ", ".join(missing) or "-", "extra": ", ".join(unknown) or "-"}
+
+
+def unmatched_signature(sub: Subject, name: str) -> bool:
+    """`name`'s constructor cannot be matched with the stub's, so the checks cannot build it as they mean to."""
+    return name in STUBS and isinstance(sub.binding(name), str)
 
 
 def expect_signature(sub: Subject, name: str) -> None:
-    """Fail with the difference from the stub: in full at the first check of `name`, briefly after."""
+    """The signature check of `name`: fail with the difference from the stub, if any."""
     problem = signature_problem(sub, name)
-    if problem is None:
-        return
-    told = sub.cached("signatures told", set)
-    if name in told:
+    if problem is not None:
+        fail(problem[0], **problem[1])
+
+
+def expect_constructible(sub: Subject, name: str) -> None:
+    """Before every other check of `name`: a constructor that cannot be matched with the stub's fails it."""
+    if unmatched_signature(sub, name):
         fail("fail.signature_again", where=name)
-    told.add(name)
-    fail(problem[0], **problem[1])
 
 
 def _near_miss(expected: str, candidates: list[str]) -> str | None:
@@ -97,13 +103,16 @@ def expect_named(module: Module, attribute: str, kind: str, where: str, key: str
 def built_arguments(module: Module, cls: str) -> dict | None:
     """The arguments a graded function passed when it built `cls`, named as in the stub.
 
-    A student's own parameter name stands for the stub's at the same position. None if the
-    function built no `cls` (or its arguments could not be bound).
+    A student's own parameter name stands for the stub's it was matched with (binding.bind), else for the
+    stub's at the same position. None if the function built no `cls` (or its arguments could not be bound).
     """
+    binding = module.subject.binding(cls)
     for construction in module.built:
         if construction["class"] == cls and construction["arguments"] is not None:
             arguments = construction["arguments"]
-            stub = _stub_names(cls)
+            if isinstance(binding, Binding):
+                arguments = [[binding.stub_name(k) or k, v] for k, v in arguments]
+            stub = stub_names(cls)
             named = dict(arguments)
             return {s: named.get(s, arguments[i][1] if i < len(arguments) else None) for i, s in enumerate(stub)}
     return None

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from autograder.errors import StudentError
+from autograder.judge.binding import STUBS, Binding, Unmatched, bind
 from autograder.sandbox.inside.execute import execute
 from autograder.sandbox.inside.handler import Handler
 
@@ -128,7 +129,14 @@ class Subject:
                             line=f" ({error['where']})" if error.get("where") else "")
 
     def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> Module:
-        """Build `name`; the graded classes in `stand_in` are the kit's stand-ins meanwhile."""
+        """Build `name` with the stub's arguments; the graded classes in `stand_in` are the kit's stand-ins meanwhile.
+
+        A constructor whose parameters match the stub's under other names or in another order gets the
+        arguments mapped onto its own (`binding`); one that cannot be matched gets them as they are.
+        """
+        binding = self.binding(name) if name not in stand_in else None
+        if isinstance(binding, Binding):
+            args, kwargs = binding.arguments(args, kwargs)
         id = next(self.ids)
         extra = {"stand_in": list(stand_in)} if stand_in else {}
         info = self.request("new", name, f"new:{name}" + "+".join(("", *stand_in)), id=id, name=name,
@@ -157,6 +165,19 @@ class Subject:
     def signature(self, name: str) -> list[list] | None:
         """[name, kind, default] per parameter of `name` (a class: its __init__), or None if unknown."""
         return self.request("signature", f"{name}.__init__", f"signature:{name}", name=name)["parameters"]
+
+    def binding(self, name: str) -> Binding | Unmatched | None:
+        """How graded class `name`'s constructor matches the stub's (binding.bind), from the signature the worker
+        read; None for the stub's own signature, for a name that is not a graded class, or one not defined."""
+        if name not in STUBS:
+            return None
+
+        def match() -> Binding | Unmatched | None:
+            try:
+                return bind(name, self.signature(name))
+            except StudentError:
+                return None  # not defined, or not inspectable: building it says why
+        return self.cached(f"binding:{name}", match)
 
 
 class LocalSubject(Subject):
