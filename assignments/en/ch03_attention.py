@@ -174,7 +174,7 @@ def softmax_naive(x: torch.Tensor) -> torch.Tensor:
     """Softmax written straight from its formula, normalising along dim 0.
 
     Args:
-        x: scores of shape (T,); for a 2-D tensor each column is normalised on its own.
+        x: scores of shape (T,).
     Returns:
         Positive weights with the shape of x that sum to 1 along dim 0.
     """
