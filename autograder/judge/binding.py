@@ -152,3 +152,16 @@ def bind(name: str, parameters: list[list] | None) -> Binding | Unmatched | None
     keyword_only = tuple(claimed[s] for s in stub if kinds[claimed[s]] == "KEYWORD_ONLY")
     reordered = any(i >= len(positional) or positional[i] != claimed[s] for i, s in enumerate(stub))
     return Binding(name, targets, renamed, reordered, keyword_only)
+
+
+ROLES = {"W_query": ("q", "wq", "query", "queries", "wquery", "wqueries", "qproj", "queryproj", "qlinear"),
+         "W_key": ("k", "wk", "key", "keys", "wkey", "wkeys", "kproj", "keyproj", "klinear"),
+         "W_value": ("v", "wv", "value", "values", "wvalue", "wvalues", "vproj", "valueproj", "vlinear"),
+         "out_proj": ("o", "wo", "out", "output", "outproj", "outputproj", "proj", "lastlayer", "outlinear", "wout")}
+"""The chapter's layer names -> the names (lower case, without underscores) that play the same role."""
+
+
+def role_of(layer: str) -> str:
+    """The chapter's name for a layer called `layer` (`W_Q` -> `W_query`), or `layer` itself."""
+    plain = layer.lower().replace("_", "")
+    return next((role for role, names in ROLES.items() if plain in names), layer)

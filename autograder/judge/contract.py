@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 
-from autograder.judge.binding import EMPTY, STUBS, Binding, stub_names
+from autograder.judge.binding import EMPTY, STUBS, Binding, role_of, stub_names
 from autograder.judge.expect import fail
 from autograder.judge.subjects import Module, Subject
 
@@ -93,6 +93,9 @@ def expect_named(module: Module, attribute: str, kind: str, where: str, key: str
     found = _near_miss(attribute, candidates)
     if found is None and kind in ("Dropout", "buffer") and len(candidates) == 1:
         found = candidates[0]
+    if found is None and any(role_of(n) == attribute for n in candidates):  # W_Q for W_query: name them all
+        renamed = sorted(n for n in candidates if role_of(n) != n)
+        fail("fail.layer_names", where=where, found=", ".join(renamed), expected=", ".join(map(role_of, renamed)))
     if found is not None:
         if kind == "buffer":
             fail("fail.near_miss_buffer", where=where, found=found, expected=attribute)
