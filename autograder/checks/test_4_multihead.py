@@ -3,6 +3,7 @@ import torch
 
 from autograder.checks.precondition import build, standing_in
 from autograder.errors import StudentError
+from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
@@ -23,6 +24,15 @@ from autograder.judge.probes import (
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 
 
+def head_param(module, head, layer, kind="weight"):
+    """The shape of head `head`'s `layer` weight (or bias), its layer matched by role (W_Q for W_query): a head's
+    layer names are CausalAttention's, charged to its layout check."""
+    prefix = f"heads.{head}."
+    found = [shape for name, shape in module.params.items() if name.startswith(prefix) and name.endswith(f".{kind}")
+             and role_of(name[len(prefix):].split(".")[0]) == layer]
+    return found[0] if len(found) == 1 else None
+
+
 def head_outputs(module, x, num_heads):
     """Each head of the student's wrapper run on its own, in eval mode."""
     return [module.child(f"heads.{i}")(x) for i in range(num_heads)]
@@ -41,7 +51,7 @@ def test_wrapper_layout(sub):
         expect(module.info["modules"].get("heads") == "ModuleList", "fail.heads_modulelist", where=where)
         for i in range(num_heads):
             for name in ("W_query", "W_key", "W_value"):
-                expect(module.params.get(f"heads.{i}.{name}.weight") == [2, 3], "fail.head_params",
+                expect(head_param(module, i, name) == [2, 3], "fail.head_params",
                        where=where, head=i)
         expect(f"heads.{num_heads}" not in module.info["modules"], "fail.head_count", where=where,
                expected=num_heads)
@@ -55,7 +65,7 @@ def test_wrapper_shapes(sub):
                      f"num_heads={num_heads}) on ({b}, {T}, {d_in})", "(batch, tokens, num_heads * d_out)")
 
 
-@check(WRAPPER, points=3)
+@check(WRAPPER, points=2)
 def test_wrapper_concatenates_heads_in_order(sub):
     for b, T, d_in, d_out, context_length, num_heads in SHAPES[:4]:
         module = build(sub, WRAPPER, d_in, d_out, context_length, 0.0, num_heads)
@@ -70,7 +80,7 @@ def test_wrapper_no_peeking(sub):
     expect_causal(build(sub, WRAPPER, 3, 2, 6, 0.0, 2), 2, 6, 3, seed=1)
 
 
-@check(WRAPPER, points=2, hidden=True)
+@check(WRAPPER, points=1, hidden=True)
 def test_wrapper_heads_are_independent(sub):
     module = build(sub, WRAPPER, 4, 3, 6, 0.0, 3)
     state = {k: randn(*module.params[k], seed=i) for i, k in enumerate(sorted(weights_of(module)))}
@@ -102,10 +112,31 @@ def test_wrapper_matches_reference(sub, ref, note):
         note("note.wrapper_own_heads")
 
 
+@check(WRAPPER, points=2, hidden=True)
+def test_wrapper_heads_drop_out_at_its_rate(sub):
+    """The heads get the wrapper's dropout and qkv_bias (not the one for the other): with qkv_bias=False no head
+    has a bias, each head's dropout module has the wrapper's rate, and in train mode the heads drop something.
+    Where in a head dropout acts is CausalAttention's own check, not the wrapper's."""
+    T, heads, p = 6, 2, 0.5
+    module = build(sub, WRAPPER, 3, 2, T, p, heads)
+    where = f"{WRAPPER}(3, 2, {T}, dropout={p}, num_heads={heads})"
+    biased = sorted(k for k in module.params if k.startswith("heads.") and k.endswith(".bias"))
+    expect(not biased, "fail.wrapper_qkv_bias_false", where=where, names=", ".join(biased))
+    rates = {k: v for k, v in module.info["dropout"].items() if k.startswith("heads.")}
+    expect(all(v == p for v in rates.values()), "fail.wrapper_dropout_rate", where=where, p=p,
+           got=", ".join(f"{k}: p={v:g}" for k, v in sorted(rates.items())))
+    if standing_in(sub, WRAPPER):  # the kit's heads keep the rate they are given, but do not drop out
+        return
+    x = randn(4, T, 3, seed=13)
+    train = module(x, train=True, seed=0)
+    expect(not torch.allclose(train, module(x, train=False), atol=1e-6), "fail.wrapper_dropout_rate", where=where,
+           p=p, got="0 (train mode gives the same output as eval mode)")
+
+
 @check(WRAPPER, points=1, hidden=True, structure=True)
 def test_wrapper_passes_qkv_bias(sub):
     module = build(sub, WRAPPER, 3, 2, 6, 0.0, 2, qkv_bias=True)
-    expect("heads.1.W_query.bias" in module.params, "fail.wrapper_qkv_bias", where=WRAPPER)
+    expect(head_param(module, 1, "W_query", "bias") is not None, "fail.wrapper_qkv_bias", where=WRAPPER)
 
 
 @check(WRAPPER, points=1, hidden=True)
