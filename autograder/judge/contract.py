@@ -22,7 +22,7 @@ def _shown(parameters: list[list]) -> str:
 
 
 def signature_problem(sub: Subject, name: str) -> tuple[str, dict] | None:
-    """(message key, params) if `name`'s __init__ differs from the stub's; None if it matches or is unknown.
+    """(message key, params) if `name`'s __init__ differs from the stub's; None if it matches (undefined: StudentError).
 
     Extra parameters after the stub's are fine when they have defaults; `*args` accepts anything. A
     constructor that matches under other names (`fail.signature_renamed`), in another order

@@ -38,6 +38,11 @@ class ReferenceSubject(LocalSubject):
         self.numbers: dict[int, int] = {}
         self.handler.objects.clear()
 
+    def binding(self, name: str) -> None:
+        """The reference's constructors are the stub's: no signature request, which would enter (and so change)
+        the history of whichever check builds a class first."""
+        return None
+
     def _send(self, message: dict, what: str, key: str) -> dict:
         from autograder.sandbox.inside.protocol import encode
 

@@ -168,16 +168,11 @@ class Subject:
 
     def binding(self, name: str) -> Binding | Unmatched | None:
         """How graded class `name`'s constructor matches the stub's (binding.bind), from the signature the worker
-        read; None for the stub's own signature, for a name that is not a graded class, or one not defined."""
+        read; None for the stub's own signature or a name that is not a graded class. A class that is not
+        defined (or a submission that cannot be read) raises its StudentError, as building it would."""
         if name not in STUBS:
             return None
-
-        def match() -> Binding | Unmatched | None:
-            try:
-                return bind(name, self.signature(name))
-            except StudentError:
-                return None  # not defined, or not inspectable: building it says why
-        return self.cached(f"binding:{name}", match)
+        return self.cached(f"binding:{name}", lambda: bind(name, self.signature(name)))
 
 
 class LocalSubject(Subject):
