@@ -68,7 +68,8 @@ def test_an_unmatchable_constructor_fails_its_behaviour_checks_and_says_why(grad
 
 @pytest.mark.parametrize("key", ["fail.signature", "fail.signature_again", "fail.signature_renamed",
                                  "fail.signature_order", "fail.signature_keyword_only", "fail.layer_names",
-                                 "fail.wrapper_qkv_bias_false", "fail.wrapper_dropout_rate"])
+                                 "fail.wrapper_qkv_bias_false", "fail.wrapper_dropout_rate",
+                                 "fail.wrapper_no_dropout"])
 def test_the_messages_exist_in_both_languages(key):
     assert catalogue("en")[key] and catalogue("zh_TW")[key] != catalogue("en")[key]
 
@@ -86,3 +87,11 @@ def test_two_mistakes_cost_at_least_what_either_costs_alone(graded, both):
     scores = {name: graded[name]["parts"][part]["score"] for name in (both, *BOTH[both])}
     assert all(s < graded[both]["parts"][part]["max_score"] for s in scores.values()), scores
     assert scores[both] <= min(scores[single] for single in BOTH[both]), scores
+
+
+def test_a_wrapper_that_does_not_pass_dropout_on_loses_the_dropout_points(graded):
+    tests = {t["check_id"]: t for t in graded["wrapper_drops_nothing.py"]["tests"]}
+    check = tests["test_wrapper_heads_drop_out_at_its_rate"]
+    assert check["status"] == "failed" and "dropout rates are heads.0.dropout: p=0" in check["output"], check
+    lost = {t: v["max_score"] - v["score"] for t, v in tests.items() if v["score"] < v["max_score"]}
+    assert lost == {"test_wrapper_heads_drop_out_at_its_rate": 2.0}, lost
