@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 
+from autograder.errors import StudentError
 from autograder.judge.binding import EMPTY, STUBS, Binding, role_of, stub_names
 from autograder.judge.expect import fail
 from autograder.judge.subjects import Module, Subject
@@ -109,7 +110,10 @@ def built_arguments(module: Module, cls: str) -> dict | None:
     A student's own parameter name stands for the stub's it was matched with (binding.bind), else for the
     stub's at the same position. None if the function built no `cls` (or its arguments could not be bound).
     """
-    binding = module.subject.binding(cls)
+    try:
+        binding = module.subject.binding(cls)
+    except StudentError:  # `cls` itself is not defined: the kit's stand-in was built in its place
+        binding = None
     for construction in module.built:
         if construction["class"] == cls and construction["arguments"] is not None:
             arguments = construction["arguments"]
