@@ -45,11 +45,14 @@ def run_in_kernel(namespace: dict, name: str, lang: str, config: Config, hidden:
     """
     import torch
 
+    from autograder.measure.explainer import MeasuredExplainer
+
     job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
     records: list[SubmissionResult] = []
     rng = torch.random.get_rng_state()
     try:
-        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden), records.append)
+        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden, pictures=False,
+                                                    explainer=MeasuredExplainer), records.append)
     finally:
         torch.random.set_rng_state(rng)
     return records[0]
