@@ -31,7 +31,7 @@ class Checklist:
         return checklist_text(self.result, self.lang, verbose)
 
     def _repr_html_(self) -> str:
-        return checklist_html(self.result, self.lang)
+        return checklist_html(self.result, self.lang, diagnoses=True)
 
     def _mime_(self) -> tuple[str, str]:  # marimo's display protocol
         return "text/html", self._repr_html_()

@@ -30,7 +30,7 @@ class Observed:
 
     raised: StudentError | None = None
     leaks: list[tuple[int, int]] = field(default_factory=list)
-    """(query, key), counted from 1: the output of `query` changes when the later token `key` changes."""
+    """(token, later), counted from 1: the output of `token` changes when the later token `later` changes."""
     self_blind: bool = False
     """Some token's output does not change when that token itself changes."""
     mask_buffer: str | None = None
@@ -121,8 +121,8 @@ def facts(found: Observed) -> list[tuple[str, dict]]:
         return [("fact.raised", {"type": found.raised.params.get("type", found.raised.key),
                                  "line": found.raised.params.get("line", "")})]
     if found.leaks:
-        query, key = found.leaks[0]
-        said.append(("fact.leaks", {"query": query, "key": key}))
+        token, later = found.leaks[0]
+        said.append(("fact.leaks", {"token": token, "later": later}))
     elif not found.self_blind:
         said.append(("fact.causal", {}))
     if found.self_blind:
