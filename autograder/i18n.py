@@ -53,8 +53,16 @@ VARIANT = "source"
 source="file" is `refused.missing.file` (a .py file has no cells to run)."""
 
 
+BECAUSE = "because"
+"""A parameter that holds the key of a message saying why (an exception's cause): its translation follows."""
+
+
 def t(key: str, lang: str = "en", **params: object) -> str:
-    """The message `key` in `lang`, filled with `params` (unknown keys are shown as is)."""
+    """The message `key` in `lang`, filled with `params` (unknown keys are shown as is); a `because` parameter's
+    message is added after it."""
+    because = params.pop(BECAUSE, None)
+    if because:
+        return f"{t(key, lang, **params)} {t(str(because), lang)}"
     mine, english = catalogue(lang), catalogue("en")
     keys = [f"{key}.{params[VARIANT]}", key] if VARIANT in params else [key]
     found = next((k for k in keys if k in mine or k in english), key)

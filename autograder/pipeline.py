@@ -13,13 +13,19 @@ from autograder.load.discover import Entry
 from autograder.report.records import SubmissionResult
 
 
-def explainer():
-    """explain.explainer.Explainer, the judge's step 4, where explain/ exists; None in the student bundle."""
-    try:
-        from autograder.explain.explainer import Explainer
-    except ImportError:
-        return None
-    return Explainer
+def explainer(self_check: bool = False):
+    """The judge's step 4: explain.explainer.Explainer (the diagnosis, with the reference) where explain/ exists,
+    else, and always for the self-check, measure.explainer.MeasuredExplainer (what the student's classes show on
+    their own: the self-check says the same in the student bundle as here)."""
+    if not self_check:
+        try:
+            from autograder.explain.explainer import Explainer
+        except ImportError:
+            pass
+        else:
+            return Explainer
+    from autograder.measure.explainer import MeasuredExplainer
+    return MeasuredExplainer
 
 
 def load(entry: Entry, config: Config, lang: str | None = None):
@@ -71,7 +77,7 @@ def grade_entries(entries: list[Entry], config: Config, isolation: str, lang: st
         if on_record is not None:
             on_record(entries[len(records) - 1], record)
 
-    options = RunOptions(isolation, parts, visible_only, pictures, explainer())
+    options = RunOptions(isolation, parts, visible_only, pictures, explainer(self_check=visible_only))
     run_checks(jobs(), len(entries), config, options, recorded)
     return records
 

@@ -158,7 +158,7 @@ def test_correct_submissions_get_no_diagnosis(graded_fixtures, manifest):
 
 
 def test_only_finished_stable_failures_are_diagnosed():
-    from autograder.explain.failed_parts import failed_parts, unstable_parts
+    from autograder.measure.failed_parts import failed_parts, unstable_parts
     from autograder.report.records import CheckResult
 
     def result(part: str, status: str, key: str = "") -> CheckResult:

@@ -6,13 +6,9 @@ from itertools import permutations, product
 
 import torch
 
+from autograder.measure.readings import AXES, MASKS, SCALES, divisor, future
+
 PROJECTIONS = ("W_query", "W_key", "W_value")
-MASKS = ("causal", "none", "zero_fill", "after_softmax", "diagonal0", "diagonal2", "tril", "tril1")
-"""How future positions are hidden: -inf above the diagonal (right), nothing at all (e.g. the result of
-masked_fill thrown away), 0 instead of -inf, zeroed after the softmax, a wrong diagonal, the lower triangle
-(torch.tril instead of torch.triu, without or with diagonal=1)."""
-SCALES = ("sqrt_head_dim", "none", "head_dim", "sqrt_d_in", "sqrt_d_out", "sqrt_tokens", "tokens", "multiplied")
-AXES = ("keys", "queries", "heads")
 COMBINES = ("weights_values", "weights_t_values", "values")
 """What forward returns before merging heads: weights @ values (right), weights.T @ values, the values alone."""
 
@@ -26,11 +22,15 @@ class Knobs:
     mask: str = "causal"
     scale: str | float = "sqrt_head_dim"
     """A name from SCALES, or a fixed divisor measured on a probe."""
+    scale_after: bool = False
+    """The weights divided by the scale after the softmax instead of the scores before it."""
     axis: str = "keys"
     """The axis the softmax normalises."""
     combine: str = "weights_values"
     split: bool = True
     """MultiHeadAttention: heads split with view(b, T, heads, head_dim) then transpose(1, 2)."""
+    one_head: bool = False
+    """MultiHeadAttention: heads never split, one head of size d_out (head_dim in the scale is then d_out)."""
     merge: bool = True
     """MultiHeadAttention: the context transposed back before view(b, T, d_out)."""
     out_proj: bool = True
@@ -47,8 +47,9 @@ def alternatives(multihead: bool) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [("sources", s) for s in product(PROJECTIONS, repeat=3) if s != PROJECTIONS]
     found += [("mask", m) for m in MASKS[1:]] + [("scale", s) for s in SCALES[1:]]
     found += [("axis", a) for a in AXES[1:] if multihead or a != "heads"] + [("combine", c) for c in COMBINES[1:]]
+    found += [("scale_after", True)]
     if multihead:
-        found += [("split", False), ("merge", False), ("out_proj", False)]
+        found += [("split", False), ("merge", False), ("out_proj", False), ("one_head", True)]
     else:
         found = [d for d in found if d != ("scale", "sqrt_d_out")]  # the same as sqrt_head_dim with one head
     return found
@@ -56,32 +57,6 @@ def alternatives(multihead: bool) -> list[tuple[str, object]]:
 
 def swapped_sources() -> list[tuple[str, str, str]]:
     return [p for p in permutations(PROJECTIONS) if p != PROJECTIONS]
-
-
-def divisor(scale: str | float, head_dim: int, d_in: int, d_out: int, tokens: int) -> float:
-    if not isinstance(scale, str):
-        return float(scale)
-    if scale.startswith("power:"):  # head_dim to a measured power
-        return head_dim ** float(scale.split(":")[1])
-    return {"sqrt_head_dim": head_dim ** 0.5, "none": 1.0, "head_dim": float(head_dim), "sqrt_d_in": d_in ** 0.5,
-            "sqrt_d_out": d_out ** 0.5, "sqrt_tokens": tokens ** 0.5, "tokens": float(tokens),
-            "multiplied": head_dim ** -0.5}[scale]
-
-
-def future(mask: str, T: int) -> torch.Tensor:
-    """The positions a mask hides, True where hidden."""
-    ones = torch.ones(T, T)
-    if mask == "diagonal0":
-        return torch.triu(ones, diagonal=0).bool()
-    if mask == "diagonal2":
-        return torch.triu(ones, diagonal=2).bool()
-    if mask == "tril":
-        return torch.tril(ones).bool()
-    if mask == "tril1":
-        return torch.tril(ones, diagonal=1).bool()
-    if mask == "none":
-        return torch.zeros(T, T, dtype=torch.bool)
-    return torch.triu(ones, diagonal=1).bool()
 
 
 def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, heads: int,
@@ -93,6 +68,8 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
             for n in PROJECTIONS}
     queries, keys, values = (made[n] for n in knobs.sources)
     d_out = queries.shape[-1]
+    if knobs.one_head:
+        heads = 1
     head_dim = d_out // heads
 
     def split(t: torch.Tensor) -> torch.Tensor:
@@ -108,7 +85,8 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
     elif knobs.mask != "after_softmax":
         scores = scores.masked_fill(hidden, -torch.inf)
     dim = {"keys": -1, "queries": -2, "heads": 1}[knobs.axis]
-    attn = torch.softmax(scores / divisor(knobs.scale, head_dim, d_in, d_out, T), dim=dim)
+    scale = divisor(knobs.scale, head_dim, d_in, d_out, T)
+    attn = torch.softmax(scores, dim=dim) / scale if knobs.scale_after else torch.softmax(scores / scale, dim=dim)
     if knobs.mask == "after_softmax":
         attn = attn.masked_fill(hidden, 0.0)
     if knobs.combine == "values":

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 
 from autograder.errors import StudentError
-from autograder.explain.dropout import dropout_kind
 from autograder.explain.facts import state_for
 from autograder.explain.misconceptions import CATALOGUE, Misconception
 from autograder.judge.expect import TOLERANCE, CheckFailure
 from autograder.judge.probes import BATCH, INPUTS, identity_state, is_mask, one_hot, randn, weights_from_output
 from autograder.judge.subjects import Module, Subject
+from autograder.measure.dropout import dropout_kind
 
 
 def _state(module: Module, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:

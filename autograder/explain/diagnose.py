@@ -10,8 +10,10 @@ from autograder.explain.catalogue_match import CatalogueMatcher, OutOfTime
 from autograder.explain.facts import measure, wrapper_facts
 from autograder.explain.misconceptions import Misconception
 from autograder.explain.mistakes import name as name_mistakes
+from autograder.explain.mistakes import proven_right
 from autograder.i18n import t
 from autograder.judge.subjects import Subject
+from autograder.measure.observe import facts, facts_text, observe
 
 MEASURED = ("CausalAttention", "MultiHeadAttention")
 """Parts whose facts are measured one by one, so several mistakes at once are named."""
@@ -27,18 +29,33 @@ def _hint_params(params: dict, lang: str) -> dict:
     return params
 
 
+def measured_entry(sub: Subject, part: str, lang: str, right: bool) -> dict:
+    """No known mistake reproduces `part`'s outputs: say only what was measured on it, each fact true of it."""
+    if right:
+        heads = t("ui.measured_right.heads", lang) if part == "MultiHeadAttention" else ""
+        return {"measured": True, "message": t("ui.measured_right", lang, part=part, heads=heads)}
+    said = facts(observe(sub, part))
+    if not said:
+        said = [("fact.none", {})]
+    return {"measured": True, "message": t("ui.measured", lang, part=part, facts=facts_text(said, lang))}
+
+
 class Diagnoser:
     """Names the mistakes of failed parts, from measured facts and by matching the catalogue's mutants."""
 
     def __init__(self, mutant: Callable[[Misconception], Subject]):
         self.catalogue = CatalogueMatcher(mutant)
+        self.proven_right = False
+        """The last measured part computes the chapter's attention on every probe (its points went elsewhere)."""
 
     def mistakes(self, sub: Subject, part: str, deadline: float) -> list[tuple[str, dict]]:
         """(mistake id, hint parameters) for every mistake found in `part`; [] when none is recognised."""
         if part in MEASURED:
-            found = name_mistakes(measure(sub, part), part)
-            if found:
-                return found
+            facts = measure(sub, part)
+            self.proven_right = proven_right(facts, part)
+            found = name_mistakes(facts, part)
+            if found or facts is not None:
+                return found  # measured: the catalogue's mutants add nothing the knob search did not try
         found = wrapper_facts(sub) if part == "MultiHeadAttentionWrapper" else []
         return found + [m for m in self.catalogue.match(sub, part, deadline) if m[0] not in {id for id, _ in found}]
 
@@ -61,7 +78,9 @@ class Diagnoser:
             if found:
                 continue
             entry = {"part": part, "misconception": None}
-            if DEPENDS.get(part) in parts:
+            if part in MEASURED:
+                entry.update(measured_entry(sub, part, lang, self.proven_right))
+            elif DEPENDS.get(part) in parts:
                 entry["message"] = t("ui.diagnosis_dependency", lang, part=part, dependency=DEPENDS[part])
                 entry["depends_on"] = DEPENDS[part]
             else:

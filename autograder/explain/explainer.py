@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import time
 
-from autograder.explain.attention import attention_maps
 from autograder.explain.diagnose import Diagnoser
-from autograder.explain.failed_parts import failed_parts, unstable_parts
 from autograder.explain.misconceptions import mutate
 from autograder.judge.subjects import LocalSubject, Subject
+from autograder.measure.attention import attention_maps
+from autograder.measure.failed_parts import failed_parts, unstable_parts
 
 
 class Explainer:

@@ -8,16 +8,19 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from autograder.errors import StudentError
-from autograder.explain.attention_model import MASKS, layer_names
-from autograder.explain.dropout import dropout_kind
-from autograder.explain.equal_qkv import equal_qkv_probe, read_pattern, read_weights
+from autograder.explain.attention_model import layer_names
 from autograder.judge.probes import is_mask, randn
 from autograder.judge.subjects import Module, Subject
+from autograder.measure.dropout import dropout_kind
+from autograder.measure.equal_qkv import equal_qkv_probe, read_pattern, read_weights
+from autograder.measure.readings import MASKS
 
 RANDOM_PROBES = {  # (d_in, d_out, context_length, tokens, heads); tokens < context_length except the last
     "CausalAttention": [(5, 3, 9, 7, 1), (4, 6, 8, 5, 1), (3, 2, 6, 6, 1)],
     "MultiHeadAttention": [(5, 6, 9, 7, 2), (7, 8, 8, 5, 4), (3, 4, 6, 6, 2)],
 }
+CAUSE_IDS = {"cause.view_not_contiguous": "view_not_contiguous", "cause.mask_not_bool": "mask_not_bool"}
+"""An exception's cause (judge/causes.py) -> the mistake it names, when it stops every probe."""
 GLOBAL = re.compile(r"name '(\w+)' is not defined")
 
 
@@ -47,6 +50,8 @@ class Facts:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     """(the student's name, the chapter's) for layers found under another name."""
     structure: list[str] = field(default_factory=list)
+    cause: tuple[str, dict] | None = None
+    """Why every probe raised, when the exception says it: (mistake id without prefix, hint parameters)."""
 
 
 def state_for(module: Module, scale: float = 1.0) -> dict[str, torch.Tensor]:
@@ -81,8 +86,15 @@ def measure(sub: Subject, part: str) -> Facts | None:
         except StudentError as error:
             if error.key in ("student.names_differ", "student.param_shape"):
                 return None
+            if error.key == "refused.init_typo":
+                facts.cause = ("init_typo", {"found": error.params.get("found", "")})
+                return facts
             errors.append(error)
             failed.append(tokens < context)
+    causes = {CAUSE_IDS.get(str(e.params.get("because"))) for e in errors}
+    if errors and not facts.runs and len(causes) == 1 and None not in causes:
+        facts.cause = (causes.pop(), {"line": errors[0].params.get("line", "")})
+        return facts
     for error in errors:
         missing = GLOBAL.search(str(error.params.get("message", "")))
         if missing:

@@ -61,6 +61,8 @@ def _attention_variants(prefix: str, part: str) -> list[Misconception]:
         _m(f"{prefix}_scale_by_tokens", part, BY_TOKENS),
         _m(f"{prefix}_scale_multiplied", part, (SCALED, "attn_scores * keys.shape[-1] ** 0.5")),
         _m(f"{prefix}_scale_odd", part, ("keys.shape[-1] ** 0.5", "keys.shape[-1] ** 0.25")),
+        _m(f"{prefix}_divide_after_softmax", part, (f"torch.softmax({SCALED}, dim=-1)",
+                                                    "torch.softmax(attn_scores, dim=-1) / keys.shape[-1] ** 0.5")),
         _m(f"{prefix}_uses_global", part, ("self.mask.bool()", "mask.bool()")),
         _m(f"{prefix}_combo_no_mask_scale_tokens", part, NO_MASK, BY_TOKENS,
            combines=(f"{prefix}_mask_missing", f"{prefix}_scale_by_tokens")),
@@ -114,6 +116,8 @@ CATALOGUE: tuple[Misconception, ...] = (
         (f"        {n} = {n}.transpose(1, 2)  # (b, heads, T, head_dim)\n", "")
         for n in ("queries", "keys", "values")]),
     _m("mha_context_no_transpose", MHA, ("(attn_weights @ values).transpose(1, 2)", "(attn_weights @ values)")),
+    _m("mha_one_head", MHA, *[(f"{n}.view(b, num_tokens, self.num_heads, self.head_dim)",
+                               f"{n}.view(b, num_tokens, 1, self.d_out)") for n in ("queries", "keys", "values")]),
     _m("mha_no_out_proj", MHA, ("return self.out_proj(context_vec)", "return context_vec")),
     _m("mha_no_divisibility_check", MHA, ("assert d_out % num_heads == 0, (", "assert True, (")),
     _m("mha_mask_tril", MHA, ("torch.triu(", "torch.tril(")),

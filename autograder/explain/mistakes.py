@@ -46,13 +46,29 @@ def search(facts: Facts, multihead: bool) -> list[Knobs]:
 
 
 def _search(facts: Facts, multihead: bool) -> list[Knobs]:
+    """Knob settings free of the equal-QKV probe's readings first (a wiring that garbles that probe misleads
+    them), then seeded by them (a measured power of head_dim, three readings at once)."""
     out_proj = facts.has_out_proj or not multihead
+    options = [d for d in alternatives(multihead) if not (d[0] == "out_proj" and not facts.has_out_proj)]
+    found = _simplest([Knobs(out_proj=out_proj)], options, facts, multihead)
+    if found:
+        return found
+    return _seeded(facts, multihead, out_proj)
+
+
+def _seeded(facts: Facts, multihead: bool, out_proj: bool) -> list[Knobs]:
     scales = [facts.scale] if facts.scale is not None else ["sqrt_head_dim"]
     masks, axes = (facts.masks, facts.axes) if facts.readable else (["causal"], ["keys"])
     seeds = [Knobs(mask=m, axis=a, scale=s, out_proj=out_proj) for m, a, s in product(masks, axes, scales)]
     fixed = ({"mask", "axis"} if facts.readable else set()) | ({"scale"} if facts.scale is not None else set())
     options = [d for d in alternatives(multihead) if d[0] not in fixed
                and not (d[0] == "out_proj" and not facts.has_out_proj)]
+    return _simplest(seeds, options, facts, multihead)
+
+
+def _simplest(seeds: list[Knobs], options: list, facts: Facts, multihead: bool) -> list[Knobs]:
+    """The settings with the fewest deviations, each a seed with up to MAX_DEVIATIONS options, that reproduce
+    every random-weight probe."""
     found: list[Knobs] = []
     best = None
     for depth in range(MAX_DEVIATIONS + 1):
@@ -99,6 +115,10 @@ def _deviation_ids(knob: str, value: object, multihead: bool) -> tuple[str, dict
         return "context_no_transpose", {}
     if knob == "out_proj":
         return "no_out_proj", {}
+    if knob == "one_head":
+        return "one_head", {}
+    if knob == "scale_after":
+        return "divide_after_softmax", {}
     return None
 
 
@@ -109,6 +129,8 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
     multihead = part == "MultiHeadAttention"
     prefix = "mha" if multihead else "causal"
     named: list[tuple[str, dict]] = []
+    if facts.cause is not None:  # every probe raised, and the exception says why
+        return [(f"{prefix}_{facts.cause[0]}", facts.cause[1])]
     if facts.renamed:
         named.append(("renamed_layer", {"found": ", ".join(f"{theirs} ({ours})" for theirs, ours in facts.renamed)}))
     if facts.missing_global:
@@ -119,25 +141,19 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
         named.append(("returns_nothing", {}))
     if facts.short_input_fails:
         named.append(("mask_not_sliced", {}))
-    if facts.runs:
-        matches = search(facts, multihead)
-        if matches:
-            common = set(matches[0].deviations().items())
-            for knobs in matches[1:]:
-                common &= set(knobs.deviations().items())
-            for knob, value in sorted(common, key=lambda kv: list(Knobs.__dataclass_fields__).index(kv[0])):
-                found = _deviation_ids(knob, value, multihead)
-                if found:
-                    named.append(found)
-        elif facts.readable:  # the wiring is new to us; what the twin probe measured still holds
-            if len(facts.masks) == 1 and facts.masks[0] != "causal":
-                named.append((MASK_IDS[facts.masks[0]], {}))
-            if facts.scale not in (None, "sqrt_head_dim"):  # None: every weight alike, no scale to read
-                named.append(_deviation_ids("scale", facts.scale, multihead))
+    matches = search(facts, multihead) if facts.runs else []
+    if matches:
+        common = set(matches[0].deviations().items())
+        for knobs in matches[1:]:
+            common &= set(knobs.deviations().items())
+        for knob, value in sorted(common, key=lambda kv: list(Knobs.__dataclass_fields__).index(kv[0])):
+            found = _deviation_ids(knob, value, multihead)
+            if found:
+                named.append(found)
     if not facts.has_out_proj and multihead and ("no_out_proj", {}) not in named:
         named.append(("no_out_proj", {}))
     kind = DROPOUT_IDS.get(tuple(facts.dropout))
-    if kind and (facts.readable or kind == "dropout_always"):
+    if kind and ((matches and facts.readable) or kind == "dropout_always"):  # the probe's read-out is proven
         named.append((kind, {}))
     named += [(s, {}) for s in facts.structure if s in STRUCTURE_IDS]
     seen, unique = set(), []
@@ -148,6 +164,14 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
     return unique
 
 
+def proven_right(facts: Facts | None, part: str) -> bool:
+    """The chapter's computation itself, and nothing else, reproduces every probe, and dropout acts on the weights:
+    what `part` computes is right (its points were lost on how it is built)."""
+    if facts is None or not facts.runs or facts.dropout != ["weights"] or facts.cause or facts.renamed:
+        return False
+    multihead = part == "MultiHeadAttention"
+    return facts.has_out_proj and _matches(Knobs(), facts, multihead)
+
 
 def possible_ids(part: str) -> set[str]:
     """Every mistake id `name` can give for `part` (each needs a name and a hint in every language)."""
@@ -155,6 +179,6 @@ def possible_ids(part: str) -> set[str]:
     prefix = "mha" if multihead else "causal"
     ids = {_deviation_ids(k, v, multihead)[0] for k, v in alternatives(multihead)}
     ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
-            "returns_nothing", "fixed_sizes"}
+            "returns_nothing", "fixed_sizes", "init_typo", "view_not_contiguous", "mask_not_bool"}
     ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
     return {f"{prefix}_{i}" for i in ids}

@@ -31,7 +31,7 @@ class Checklist:
         return checklist_text(self.result, self.lang, verbose)
 
     def _repr_html_(self) -> str:
-        return checklist_html(self.result, self.lang)
+        return checklist_html(self.result, self.lang, diagnoses=True)
 
     def _mime_(self) -> tuple[str, str]:  # marimo's display protocol
         return "text/html", self._repr_html_()
@@ -45,11 +45,14 @@ def run_in_kernel(namespace: dict, name: str, lang: str, config: Config, hidden:
     """
     import torch
 
+    from autograder.measure.explainer import MeasuredExplainer
+
     job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
     records: list[SubmissionResult] = []
     rng = torch.random.get_rng_state()
     try:
-        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden), records.append)
+        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden, pictures=False,
+                                                    explainer=MeasuredExplainer), records.append)
     finally:
         torch.random.set_rng_state(rng)
     return records[0]

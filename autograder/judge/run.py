@@ -116,17 +116,18 @@ class _Session:
                  internal: list[str]) -> tuple[list[dict], dict]:
         """Diagnoses of the failed parts and the attention pictures' data (sandboxed submissions only); an error
         of the kit's own while finding them is appended to `internal`."""
-        if not isinstance(subject, WorkerSubject) or job.error is not None:
-            return [], {}
+        explainer = self.options.explainer
+        needs_reference = getattr(explainer, "needs_reference", True)
+        if job.error is not None or (not isinstance(subject, WorkerSubject) and needs_reference):
+            return [], {}  # the self-check's measurements run on the kernel's own definitions too
         if not self.options.pictures and all(r.status == "passed" for r in results):
             return [], {}  # nothing to diagnose, no page to draw on
-        if self.options.explainer is None:
+        if explainer is None:
             return [], {}
         try:
             if self._explainer is None:
-                reference = self.reference()
-                self._explainer = self.options.explainer(reference, self._reference[1],
-                                                         self.config.limits.diagnosis_seconds)
+                reference, chunks = (self.reference(), self._reference[1]) if needs_reference else (None, None)
+                self._explainer = explainer(reference, chunks, self.config.limits.diagnosis_seconds)
             return self._explainer.explain(subject, results, job.lang, self.options.pictures)
         except (OSError, SubmissionError):  # no reference here (the student bundle)
             return [], {}

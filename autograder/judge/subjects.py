@@ -10,6 +10,7 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.judge.binding import STUBS, Binding, Unmatched, bind
+from autograder.judge.causes import cause_of
 from autograder.sandbox.inside.execute import execute
 from autograder.sandbox.inside.handler import Handler
 
@@ -125,8 +126,10 @@ class Subject:
     def _error(self, error: dict, what: str) -> StudentError:
         kind = error.get("type", "Exception")
         key = "student.not_implemented" if kind == "NotImplementedError" else "student.raised"
+        because = cause_of(kind, str(error.get("message", "")))
         return StudentError(key, where=what, type=kind, message=error.get("message", ""),
-                            line=f" ({error['where']})" if error.get("where") else "")
+                            line=f" ({error['where']})" if error.get("where") else "",
+                            **({"because": because} if because else {}))
 
     def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> Module:
         """Build `name` with the stub's arguments; the graded classes in `stand_in` are the kit's stand-ins meanwhile.

@@ -127,8 +127,13 @@ def checklist_text(result: SubmissionResult, lang: str, verbose: bool = True) ->
     return "\n".join(lines).strip()
 
 
-def checklist_html(result: SubmissionResult, lang: str) -> str:
-    """The checklist as an HTML block, for the feedback page and the notebook's display."""
+def checklist_html(result: SubmissionResult, lang: str, diagnoses: bool = False) -> str:
+    """The checklist as an HTML block, for the feedback page and the notebook's display.
+
+    Args:
+        diagnoses: put the record's diagnoses first (the notebook's display; the feedback page has its own).
+    """
     parts = [(part, points_text(result, part, lang), tests) for part, tests in _by_part(result).items()]
     return render_page("checklist.html.j2", lang, error=result.error, parts=parts, total=total_text(result, lang),
-                       summary=summary_text(result, lang))
+                       summary=summary_text(result, lang),
+                       diagnoses=[d["message"] for d in result.diagnoses] if diagnoses else [])

@@ -5,7 +5,10 @@ self-check and the reference solution, so every check drives all three the same 
 """
 from __future__ import annotations
 
+import difflib
 import inspect
+import re
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,7 +43,14 @@ class Handler:
         """Build `name`; the classes in `stand_in` are replaced by the kit's stand-ins meanwhile."""
         with self._standing_in(stand_in or []):
             factory = self._named(name)
-            return self._store(id, factory(*args, **kwargs), f"{name}(...)")
+            try:
+                built = factory(*args, **kwargs)
+            except TypeError:
+                typo = _constructor_typo(factory)
+                if typo:  # nn.Module's own constructor got the arguments, and rejected them
+                    raise Refused("refused.init_typo", name=name, found=typo) from None
+                raise
+            return self._store(id, built, f"{name}(...)")
 
     def op_call(self, id: int, name: str, args: list, stand_in: list | None = None,
                 record: list | None = None) -> dict:
@@ -143,6 +153,9 @@ class Handler:
     def _named(self, name: str) -> Any:
         value = self.namespace.get(name)
         if value is None:
+            near = _near_miss_name(name, self.namespace)
+            if near:
+                raise Refused("refused.missing_near", name=name, found=near)
             raise Refused("refused.missing", name=name)
         if not callable(value):
             raise Refused("refused.not_callable", name=name, got=type(value).__name__)
@@ -153,3 +166,33 @@ class Handler:
             raise Refused("refused.not_module", what=what, got=type(value).__name__)
         self.objects[id] = value
         return describe_module(value)
+
+
+def _plain(text: str) -> str:
+    return text.lower().replace("_", "")
+
+
+def _near_miss_name(name: str, namespace: dict) -> str | None:
+    """A class or function of the namespace whose name is a misspelling of `name` (SelfAttentionV1 for
+    SelfAttention_v1), or None."""
+    defined = {_plain(k): k for k, v in namespace.items()
+               if not k.startswith("_") and isinstance(v, type | types.FunctionType)}
+    if _plain(name) in defined:
+        return defined[_plain(name)]
+    digits = re.findall(r"\d", name)  # SelfAttention_v2 is no misspelling of SelfAttention_v1
+    found = difflib.get_close_matches(_plain(name), [k for k in defined if re.findall(r"\d", k) == digits], n=1,
+                                      cutoff=0.9)
+    return defined[found[0]] if found else None
+
+
+def _constructor_typo(factory: Any) -> str | None:
+    """The misspelt constructor a class defines instead of __init__ (__init_, _init__, __int__), or None."""
+    if not isinstance(factory, type) or "__init__" in vars(factory):
+        return None
+    mangled = f"_{factory.__name__.lstrip('_')}__"  # Python renames __init_ to _CausalAttention__init_
+    for attribute, value in vars(factory).items():
+        name = "__" + attribute[len(mangled):] if attribute.startswith(mangled) else attribute
+        similar = difflib.SequenceMatcher(None, name.strip("_"), "init").ratio() >= 0.75
+        if name != "__init__" and callable(value) and similar:
+            return name
+    return None

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from autograder.explain.attention_model import MASKS, SCALES, divisor, future
 from autograder.judge.probes import identity_state, one_hot, weights_from_output
 from autograder.judge.subjects import Module, Subject
+from autograder.measure.readings import MASKS, SCALES, divisor, future
 
 QKV_D, QKV_T, QKV_A = 7, 5, 1.2
 """One-hot tokens (d_in = 7, 5 tokens) and W_query = W_key = W_value = 1.2 * [I; I] per head."""

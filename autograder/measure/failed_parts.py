@@ -3,7 +3,7 @@ from __future__ import annotations
 
 STABLE_KEYS = {"student.raised", "student.names_differ", "student.param_shape", "student.not_implemented"}
 """Failures of the student's code that probes can safely meet again (anything else: hangs, crashes, limits)."""
-SKIP_KEYS = {"student.not_implemented", "refused.missing"}
+SKIP_KEYS = {"student.not_implemented", "refused.missing", "refused.missing_near"}
 """A part whose failures are all of these kinds is simply unfinished: there is nothing to diagnose."""
 
 
