@@ -1,8 +1,10 @@
 """Settings an instructor may change: limits, points layout, paths."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -145,3 +147,30 @@ class Config:
     @property
     def reference_notebook(self) -> Path:
         return self.solutions / "en" / "ch03_attention.ipynb"
+
+
+PROBE_SECRET = "probe_secret.txt"
+"""The course's secret beside the solutions (git-ignored): the attention gate's probes are drawn from it."""
+
+
+def probe_seed(solutions: Path, content: str) -> int:
+    """The seed of the attention gate's probes for a submission whose graded code is `content`: from the course's
+    secret (made on first use, kept with the solutions) and that code, so a regrade draws the same probes but a
+    student who reads the kit cannot know them. Without a solutions folder (a student's bundle) the secret is ""."""
+    secret = ""
+    path = solutions / PROBE_SECRET
+    if solutions.is_dir():
+        try:
+            if not path.exists():
+                made = path.with_name(f".{PROBE_SECRET}.{os.getpid()}")
+                made.write_text(secrets.token_hex(16), encoding="utf-8")
+                os.chmod(made, 0o600)
+                try:
+                    os.link(made, path)  # the first judge's secret wins; the others read it
+                except FileExistsError:
+                    pass
+                made.unlink()
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError:  # a read-only copy of the solutions: the probes are drawn from the code alone
+            secret = ""
+    return int.from_bytes(hashlib.sha256(f"{secret}\n{content}".encode()).digest()[:4], "big")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from autograder.errors import StudentError
+from autograder.judge.attention_family import expect_attention_family
 from autograder.judge.contract import unmatched_signature
 from autograder.judge.expect import CheckFailure, fail
 from autograder.judge.probes import expect_causal, expect_gradients, randn
@@ -86,6 +87,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
         if _close(module(x), out):
             fail("fail.attention_ignores_weights", where=module.label, name=projection)
         module.load(weights)
+    expect_attention_family(sub, name, sub.probe_seed, standing_in(sub, name))
 
 
 def sound(sub: Subject, name: str) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from autograder import stopwatch
-from autograder.config import Config
+from autograder.config import Config, probe_seed
 from autograder.i18n import t
 from autograder.judge import pytest_plugin
 from autograder.judge.pytest_plugin import GradingPlugin
@@ -89,7 +89,9 @@ class _Session:
         elif job.error is not None:
             self.subject = Unloadable(*job.error)
         else:
-            self.subject = WorkerSubject(job.submission.chunk_dicts(), self.config.limits, self.options.isolation)
+            chunks = job.submission.chunk_dicts()
+            self.subject = WorkerSubject(chunks, self.config.limits, self.options.isolation)
+            self.subject.probe_seed = probe_seed(self.config.solutions, "\n".join(c["code"] for c in chunks))
             self.subject.source = "file" if job.submission.kind == "py" else "notebook"
         return self.subject, job.lang
 

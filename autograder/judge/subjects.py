@@ -98,6 +98,8 @@ class Subject:
         self.charged: dict[str, tuple[str, dict]] = {}
         """Graded parts whose code went over the submission's memory or CPU budget -> (message key, params):
         every check of the part fails with it, and no more of its code runs (worker_subject.py)."""
+        self.probe_seed = 0
+        """The attention gate's probes are drawn from it (config.probe_seed: the course's secret and the code)."""
         self.left_running: dict[str, str] = {}
         """Graded parts whose checks left processes, threads or files behind in the worker -> which: the
         parts built on them use the kit's stand-ins instead (checks/precondition.py, `sound`)."""

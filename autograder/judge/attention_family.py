@@ -1,0 +1,296 @@
+"""What only attention does: its weights are a softmax of dot products of its own projections of the input.
+
+The gate every behaviour check of an attention class starts with (checks/precondition.py). On ordinary inputs
+(random tokens, sizes that vary, the module's own initial weights and then weights drawn like nn.Linear's), the
+class's output is read back as weights times values: for some layer of its own that makes the values, the output
+is A @ V exactly, and A must be, for some pair of its own layers (queries, keys), a softmax of c * (Q @ K.T) along
+some axis, at one positive scale c shared by every head and batch entry, with any positions masked. That family
+holds every mistake of the catalogue (a wrong scale, a swapped projection, the wrong axis, no mask or a wrong one,
+0 instead of -inf, a mask after the softmax, heads never split or merged the wrong way, no out_proj, the weights
+transposed) and nothing that is not attention: a fixed mixing matrix, a uniform average, a tiny q.k term on top of
+either, a softmax of anything but its own projections.
+
+The probes are drawn from `seed`, which a course keeps secret (config.probe_seed), so a class cannot tell them
+from ordinary use; a correct class passes whatever the seed.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from autograder.errors import StudentError
+from autograder.judge.expect import fail
+from autograder.judge.subjects import Module, Subject
+
+MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
+CAUSAL = {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"}
+MIN_SPREAD = 0.02
+"""The least standard deviation of the fitted logits c * q.k: below it the weights hardly depend on q.k."""
+RESIDUAL = 0.03
+"""The largest misfit of log A against c * q.k, as a share of that spread (plus the read-out's own error)."""
+SMALLEST = 1e-4
+"""Weights below this, or below READ_MARGIN read errors, are not fitted: they cannot be told apart from 0."""
+READ_MARGIN = 10
+"""How many times its estimated read error a weight's misfit may carry."""
+SHRINK = (1.0, 0.5, 0.25)
+"""The input's scales, in turn, while a probe's weights are too nearly 0 or 1 to show anything."""
+FLOAT32 = 2.0 ** -23
+"""The outputs' rounding, relative: the read-out of each weight carries it, magnified (see _read)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One ordinary use of a class: its constructor arguments and an input."""
+
+    args: tuple
+    x: torch.Tensor
+    heads: int
+    head_dim: int
+    """Value columns per head (the wrapper: each head's d_out)."""
+
+
+def probe(name: str, seed: int) -> Probe:
+    """Sizes that vary with `seed`, d_in, d_out, head_dim, tokens and context_length all different, and
+    every head at least two value columns wider than the tokens (so the weights can be read back)."""
+    rng = random.Random(seed)
+    T = rng.choice((5, 6, 7))
+    heads = rng.choice((2, 3)) if name in MULTIHEAD else 1
+    head_dim = T + rng.choice((2, 3))
+    d_out = head_dim if name == "MultiHeadAttentionWrapper" else heads * head_dim
+    d_in = d_out * heads + rng.choice((1, 3))
+    context = T + rng.choice((1, 2, 4))
+    generator = torch.Generator().manual_seed(seed)
+    if name in ("SelfAttention_v1", "SelfAttention_v2"):
+        return Probe((d_in, d_out), torch.randn(T, d_in, generator=generator), 1, head_dim)
+    args = (d_in, d_out, context, 0.0) + ((heads,) if name in MULTIHEAD else ())
+    return Probe(args, torch.randn(2, T, d_in, generator=generator), heads, head_dim)
+
+
+def expect_attention_family(sub: Subject, name: str, seed: int, stand_in: tuple[str, ...] = ()) -> None:
+    """Fail with fail.not_attention unless `name`'s output is attention, on three probes: weights drawn like
+    nn.Linear's (uniform within 1/sqrt(fan_in)), then like randn / sqrt(fan_in), then the module's own
+    initial weights, with inputs scaled so that its scores are of ordinary size. `stand_in`: the graded classes
+    it builds on that are replaced by the kit's own (checks/precondition.py). Those stand-ins are not attention,
+    on purpose, so a class built on them is not asked to be: its own checks compare it with them."""
+    if stand_in:
+        return
+    for i, draw in enumerate(("uniform", "normal", None)):
+        p = probe(name, seed + i)
+        try:
+            verdict = _judge(sub, name, p, seed + i, draw)
+        except StudentError:
+            if len(p.args) < 3:
+                raise
+            # a context longer than the tokens is incidental here: a mask never cut to the tokens is another
+            # check's business (test_3_causal), so ask again with the context as long as the tokens
+            p = Probe((*p.args[:2], p.x.shape[-2], *p.args[3:]), p.x, p.heads, p.head_dim)
+            verdict = _judge(sub, name, p, seed + i, draw)
+        if verdict is False:  # (None: still saturated at the smallest scale, but what shows of it is attention)
+            fail("fail.not_attention", where=f"{name}{p.args}")
+
+
+def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bool | None:
+    module = sub.new(name, *p.args, stand_in=())
+    if draw is not None:
+        module.load(_drawn(module, seed, draw))
+    else:
+        p = _ordinary(module, p)
+    for shrink in SHRINK:
+        verdict = is_attention(module, Probe(p.args, p.x * shrink, p.heads, p.head_dim), name)
+        if verdict is not None:
+            break
+    return verdict
+
+
+def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in module.params.items():
+        if key.split(".")[-1] == "mask":
+            continue
+        bound = 1 / max(shape[-1], 1) ** 0.5
+        if draw == "uniform":
+            state[key] = (torch.rand(*shape, generator=generator) * 2 - 1) * bound
+        else:
+            state[key] = torch.randn(*shape, generator=generator) * bound
+    return state
+
+
+def _ordinary(module: Module, p: Probe) -> Probe:
+    """`p` with its input scaled so that the module's own projections give scores of about one per sqrt(head_dim)
+    (a fresh SelfAttention_v1's torch.rand weights would otherwise make every weight 0 or 1)."""
+    weights = _weights(module)
+    x = p.x.double() if p.x.dim() == 3 else p.x.double().unsqueeze(0)
+    P = _projections(weights, x, p.heads * p.head_dim if p.heads * p.head_dim in _widths(weights, x) else p.head_dim)
+    size = max((float((Q @ K.transpose(-1, -2)).std()) for Q in P for K in P), default=1.0)
+    factor = (p.head_dim ** 0.5 / max(size, 1e-6)) ** 0.5
+    return Probe(p.args, p.x * factor, p.heads, p.head_dim)
+
+
+def _weights(module: Module) -> dict[str, torch.Tensor]:
+    return {k: v.double() for k, v in module.state().items() if k in module.params and k.split(".")[-1] != "mask"}
+
+
+def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
+    return {int(W.shape[0]) for W in weights.values() if W.dim() == 2 and W.shape[1] == x.shape[-1]}
+
+
+def is_attention(module: Module, p: Probe, name: str) -> bool | None:
+    """Whether `module`'s output on `p` is attention; None when it fits attention everywhere it can be read but
+    some head's weights are all 0 or 1 (scores so far apart that they show nothing): the caller asks again with
+    the input scaled down, which scales the scores down and keeps the family."""
+    out = module(p.x)
+    if out.shape[:-1] != p.x.shape[:-1] or not bool(torch.isfinite(out).any()):
+        return False
+    x = p.x.double() if p.x.dim() == 3 else p.x.double().unsqueeze(0)
+    out = out.double().reshape(x.shape[0], x.shape[1], -1)
+    weights = _weights(module)
+    causal = name in CAUSAL
+    width = p.heads * p.head_dim
+    if out.shape[-1] != width:
+        return False
+    if name == "MultiHeadAttentionWrapper":
+        return _wrapper(weights, x, out, p, causal)
+    P = _projections(weights, x, width)
+    saturated = False
+    for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
+        for merged in ((True, False) if name in MULTIHEAD else (True,)):
+            ctx = (y.reshape(*y.shape[:2], p.heads, p.head_dim).transpose(1, 2) if merged
+                   else y.reshape(y.shape[0], p.heads, y.shape[1], p.head_dim))
+            for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, name in MULTIHEAD, magnify):
+                fit = _fit(A, S, axis, read)
+                if fit is not None and not fit.saturated:
+                    return True
+                saturated = saturated or fit is not None
+    return None if saturated else False
+
+
+def _undone(weights: dict[str, torch.Tensor], out: torch.Tensor, width: int) -> list[tuple[torch.Tensor, float]]:
+    """`out` before each square layer of the class (out_proj, found by shape), where that layer can be undone, with
+    how much undoing it magnifies the outputs' rounding (its condition number)."""
+    found = []
+    for key, W in weights.items():
+        if key.endswith("weight") and list(W.shape) == [width, width]:
+            bias = weights.get(key[: -len("weight")] + "bias")
+            try:
+                found.append(((out - (bias if bias is not None else 0)) @ torch.linalg.inv(W.T),
+                              float(torch.linalg.cond(W))))
+            except RuntimeError:  # singular: not a layer that can be undone
+                continue
+    return found
+
+
+def _wrapper(weights: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor, p: Probe,
+             causal: bool) -> bool | None:
+    """Each head's block of the output is attention by one of the heads' layers, all at one scale."""
+    groups = sorted({k.split(".")[1] for k in weights if k.startswith("heads.") and k.count(".") >= 2})
+    layers = [_projections({k[len(f"heads.{g}."):]: v for k, v in weights.items() if k.startswith(f"heads.{g}.")},
+                           x, p.head_dim) for g in groups]
+    for y, magnify in ((out, 1.0), *_undone(weights, out, p.heads * p.head_dim)):
+        blocks = []  # per block of the output, what fits it alone
+        for block in y.split(p.head_dim, dim=-1):
+            blocks.append([(A, S, axis, read) for P in layers
+                           for A, S, axis, read in _read(block.unsqueeze(1), P, 1, p.head_dim, causal, False, magnify)
+                           if _fit(A, S, axis, read) is not None])
+            if not blocks[-1]:
+                break
+        else:  # the heads are one class: one scale fits them all together
+            for axis in (-1, -2):
+                chosen = [next((c for c in found if c[2] == axis), None) for found in blocks]
+                if all(chosen):
+                    fit = _fit(*(torch.cat([c[i] for c in chosen], dim=1) for i in (0, 1)), axis,
+                               torch.cat([c[3] for c in chosen], dim=1))
+                    if fit is not None:
+                        return None if fit.saturated else True
+    return False
+
+
+def _projections(weights: dict[str, torch.Tensor], x: torch.Tensor, width: int) -> list[torch.Tensor]:
+    """What each layer of the class makes of x, (b, T, width) each, found by shape, not name: a Linear's
+    (width, d_in) weight (with its bias), a (d_in, width) matrix used as x @ W, or a fused (3 width, d_in) one."""
+    d_in = x.shape[-1]
+    made = []
+    for key, W in weights.items():
+        if W.dim() != 2:
+            continue
+        if key.endswith("weight") and W.shape[1] == d_in and W.shape[0] in (width, 3 * width):
+            bias = weights.get(key[: -len("weight")] + "bias")
+            y = x @ W.T + (bias if bias is not None else 0)
+            made += list(y.split(width, dim=-1))
+        elif list(W.shape) == [d_in, width]:
+            made.append(x @ W)
+    return made
+
+
+def _split(t: torch.Tensor, heads: int, head_dim: int, split: bool) -> torch.Tensor:
+    b, T = t.shape[:2]
+    if split:
+        return t.reshape(b, T, heads, head_dim).transpose(1, 2)
+    return t.reshape(b, heads, T, head_dim)  # a view without the transpose: tokens and heads mixed
+
+
+def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, causal: bool, multihead: bool,
+          magnify: float) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]]:
+    """Every (A, scores, axis, read error) worth fitting: for each layer V that, split into heads some way, gives
+    ctx = A @ V exactly, A with every candidate score matrix of the class's own layers. The read error of A, per
+    head: ctx's rounding (magnified `magnify` times by a layer undone) through V's pseudo-inverse."""
+    for split in ((True, False) if multihead else (True,)):
+        for V in P:
+            Vh = _split(V, heads, head_dim, split)
+            A = ctx @ torch.linalg.pinv(Vh)
+            error, size = (A @ Vh - ctx).abs(), ctx.abs()
+            seen = ~error.isnan()  # a row the mask hides entirely is NaN: it shows nothing either way
+            if not bool(seen.any()) or error[seen].max() > 1e-3 * size[seen].max() + 1e-6:
+                continue
+            smallest_singular = torch.linalg.svdvals(Vh)[..., -1:].unsqueeze(-1)  # (b, heads, 1, 1)
+            scale = size.nan_to_num(0.0).amax(dim=(-1, -2), keepdim=True)
+            read = FLOAT32 * magnify * scale * head_dim ** 0.5 / smallest_singular.clamp(min=1e-30)
+            for Q, K in itertools.product(P, repeat=2):
+                candidates = [_split(Q, heads, head_dim, split) @ _split(K, heads, head_dim, split).transpose(-1, -2)]
+                if multihead:  # heads never split: one head's scores over all of d_out
+                    candidates.append((Q @ K.transpose(-1, -2)).unsqueeze(1).expand_as(A))
+                for S in candidates:
+                    scores = [S]
+                    if causal:  # 0 instead of -inf for the future
+                        T = S.shape[-1]
+                        scores.append(S.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), 0.0))
+                    for S2 in scores:
+                        for axis in ((-1, -2, 1) if multihead and heads > 1 else (-1, -2)):
+                            yield A, S2, axis, read
+
+
+class Fit(NamedTuple):
+    c: float
+    saturated: bool
+    """Some head of some entry shows too few weights between 0 and 1 to tell: it fits, but proves little."""
+
+
+def _fit(A: torch.Tensor, S: torch.Tensor, axis: int, read: torch.Tensor) -> Fit | None:
+    """The scale c > 0 with log A = c * S + (a constant along `axis`) wherever A is not masked, if there is one
+    that moves the weights visibly; else None. A, S: (b, heads, T, T); `read`: A's read error, per head."""
+    smallest = (READ_MARGIN * read).clamp(min=SMALLEST)
+    valid = torch.isfinite(A) & (smallest < A)
+    n = valid.sum(axis, keepdim=True)
+    shown = (n - 1).clamp(min=0).sum(dim=(-1, -2))  # what each head of each entry shows of its weights
+    if int(shown.sum()) < 2:
+        return None
+    y = torch.where(valid, torch.maximum(A, smallest).log(), 0.0)
+    s = torch.where(valid, S, 0.0)
+    y = torch.where(valid, y - y.sum(axis, keepdim=True) / n.clamp(min=1), 0.0)
+    s = torch.where(valid, s - s.sum(axis, keepdim=True) / n.clamp(min=1), 0.0)
+    c = float((s * y).sum() / (s * s).sum().clamp(min=1e-300))
+    if not c > 0:
+        return None
+    logits = (c * s)[valid]
+    spread = float(logits.std()) if logits.numel() > 1 else 0.0
+    if spread < MIN_SPREAD:
+        return None
+    misfit = (y - c * s).abs() - READ_MARGIN * read / torch.maximum(A, smallest)  # grows as a weight shrinks
+    if not bool((misfit[valid] <= RESIDUAL * spread).all()):
+        return None
+    return Fit(c, bool((shown < 1).any()) or int(shown.sum()) < 2 * shown.numel())  # every head, most twice

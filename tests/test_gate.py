@@ -1,0 +1,118 @@
+"""The gate only attention passes (judge/attention_family.py): code built to look like attention is refused, every
+real mistake of the catalogue is still attention, and so is every correct style, whatever the probe seed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autograder.checks.precondition import ATTENTION
+from autograder.config import Config
+from autograder.explain.misconceptions import CATALOGUE, mutate
+from autograder.judge.attention_family import expect_attention_family
+from autograder.judge.expect import CheckFailure
+from autograder.judge.subjects import LocalSubject
+from autograder.load.submission import load_submission
+from tests.conftest import FILES, run_cli
+
+GAMING = FILES / "gaming"
+GAMED = json.loads((GAMING / "manifest.json").read_text())
+NOT_ATTENTION_BY_DESIGN = {
+    "causal_returns_values": "returns the values unmixed",
+    "wrapper_cat_dim1": "joins the heads along the tokens, so no head's output is read back",
+    "wrapper_heads_not_registered": "keeps its heads in a plain list, so the module owns no layer to fit",
+}
+"""Mistakes of the catalogue whose output is not attention at all: the gate may refuse them."""
+
+
+def _verdict(sub: LocalSubject, part: str, seed: int) -> str:
+    try:
+        expect_attention_family(sub, part, seed)
+    except CheckFailure as failure:
+        return failure.key
+    except Exception as error:  # noqa: BLE001 - a mistake that raises is judged by the other checks
+        return f"raised {type(error).__name__}"
+    return "attention"
+
+
+def _reference_chunks() -> list[dict]:
+    return [{"origin": c.origin, "code": c.code} for c in load_submission(Config().reference_notebook).chunks]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345, 2**31 - 1])
+def test_the_reference_is_attention_whatever_the_seed(seed):
+    sub = LocalSubject.from_chunks(_reference_chunks(), f"ref_{seed}")
+    assert {part: _verdict(sub, part, seed) for part in ATTENTION} == dict.fromkeys(ATTENTION, "attention")
+
+
+@pytest.mark.parametrize("seed", [3, 86])
+def test_every_real_mistake_is_still_attention(seed):
+    reference = _reference_chunks()
+    mutants = [m for m in CATALOGUE if m.part in ATTENTION]
+    assert len(mutants) > 50, "the catalogue should hold the chapter's real mistakes"
+    refused = {}
+    for mistake in mutants:
+        verdict = _verdict(LocalSubject.from_chunks(mutate(reference, mistake), f"m_{mistake.id}"), mistake.part, seed)
+        if verdict == "fail.not_attention":
+            refused[mistake.id] = verdict
+    assert set(refused) <= set(NOT_ATTENTION_BY_DESIGN), (
+        f"the gate refuses real mistakes, which would then earn nothing and be named nowhere: "
+        f"{sorted(set(refused) - set(NOT_ATTENTION_BY_DESIGN))}")
+    assert "causal_returns_values" in refused, "returning the values unmixed is not attention: the gate must see it"
+
+
+@pytest.mark.parametrize("name", sorted(GAMED))
+def test_code_built_to_look_like_attention_is_refused(name):
+    submission = load_submission(GAMING / name)
+    sub = LocalSubject.from_chunks(submission.chunk_dicts(), f"g_{name[:-3]}")
+    gamed = set(GAMED[name]["gamed"])
+    if "CausalAttention" in gamed:  # the wrapper runs it: without the kit's stand-ins, the whole is not attention
+        gamed.add("MultiHeadAttentionWrapper")
+    verdicts = {part: _verdict(sub, part, 11) for part in ATTENTION}
+    assert {p: v for p, v in verdicts.items() if p in gamed} == dict.fromkeys(gamed, "fail.not_attention")
+    assert {p: v for p, v in verdicts.items() if p not in gamed} == dict.fromkeys(set(ATTENTION) - gamed,
+                                                                                   "attention"), \
+        "the classes copied unchanged from the reference are attention"
+
+
+def _judged_alone(part: str, broken: set[str]) -> bool:
+    """The wrapper runs the student's own CausalAttention: with that one broken, it is judged with a stand-in."""
+    return not (part == "MultiHeadAttentionWrapper" and "CausalAttention" in broken)
+
+
+@pytest.mark.parametrize("folder", ["submissions", "real"])
+def test_correct_and_mistaken_work_of_every_style_is_attention(folder):
+    manifest = json.loads((FILES / folder / "manifest.json").read_text())
+    judged = 0
+    for name, entry in manifest.items():
+        bugs = entry.get("bugs", {})
+        wrong = set(entry["wrong"]) if "wrong" in entry else set(bugs)
+        sub = LocalSubject.from_chunks(load_submission(FILES / folder / name).chunk_dicts(), f"c_{name[:-3]}")
+        for part in ATTENTION:
+            if not _judged_alone(part, wrong) or (part in wrong and part not in bugs):  # a mistake without an id
+                continue
+            verdict = _verdict(sub, part, 5)
+            if part not in wrong:
+                assert verdict == "attention", f"{name}: {part} is right, yet {verdict}"
+            elif not set(bugs.get(part, ())) & set(NOT_ATTENTION_BY_DESIGN):
+                assert verdict != "fail.not_attention", f"{name}: {part}'s mistake {bugs.get(part)} is refused"
+            judged += 1
+    assert judged > 60
+
+
+@pytest.mark.slow
+def test_gamed_classes_earn_structure_points_only(tmp_path):
+    from autograder.judge.run import check_table
+
+    structure = {info.check_id for info in check_table() if info.structure}
+    result = run_cli("grade", str(GAMING), "--out", str(tmp_path), "--jobs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, entry in GAMED.items():
+        record = json.loads((tmp_path / f"{name}.json").read_text())
+        for part in entry["gamed"]:
+            behaviour = [t for t in record["tests"] if t["part"] == part and t["check_id"] not in structure]
+            assert behaviour, f"{name}: {part} has no behaviour checks, so this proves nothing"
+            earned = {t["check_id"]: t["score"] for t in behaviour if t["score"] > 0}
+            assert not earned, f"{name}: {part} earns behaviour points without being attention: {earned}"
+        for part in set(ATTENTION) - set(entry["gamed"]):
+            assert record["parts"][part]["score"] == record["parts"][part]["max_score"], (name, part)
