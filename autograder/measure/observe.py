@@ -32,6 +32,8 @@ class Observed:
     leaks: list[tuple[int, int]] = field(default_factory=list)
     """(token, later), counted from 1: the output of `token` changes when the later token `later` changes."""
     self_blind: bool = False
+    hides_past: list[tuple[int, int]] = field(default_factory=list)
+    """(token, earlier), counted from 1: the output of `token` does not change when the earlier `earlier` does."""
     """Some token's output does not change when that token itself changes."""
     mask_buffer: str | None = None
     """"triu1" (exactly the positions above the diagonal), "other:<count>:<size>", or None (no such buffer)."""
@@ -70,6 +72,7 @@ def observe(sub: Subject, part: str) -> Observed:
             moved = (module(changed) - base).abs().reshape(2, tokens, -1).amax(dim=(0, 2)) > 1e-6
             found.leaks += [(query + 1, key + 1) for query in range(key) if moved[query]]
             found.self_blind |= not bool(moved[key])
+            found.hides_past += [(query + 1, key + 1) for query in range(key + 1, tokens) if not moved[query]]
         if "out_proj.weight" in module.params:
             module.load({"out_proj.weight": randn(*module.params["out_proj.weight"], seed=11)})
             found.out_proj_unused = bool(torch.allclose(module(x), base, atol=1e-6))
@@ -107,6 +110,12 @@ def facts_text(said: list[tuple[str, dict]], lang: str) -> str:
     texts = [t(key, lang, **{**params, **({"axis": t(f"fact.axis.{params['axis']}", lang)} if "axis" in params
                                            else {})}) for key, params in said]
     return ("；" if lang == "zh_TW" else "; ").join(texts) + ("。" if lang == "zh_TW" else ".")
+
+
+def mask_reversed(found: Observed) -> bool:
+    """Later tokens reach earlier outputs and some earlier token reaches no later output: the past is hidden and
+    the future let through."""
+    return bool(found.leaks) and bool(found.hides_past)
 
 
 def mask_discarded(found: Observed) -> bool:
