@@ -61,3 +61,22 @@ def test_the_self_check_says_only_measured_facts_when_nothing_is_proven():
     assert entry["misconception"] is None and entry["measured"]
     assert "changes when token" in entry["message"], entry  # the future reaches earlier tokens: measured, true
     assert MeasuredExplainer.needs_reference is False
+
+
+@pytest.mark.parametrize("source, part", [(FILES / "submissions" / "bug_causal_tril_mask.py", "CausalAttention"),
+                                          (FILES / "real" / "real_mha_tril.py", "MultiHeadAttention")])
+def test_the_self_check_names_a_reversed_mask_from_what_reaches_each_token(source, part):
+    namespace, _ = execute(load_submission(source).chunk_dicts(), f"selfcheck_{source.stem}")
+    [entry] = self_check_entries(LocalSubject(namespace), part, "en")
+    assert entry["misconception"].endswith("_mask_tril"), entry
+
+
+def test_what_reaches_each_token_is_read_as_the_mask_predicts():
+    """The model the reversed mask is proven with, held to the reference: its causal mask predicts what it shows."""
+    from autograder.measure.observe import SIZES, attention_reach, observe
+
+    namespace, _ = execute(load_submission(FILES / "submissions" / "correct_reference.py").chunk_dicts(), "reach")
+    for part in ("CausalAttention", "MultiHeadAttention"):
+        found = observe(LocalSubject(namespace), part)
+        assert found.reach == attention_reach(lambda q, k: k <= q, SIZES[part][3]), part
+        assert found.reach != attention_reach(lambda q, k: k >= q + 2, SIZES[part][3]), part

@@ -12,7 +12,7 @@ from autograder.i18n import t
 from autograder.judge.subjects import Subject
 from autograder.measure.attention import attention_maps
 from autograder.measure.failed_parts import failed_parts, unstable_parts
-from autograder.measure.observe import Observed, facts, facts_text, mask_discarded, mask_reversed, observe
+from autograder.measure.observe import SIZES, Observed, facts, facts_text, mask_discarded, mask_reversed, observe
 
 MEASURED = {"CausalAttention": "causal", "MultiHeadAttention": "mha"}
 
@@ -31,7 +31,7 @@ def proven(found: Observed, part: str) -> tuple[str, dict] | None:
         return f"{prefix}_{found.cause[0]}", found.cause[1]
     if mask_discarded(found):
         return f"{prefix}_mask_missing", {}
-    if mask_reversed(found):
+    if mask_reversed(found, SIZES[part][3]):
         return f"{prefix}_mask_tril", {}
     return None
 

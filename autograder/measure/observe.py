@@ -32,8 +32,8 @@ class Observed:
     leaks: list[tuple[int, int]] = field(default_factory=list)
     """(token, later), counted from 1: the output of `token` changes when the later token `later` changes."""
     self_blind: bool = False
-    hides_past: list[tuple[int, int]] = field(default_factory=list)
-    """(token, earlier), counted from 1: the output of `token` does not change when the earlier `earlier` does."""
+    reach: set[tuple[int, int]] = field(default_factory=set)
+    """(token, other), counted from 1: the output of `token` changes when `other` changes."""
     """Some token's output does not change when that token itself changes."""
     mask_buffer: str | None = None
     """"triu1" (exactly the positions above the diagonal), "other:<count>:<size>", or None (no such buffer)."""
@@ -72,7 +72,7 @@ def observe(sub: Subject, part: str) -> Observed:
             moved = (module(changed) - base).abs().reshape(2, tokens, -1).amax(dim=(0, 2)) > 1e-6
             found.leaks += [(query + 1, key + 1) for query in range(key) if moved[query]]
             found.self_blind |= not bool(moved[key])
-            found.hides_past += [(query + 1, key + 1) for query in range(key + 1, tokens) if not moved[query]]
+            found.reach |= {(query + 1, key + 1) for query in range(tokens) if moved[query]}
         if "out_proj.weight" in module.params:
             module.load({"out_proj.weight": randn(*module.params["out_proj.weight"], seed=11)})
             found.out_proj_unused = bool(torch.allclose(module(x), base, atol=1e-6))
@@ -112,10 +112,20 @@ def facts_text(said: list[tuple[str, dict]], lang: str) -> str:
     return ("；" if lang == "zh_TW" else "; ").join(texts) + ("。" if lang == "zh_TW" else ".")
 
 
-def mask_reversed(found: Observed) -> bool:
-    """Later tokens reach earlier outputs and some earlier token reaches no later output: the past is hidden and
-    the future let through."""
-    return bool(found.leaks) and bool(found.hides_past)
+def mask_reversed(found: Observed, tokens: int) -> bool:
+    """Each token's output is reached by exactly the tokens after the next one: the mask hides the past, the
+    token itself and the next (torch.tril(..., diagonal=1), the catalogue's reversed mask), nothing else."""
+    return found.reach == attention_reach(lambda q, k: k >= q + 2, tokens)
+
+
+def attention_reach(visible, tokens: int) -> set[tuple[int, int]]:
+    """Which (token, other) pairs an attention class whose query q sees the keys k with visible(q, k) shows:
+    each visible key reaches q, and q itself does too (through its query) when q sees two keys or more."""
+    reach = set()
+    for q in range(1, tokens + 1):
+        keys = {k for k in range(1, tokens + 1) if visible(q, k)}
+        reach |= {(q, k) for k in keys} | ({(q, q)} if len(keys) > 1 else set())
+    return reach
 
 
 def mask_discarded(found: Observed) -> bool:
