@@ -16,6 +16,7 @@ from ordinary use; a correct class passes whatever the seed.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ READ_MARGIN = 10
 REDRAWS = 3
 """Probes drawn in turn while the read-out is too coarse to tell (then the class is not shown to be attention)."""
 UNREADABLE = "unreadable"
+BLANK = "blank"
+"""Every weight 0 or 1: nothing shows; smaller inputs are tried, and if nothing shows still, it is not attention."""
 COARSEST = 0.05
 """The largest weight the read-out may fail to tell from 0 (READ_MARGIN read errors) before a probe is redrawn."""
 SHRINK = (1.0, 0.5, 0.25)
@@ -110,9 +113,9 @@ def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bo
         p = _ordinary(module, p)
     for shrink in SHRINK:
         verdict = is_attention(module, Probe(p.args, p.x * shrink, p.heads, p.head_dim), name)
-        if verdict is not None:
+        if verdict is not None and verdict != BLANK:
             break
-    return verdict
+    return False if verdict == BLANK else verdict
 
 
 def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
@@ -166,7 +169,7 @@ def is_attention(module: Module, p: Probe, name: str) -> bool | str | None:
     if name == "MultiHeadAttentionWrapper":
         return _wrapper(weights, x, out, p, causal)
     P = _projections(weights, x, width)
-    saturated, reads = False, []
+    saturated, blank, reads = False, False, []
     for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
         for merged in ((True, False) if name in MULTIHEAD else (True,)):
             ctx = (y.reshape(*y.shape[:2], p.heads, p.head_dim).transpose(1, 2) if merged
@@ -175,8 +178,12 @@ def is_attention(module: Module, p: Probe, name: str) -> bool | str | None:
                 fit = _fit(A, S, axis, read)
                 if fit is not None and not fit.saturated:
                     return True
-                saturated = saturated or fit is not None
-    return None if saturated else _unread(reads)
+                saturated = saturated or (fit is not None and not math.isnan(fit.c))
+                blank = blank or (fit is not None and math.isnan(fit.c))
+    if saturated:
+        return None
+    coarse = _unread(reads)
+    return coarse if coarse == UNREADABLE else BLANK if blank else False
 
 
 def _unread(reads: list[float]) -> bool | str:
@@ -222,7 +229,7 @@ def _wrapper(weights: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tenso
                     fit = _fit(*(torch.cat([c[i] for c in chosen], dim=1) for i in (0, 1)), axis,
                                torch.cat([c[3] for c in chosen], dim=1))
                     if fit is not None:
-                        return None if fit.saturated else True
+                        return BLANK if math.isnan(fit.c) else None if fit.saturated else True
     return _unread(reads)
 
 
@@ -262,6 +269,8 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
             error, size = (A @ Vh - ctx).abs(), ctx.abs()
             seen = ~error.isnan()  # a row the mask hides entirely is NaN: it shows nothing either way
             if not bool(seen.any()) or error[seen].max() > 1e-3 * size[seen].max() + 1e-6:
+                if FLOAT32 * magnify > 1e-4:  # a layer undone so ill-conditioned that nothing can be read back
+                    reads.append(math.inf)
                 continue
             smallest_singular = torch.linalg.svdvals(Vh)[..., -1:].unsqueeze(-1)  # (b, heads, 1, 1)
             scale = size.nan_to_num(0.0).amax(dim=(-1, -2), keepdim=True)
@@ -294,8 +303,8 @@ def _fit(A: torch.Tensor, S: torch.Tensor, axis: int, read: torch.Tensor) -> Fit
     valid = torch.isfinite(A) & (smallest < A)
     n = valid.sum(axis, keepdim=True)
     shown = (n - 1).clamp(min=0).sum(dim=(-1, -2))  # what each head of each entry shows of its weights
-    if int(shown.sum()) < 2:
-        return None
+    if int(shown.sum()) < 2:  # all but one weight 0 or 1: nothing to fit (BLANK), unless smaller inputs show more
+        return Fit(math.nan, True)
     y = torch.where(valid, torch.maximum(A, smallest).log(), 0.0)
     s = torch.where(valid, S, 0.0)
     y = torch.where(valid, y - y.sum(axis, keepdim=True) / n.clamp(min=1), 0.0)
