@@ -11,7 +11,7 @@ from pathlib import Path
 from autograder.config import Config
 from autograder.load.discover import Entry
 from autograder.pipeline import grade_entries, grade_file
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 
 __all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_folder", "similarity_report",
            "student_bundle", "write_overview"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autograder.config import Config
 from autograder.load.discover import Entry
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 
 
 def explainer(self_check: bool = False):

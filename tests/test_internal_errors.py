@@ -13,8 +13,8 @@ from autograder.judge.run import Job, build_record
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from autograder.pipeline import grade_file
+from autograder.record import CheckResult
 from autograder.report.class_overview import overview_html
-from autograder.report.records import CheckResult
 from tests.conftest import SUBMISSIONS
 
 UNIFORM = SUBMISSIONS / "nothing_uniform.py"

@@ -23,8 +23,9 @@ def main() -> None:
 
     from autograder.load.discover import Entry
     from autograder.pipeline import grade_entries
+    from autograder.record import SubmissionResult
     from autograder.report.feedback_page import write_feedback
-    from autograder.report.records import SubmissionResult, save
+    from autograder.report.records import save
 
     torch.set_num_threads(1)
     out = Path(spec["out"])

@@ -16,7 +16,8 @@ from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
 from autograder.load.submission import file_sha256
-from autograder.report.records import SubmissionResult, load, save
+from autograder.record import SubmissionResult
+from autograder.report.records import load, save
 
 UNPACKED = ".unpacked"
 """The grade folder's subfolder where archives are unpacked (kept: records name the files in it)."""

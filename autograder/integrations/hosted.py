@@ -11,7 +11,7 @@ from autograder.assignment import GRADED, NOTEBOOK_STEM
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import SUFFIXES
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 
 REFERENCE = Path("solutions") / "en" / f"{NOTEBOOK_STEM}.ipynb"
 """The reference notebook, relative to the kit's checkout."""

@@ -9,8 +9,8 @@ from autograder.config import Config, environment
 from autograder.judge.run import Job, RunOptions, run_checks
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import SubmissionError, load_submission
+from autograder.record import SubmissionResult
 from autograder.report.checklist import checklist_html, checklist_text
-from autograder.report.records import SubmissionResult
 
 
 class Checklist:

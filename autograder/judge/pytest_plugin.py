@@ -12,7 +12,7 @@ from autograder.i18n import t
 from autograder.judge.expect import CheckFailure
 from autograder.judge.reference import ReferenceSubject
 from autograder.judge.subjects import Subject
-from autograder.report.records import CheckResult
+from autograder.record import CheckResult
 
 
 class Note:

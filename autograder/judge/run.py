@@ -25,7 +25,7 @@ from autograder.judge.reference import ReferenceSubject, load_reference
 from autograder.judge.subjects import Subject, Unloadable
 from autograder.judge.worker_subject import WorkerSubject
 from autograder.load.submission import Submission, SubmissionError
-from autograder.report.records import CheckResult, SubmissionResult
+from autograder.record import CheckResult, SubmissionResult
 
 CHECKS = Path(__file__).parent.parent / "checks"
 
