@@ -19,7 +19,7 @@ CHECKS = Path(__file__).parent.parent / "checks"
 
 @dataclass
 class Job:
-    """One submission as it was read (nothing of it has run yet); the kernel's objects are read from nothing."""
+    """One submission as it was read (nothing of it has run yet); of the kernel's objects, a name and a language."""
 
     path: Path
     lang: str
