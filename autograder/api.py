@@ -1,7 +1,8 @@
 """The kit as a library: grade a file or a class, self-check a file, write the overview, build, bundle, export.
 
-Grading one file is the pipeline (pipeline.py): load -> sandbox -> judge -> explain -> record. The command
-line calls these functions; the batch's judge processes, Gradescope and PrairieLearn call the pipeline.
+Grading one file is the pipeline (pipeline.grade): load -> sandbox -> judge -> explain -> record. The command
+line calls these functions; these, the batch's judge processes, Gradescope, PrairieLearn, the notebook's
+check() and nbgrader's grade() all call pipeline.grade.
 """
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from autograder.config import Config
-from autograder.load.discover import Entry
-from autograder.pipeline import grade_entries, grade_file
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 
 __all__ = ["build_assignments", "check_file", "export", "grade_file", "grade_folder", "similarity_report",
            "student_bundle", "write_overview"]
@@ -64,10 +63,30 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
         say(f"LIMITS {holds}")
     count, jobs_plan = plan_jobs(config.jobs, config.limits, explicit=jobs is not None)
     say(f"JOBS {jobs_plan}")
-    records = grade(paths, out, config.with_(jobs=count), force=force, lang=lang, progress=progress, notice=say,
-                    plan=plan)
+    records = grade(paths, out, config.with_(jobs=count), isolation, force=force, lang=lang, progress=progress,
+                    notice=say, plan=plan)
     write_gradebook(records, out / "grades.csv")
     return records
+
+
+def grade_file(path: Path, config: Config | None = None, lang: str | None = None,
+               pictures: bool = True) -> SubmissionResult:
+    """Grade one file to its record, as `autograder grade` would, in this process (no pool of judges).
+
+    Args:
+        lang: the feedback language; None: the notebook's own.
+        pictures: compute the attention pictures' data (for a feedback page).
+
+    Raises:
+        RuntimeError: the sandbox `config.sandbox` asks for is not available here.
+    """
+    from autograder.pipeline import grade, sandboxed
+
+    config = config or Config()
+    run = sandboxed(config, lang=lang, pictures=pictures)  # first: the sandbox imports torch while we do
+    from autograder.sources import File
+
+    return grade(File(Path(path)), config, run)
 
 
 def check_file(path: Path, config: Config | None = None, lang: str | None = None, parts: set[str] | None = None,
@@ -85,19 +104,16 @@ def check_file(path: Path, config: Config | None = None, lang: str | None = None
     Raises:
         FileNotFoundError: there is no such file.
     """
-    from autograder.sandbox.capability import isolation_for
-    from autograder.sandbox.zygote_client import prestart
+    from autograder.pipeline import grade, sandboxed
 
     config = config or Config()
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such file")
-    isolation = isolation_for(config.sandbox)
-    prestart(config.limits, isolation)  # its torch loads while ours does
+    run = sandboxed(config, lang=lang, parts=parts, visible_only=True, pictures=html is not None)  # first: see there
     from autograder.integrations.selfcheck import Checklist
+    from autograder.sources import File
 
-    path = Path(path)
-    [record] = grade_entries([Entry(path, path.name)], config, isolation, lang, visible_only=True, parts=parts,
-                             pictures=html is not None)
+    record = grade(File(Path(path)), config, run)
     checklist = Checklist(record, record.language)
     if html is not None:
         from autograder.report.feedback_page import write_feedback

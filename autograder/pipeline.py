@@ -1,22 +1,173 @@
-"""One submission through the stages, in order: load (read the definitions; nothing runs) -> sandbox (a worker
-runs them) -> judge (the checks drive them) -> explain (the misconceptions behind failed parts) -> record.
+"""One submission through the stages, in order, as plain calls: ① load (read the definitions; nothing runs) ->
+② sandbox (a worker runs them) -> ③ judge (the checks drive them) -> ④ explain (what went wrong) -> ⑤ record.
 
-The batch's judge processes, Gradescope, PrairieLearn and api.py call it; the judge itself never imports explain/.
+`grade` is the one grading function; the source of the definitions is its one variable (sources.py: a file,
+or the objects in the student's kernel). Every front end calls it: api.grade_file and api.check_file
+(`autograder check`), the batch's judge processes (`autograder grade`), Gradescope and PrairieLearn, the
+in-notebook check() and nbgrader's grade(). The judge never imports explain/: the explainer is chosen here.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.config import Config
-from autograder.load.discover import Entry
-from autograder.report.records import SubmissionResult
+from autograder.i18n import t
+from autograder.record import CheckResult, SubmissionResult
+
+if TYPE_CHECKING:  # imported where used: `sandboxed` starts the sandbox's torch import before this process's
+    from autograder.judge.run import Job
+    from autograder.judge.session import Checks
+    from autograder.judge.subjects import Subject
+    from autograder.sources import Source
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a grading run asks for, the same for each of its submissions."""
+
+    isolation: str
+    """The sandbox for the workers, resolved once (`sandboxed`); "none" for the objects in a kernel."""
+    lang: str | None = None
+    """The feedback language; None: each notebook's own."""
+    parts: set[str] | None = None
+    """Only the checks of these graded names (None: all)."""
+    visible_only: bool = False
+    """Only the checks students also run (the self-check)."""
+    pictures: bool = True
+    """Compute the attention pictures' data (for a feedback page; not needed for a text checklist)."""
+
+    @property
+    def self_check(self) -> bool:
+        """The student's own check (visible checks, or the kernel's objects): explained by what the classes show on
+        their own (measure/), never with the reference solution."""
+        return self.visible_only or self.isolation == "none"
+
+
+def sandboxed(config: Config, **choices) -> Run:
+    """A run whose files go to sandboxed workers: `config.sandbox` resolved once, and the sandbox's own import of
+    torch started while this process's goes on.
+
+    Raises:
+        RuntimeError: the sandbox `config.sandbox` asks for is not available here.
+    """
+    from autograder.sandbox.capability import isolation_for
+    from autograder.sandbox.zygote_client import prestart
+
+    isolation = isolation_for(config.sandbox)
+    prestart(config.limits, isolation)
+    return Run(isolation, **choices)
+
+
+class Session:
+    """What the submissions of one run share: the checks (one pytest session for them all when `many`), the
+    reference solution they compare with, and the explainer."""
+
+    def __init__(self, config: Config, run: Run, many: bool = False):
+        from autograder.judge.session import Checks, KeptChecks
+
+        self.config, self.run = config, run
+        self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only)
+        self.explaining = explainer(run.self_check)
+        """The explainer's class (explain.explainer.Explainer or measure.explainer.MeasuredExplainer)."""
+        self.needs_reference = getattr(self.explaining, "needs_reference", True)
+        self._explainer = None
+
+    def explainer(self):
+        """The explainer, made when first needed (the diagnosis needs the reference, loaded once)."""
+        if self._explainer is None:
+            reference, chunks = self.checks.reference() if self.needs_reference else (None, None)
+            self._explainer = self.explaining(reference, chunks, self.config.limits.diagnosis_seconds)
+        return self._explainer
+
+    def close(self) -> None:
+        self.checks.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def grade(source: Source, config: Config, run: Run, session: Session | None = None) -> SubmissionResult:
+    """Grade one submission from its source to its record.
+
+    Args:
+        session: shared by the submissions of a run (one pytest session, one reference); None: one of its own.
+    """
+    if session is None:
+        with Session(config, run) as own:
+            return grade(source, config, run, own)
+    started = time.monotonic()
+    job = source.load(config, run.lang)                          # ① load: nothing runs
+    with source.open(job, config, run.isolation) as subject:    # ② sandbox: a worker runs the definitions
+        results = session.checks.run(subject, job.lang)          # ③ judge: the checks drive them
+        explained = explain(session, job, subject, results)      # ④ explain, while the worker still lives
+    return record(job, subject, results, explained, run, started)  # ⑤ record
+
+
+@dataclass
+class Explained:
+    """What the explain stage adds to a record."""
+
+    diagnoses: list[dict]
+    attention: dict
+    internal_errors: list[str]
+
+
+def explain(session: Session, job: Job, subject: Subject, results: list[CheckResult]) -> Explained:
+    """④ Diagnoses of the failed parts and the attention pictures' data; an error of the kit's own while finding
+    them is an internal error of the record, never a lost record."""
+    from autograder import stopwatch
+    from autograder.judge.run import describe_defect
+    from autograder.judge.worker_subject import WorkerSubject
+    from autograder.load.submission import SubmissionError
+
+    nothing = Explained([], {}, [])
+    if job.error is not None or (not isinstance(subject, WorkerSubject) and session.needs_reference):
+        return nothing  # the self-check's measurements run on the kernel's own definitions too
+    if not session.run.pictures and all(r.status == "passed" for r in results):
+        return nothing  # nothing to diagnose, no page to draw on
+    with stopwatch.stage("explain"):
+        try:
+            diagnoses, attention = session.explainer().explain(subject, results, job.lang, session.run.pictures)
+        except (OSError, SubmissionError):  # no reference here (the student bundle)
+            return nothing
+        except Exception as exc:  # noqa: BLE001 - extra feedback must never cost a submission its record
+            print(f"autograder: no diagnosis for {job.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return Explained([], {}, [t("grader.internal_diagnosis", job.lang, error=describe_defect(exc))])
+    return Explained(diagnoses, attention, [])
+
+
+def record(job: Job, subject: Subject, results: list[CheckResult], explained: Explained, run: Run,
+           started: float) -> SubmissionResult:
+    """⑤ The submission's record: its checks' results, what was read and said, and what the explain stage found."""
+    from autograder.judge.run import build_record
+
+    built = build_record(job, subject, results, run.isolation, started)
+    built.diagnoses, built.attention = explained.diagnoses, explained.attention
+    built.internal_errors += explained.internal_errors
+    built.output = "\n".join(filter(None, [built.output, *(d["message"] for d in explained.diagnoses)]))
+    return built
+
+
+def write(record: SubmissionResult, out: Path, name: str) -> None:
+    """The record on disk, as `autograder grade` leaves it: out/<name>.json and its feedback page out/<name>.html."""
+    from autograder.report.feedback_page import write_feedback
+    from autograder.report.records import save
+
+    save(record, out / f"{name}.json")
+    write_feedback(record, out / f"{name}.html")
 
 
 def explainer(self_check: bool = False):
-    """The judge's step 4: explain.explainer.Explainer (the diagnosis, with the reference) where explain/ exists,
-    else, and always for the self-check, measure.explainer.MeasuredExplainer (what the student's classes show on
-    their own: the self-check says the same in the student bundle as here)."""
+    """The explain stage's explainer: explain.explainer.Explainer (the diagnosis, with the reference) where explain/
+    exists, else, and always for the self-check, measure.explainer.MeasuredExplainer (what the student's classes
+    show on their own: the self-check says the same in the student bundle as here)."""
     if not self_check:
         try:
             from autograder.explain.explainer import Explainer
@@ -26,79 +177,3 @@ def explainer(self_check: bool = False):
             return Explainer
     from autograder.measure.explainer import MeasuredExplainer
     return MeasuredExplainer
-
-
-def load(entry: Entry, config: Config, lang: str | None = None):
-    """Step 1: read `entry` into a judge.run.Job (a file that cannot be read becomes one that says why).
-
-    Args:
-        lang: the feedback language; None: the notebook's own.
-    """
-    from autograder import stopwatch
-    from autograder.judge.run import Job
-    from autograder.load.submission import read_file
-
-    if entry.outside:  # never read what the link points to
-        return Job(entry.path, lang or config.lang, error=("load.symlink_outside", {}))
-    with stopwatch.stage("load"):
-        sha256, submission, error = read_file(entry.path, config.limits.source_bytes)
-    return Job(entry.path, lang or (submission.lang if submission else config.lang), submission, error, sha256)
-
-
-def grade_entries(entries: list[Entry], config: Config, isolation: str, lang: str | None = None,
-                  on_start: Callable[[Entry], None] | None = None,
-                  on_record: Callable[[Entry, SubmissionResult], None] | None = None,
-                  visible_only: bool = False, parts: set[str] | None = None,
-                  pictures: bool = True) -> list[SubmissionResult]:
-    """The pipeline for each of `entries` in turn, in one pytest session (what one judge process does).
-
-    Args:
-        isolation: the sandbox for the workers, as `sandbox.capability.isolation_for` chose it.
-        on_start: called when an entry's turn comes, before its file is read.
-        on_record: called with each record as soon as it is built (the batch writes it then).
-        visible_only, parts: the self-check's selection of checks.
-        pictures: compute the attention pictures' data (for a feedback page).
-
-    Returns:
-        The records, in the order of `entries`.
-    """
-    from autograder.judge.run import RunOptions, run_checks
-
-    records: list[SubmissionResult] = []
-
-    def jobs() -> Iterator:
-        for entry in entries:
-            if on_start is not None:
-                on_start(entry)  # before reading: a judge that dies on this file knows whom to blame
-            yield load(entry, config, lang)
-
-    def recorded(record: SubmissionResult) -> None:
-        records.append(record)
-        if on_record is not None:
-            on_record(entries[len(records) - 1], record)
-
-    options = RunOptions(isolation, parts, visible_only, pictures, explainer(self_check=visible_only))
-    run_checks(jobs(), len(entries), config, options, recorded)
-    return records
-
-
-def grade_file(path: Path, config: Config | None = None, lang: str | None = None,
-               pictures: bool = True) -> SubmissionResult:
-    """Grade one file to its record, as `autograder grade` would, in this process (no pool of judges).
-
-    Args:
-        lang: the feedback language; None: the notebook's own.
-        pictures: compute the attention pictures' data (for a feedback page).
-
-    Raises:
-        RuntimeError: the sandbox `config.sandbox` asks for is not available here.
-    """
-    from autograder.sandbox.capability import isolation_for
-    from autograder.sandbox.zygote_client import prestart
-
-    config = config or Config()
-    isolation = isolation_for(config.sandbox)
-    prestart(config.limits, isolation)  # the sandbox imports torch while this process does
-    path = Path(path)
-    [record] = grade_entries([Entry(path, path.name)], config, isolation, lang, pictures=pictures)
-    return record

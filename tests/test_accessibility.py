@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import TOKENS
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.alttext import attention_text, describe
 from autograder.report.attention_svg import MASKED_COLOUR, NAN_COLOUR, attention_svg
 from autograder.report.class_overview import overview_html
-from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import FILES, ROOT, SUBMISSIONS, run_cli
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

@@ -15,7 +15,7 @@ from autograder.config import Limits
 from autograder.judge.run import charge
 from autograder.judge.worker_subject import WorkerSubject
 from autograder.load.submission import load_submission
-from autograder.report.records import CheckResult
+from autograder.record import CheckResult
 from autograder.sandbox.capability import isolation_for
 from tests.test_adversarial import grade, manifest, parts, stray
 from tests.test_fanout import FANOUT, LIMITS

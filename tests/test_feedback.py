@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.class_overview import overview_html
-from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import SUBMISSIONS, run_cli
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

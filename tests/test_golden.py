@@ -14,10 +14,10 @@ import pytest
 
 from autograder.i18n import t
 from autograder.integrations.gradescope import GradescopeSettings, to_gradescope
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.checklist import checklist_text
 from autograder.report.feedback_page import feedback_html
 from autograder.report.gradebook import write_gradebook
-from autograder.report.records import CheckResult, SubmissionResult
 
 GOLDEN = Path(__file__).parent / "golden"
 T = 6  # tokens of the chapter's sentence

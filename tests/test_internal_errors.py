@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from autograder.api import grade_file
 from autograder.config import Config
 from autograder.explain import explainer
 from autograder.explain.facts import measure
@@ -12,9 +13,8 @@ from autograder.explain.mistakes import name
 from autograder.judge.run import Job, build_record
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
-from autograder.pipeline import grade_file
+from autograder.record import CheckResult
 from autograder.report.class_overview import overview_html
-from autograder.report.records import CheckResult
 from tests.conftest import SUBMISSIONS
 
 UNIFORM = SUBMISSIONS / "nothing_uniform.py"

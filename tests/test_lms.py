@@ -97,7 +97,7 @@ def test_moodle_csv_keyed_by_email_lists_students_moodle_cannot_match(graded, tm
 
 def test_matching_rules_without_grading(tmp_path):
     from autograder.integrations.lms import CANVAS_KEYS, match, read_roster
-    from autograder.report.records import SubmissionResult
+    from autograder.record import SubmissionResult
 
     roster = read_roster(LMS / "canvas_gradebook_export.csv")
     assert [r["Student"] for r in roster][:3] == ["Lin, Alice", "Wang, Bob", "Chen, Carol"], "Points Possible skipped"
@@ -127,7 +127,8 @@ def test_export_canvas_needs_its_inputs(tmp_path):
 
 def saved_records(folder: Path, records: dict[str, tuple[str, float, str | None]]) -> Path:
     """Records as `autograder grade` writes them, without grading: name -> (submission path, score, error)."""
-    from autograder.report.records import SubmissionResult, save
+    from autograder.record import SubmissionResult
+    from autograder.report.records import save
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, (submission, score, error) in records.items():
@@ -171,7 +172,7 @@ def test_plain_roster_for_moodle_maps_its_columns_and_reports_rows_without_an_em
 
 def test_lms_downloads_are_matched_through_the_names_the_platform_gave(tmp_path):
     from autograder.integrations.lms import CANVAS_KEYS, MOODLE_KEYS, match, read_roster
-    from autograder.report.records import SubmissionResult
+    from autograder.record import SubmissionResult
 
     unpacked = tmp_path / ".unpacked"
     gradescope = unpacked / "gs.zip" / "assignment_5501_export"

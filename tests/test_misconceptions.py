@@ -159,7 +159,7 @@ def test_correct_submissions_get_no_diagnosis(graded_fixtures, manifest):
 
 def test_only_finished_stable_failures_are_diagnosed():
     from autograder.measure.failed_parts import failed_parts, unstable_parts
-    from autograder.report.records import CheckResult
+    from autograder.record import CheckResult
 
     def result(part: str, status: str, key: str = "") -> CheckResult:
         return CheckResult("t", "c", part, 0.0, 1.0, status, "", [part], "visible", key)

@@ -158,7 +158,7 @@ def test_grader_without_a_notebook_is_not_gradable(tmp_path, exported):
 
 def test_to_prairielearn_shows_hidden_checks_when_asked_and_refuses_unknown_modes():
     from autograder.integrations.prairielearn import PrairieLearnSettings, to_prairielearn
-    from autograder.report.records import CheckResult, SubmissionResult
+    from autograder.record import CheckResult, SubmissionResult
 
     checks = [CheckResult("a", "test_a", "softmax_naive", 1.0, 1.0, "passed", "", ["softmax_naive"], "visible"),
               CheckResult("b", "test_b", "softmax_naive", 0.0, 3.0, "failed", "why", ["softmax_naive"], "hidden")]

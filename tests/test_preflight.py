@@ -5,7 +5,7 @@ import pytest
 
 from autograder.batch.preflight import refusal
 from autograder.config import Limits
-from autograder.report.records import CheckResult, SubmissionResult
+from autograder.record import CheckResult, SubmissionResult
 from tests.conftest import SUBMISSIONS, run_cli
 
 BUDGET = ("During loading the definitions your code used 1.0 KiB of memory across 1 processes and threads; the limit "

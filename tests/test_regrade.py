@@ -86,7 +86,7 @@ def test_diff_of_a_folder_with_itself_changes_nothing(regraded):
 
 
 def test_diff_lists_submissions_in_one_folder_only_and_resubmissions():
-    from autograder.report.records import CheckResult, SubmissionResult
+    from autograder.record import CheckResult, SubmissionResult
     from autograder.report.regrade import diff, histogram, reasons, table
 
     def record(score: float, status: str, sha: str) -> SubmissionResult:

@@ -9,8 +9,8 @@ from nbclient import NotebookClient
 from autograder.assignment import GRADED, POINTS
 from autograder.integrations.selfcheck import check_in_notebook
 from autograder.judge.run import check_table
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.checklist import checklist_html, checklist_text
-from autograder.report.records import CheckResult, SubmissionResult
 from tests.conftest import ROOT, SUBMISSIONS
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from autograder.api import similarity_report
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.feedback_page import feedback_html
-from autograder.report.records import CheckResult, SubmissionResult, load, save
+from autograder.report.records import load, save
 from autograder.similarity.compare import Settings
 from tests.conftest import FILES, SUBMISSIONS, run_cli
 

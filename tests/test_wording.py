@@ -13,10 +13,11 @@ from markupsafe import escape
 from autograder.i18n import LANGS, catalogue, t
 from autograder.judge.run import check_table
 from autograder.load.submission import load_submission
+from autograder.record import CheckResult, SubmissionResult
 from autograder.report.checklist import checklist_html, checklist_text
 from autograder.report.class_overview import overview_html
 from autograder.report.feedback_page import feedback_html
-from autograder.report.records import CheckResult, SubmissionResult, write_atomic
+from autograder.report.records import write_atomic
 from tests.conftest import ROOT, run_cli
 from tests.test_golden import graded, self_check
 

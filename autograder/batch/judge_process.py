@@ -1,4 +1,5 @@
-"""One judge process of `autograder grade`: grades its share of the batch, one record per submission."""
+"""One judge process of `autograder grade`: grades its share of the batch, one record per submission, each written
+and handed back to the pool (batch/pool.py) on the line that says it is done."""
 from __future__ import annotations
 
 import json
@@ -21,44 +22,29 @@ def main() -> None:
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
     import torch
 
-    from autograder.load.discover import Entry
-    from autograder.pipeline import grade_entries
-    from autograder.report.feedback_page import write_feedback
-    from autograder.report.records import SubmissionResult, save
+    from autograder import pipeline
+    from autograder.report.records import save
+    from autograder.sources import File
 
     torch.set_num_threads(1)
     out = Path(spec["out"])
-
+    run = pipeline.Run(spec["isolation"], spec["lang"])
     stopwatch.end("judge start (imports)", start)
-    entries = [Entry(Path(e["path"]), e["name"], e["outside"]) for e in spec["entries"]]
-    preflight = spec.get("preflight")  # the reference solution, graded first (batch/preflight.py)
-    reference = Entry(config.reference_notebook, "reference") if preflight else None
-    wait = bool(spec.get("wait"))
-
-    def started(entry: Entry) -> None:
-        nonlocal wait
-        if entry is reference:
-            return
-        if wait:  # the pool's word on the reference's record, before the first submission is read
-            wait = False
-            if sys.stdin.readline().strip() != "go":  # it failed under these limits: grade nobody
-                channel.close()
-                os._exit(0)
-        # Announced before the file is even read, so the parent knows whom to blame if this process dies.
-        channel.write(f"start\t{entry.name}\n")
-
-    def record(entry: Entry, result: SubmissionResult) -> None:
-        if entry is reference:
-            save(result, Path(preflight))
+    with pipeline.Session(config, run, many=True) as session:  # one pytest session for the judge's share
+        preflight = spec.get("preflight")  # the reference solution, graded first (batch/preflight.py)
+        if preflight:
+            save(pipeline.grade(File(config.reference_notebook), config, run, session), Path(preflight))
             channel.write("preflight\t\n")
+        if spec.get("wait") and sys.stdin.readline().strip() != "go":
+            channel.close()  # the reference failed under these limits (the pool's word on it): grade nobody
             return
-        with stopwatch.stage("report"):
-            save(result, out / f"{entry.name}.json")
-            write_feedback(result, out / f"{entry.name}.html")
-        channel.write(f"done\t{entry.name}\n")
-
-    grade_entries([reference, *entries] if reference else entries, config, spec["isolation"], spec["lang"],
-                  on_start=started, on_record=record)
+        for entry in spec["entries"]:
+            # Announced before the file is even read, so the parent knows whom to blame if this process dies.
+            channel.write(f"start\t{entry['name']}\n")
+            record = pipeline.grade(File(Path(entry["path"]), entry["outside"]), config, run, session)
+            with stopwatch.stage("report"):
+                pipeline.write(record, out, entry["name"])
+            channel.write(f"done\t{entry['name']}\t{json.dumps(record.to_json(), ensure_ascii=False)}\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
 from autograder.load.submission import file_sha256
-from autograder.report.records import SubmissionResult, load, save
+from autograder.pipeline import write
+from autograder.record import SubmissionResult
+from autograder.report.records import load, save
 
 UNPACKED = ".unpacked"
 """The grade folder's subfolder where archives are unpacked (kept: records name the files in it)."""
@@ -40,11 +42,12 @@ class _Judge:
     pending: bytes = b""
 
 
-def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lang: str | None = None,
+def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: bool = False, lang: str | None = None,
           progress: Callable[[int, int, str], None] | None = None,
           notice: Callable[[str], None] | None = None,
           plan: Callable[[int, int], None] | None = None) -> list[tuple[str, SubmissionResult]]:
     """Grade every submission under `paths` into `out`; returns (name, record) for each, in order.
+    `isolation`: the sandbox for the workers, as the caller resolved it (sandbox.capability.isolation_for).
     `plan` hears (to grade, reused) before the batch starts: reused records are up to date and kept.
 
     Every file found gets a record (load.discover): files that are not submissions, and archive members that were
@@ -57,7 +60,6 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     Raises:
         LimitsRefused: the reference does not get full marks under `config.limits`; nothing was graded.
     """
-    from autograder.sandbox.capability import isolation_for
     from autograder.sandbox.processes import clean_up_after, clean_up_stale
 
     clean_up_stale()
@@ -66,14 +68,15 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
         leftover.unlink(missing_ok=True)
     say = notice or (lambda line: None)
     entries = discover(paths, out / UNPACKED, config.limits, exclude=out, notice=say)
+    handed: dict[str, SubmissionResult] = {}
+    """The records written in this run, as the judges handed them back (the reused ones are read from `out`)."""
     for entry in (e for e in entries if e.refusal is not None):
         record = _refusal_record(entry, lang or config.lang)
         say(f"NOT GRADED {entry.path}: {record.error}")
         if force or not up_to_date(entry, out / f"{entry.name}.json"):
-            save(record, out / f"{entry.name}.json")
-            _feedback(record, out / f"{entry.name}.html")
+            write(record, out, entry.name)
+            handed[entry.name] = record
     todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json"))]
-    isolation = isolation_for(config.sandbox)
     done = len(entries) - len(todo)
     if plan:
         plan(len(todo), done)
@@ -130,8 +133,9 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
         if blamed is not None:
             deaths[blamed] = deaths.get(blamed, 0) + 1
         for entry in [e for e in rest if deaths.get(e.name, 0) >= JUDGE_ATTEMPTS]:
-            _error_record(entry, out / f"{entry.name}.json", "grader.judge_died", lang or config.lang,
-                          count=deaths[entry.name], code=judge.process.returncode)
+            handed[entry.name] = _error_record(entry, out / f"{entry.name}.json", "grader.judge_died",
+                                               lang or config.lang, count=deaths[entry.name],
+                                               code=judge.process.returncode)
             rest.remove(entry)
             done += 1
             if progress:
@@ -160,6 +164,8 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
                     judge.current = name
                     judge.started.add(name)
                 elif event == "done":
+                    name, _, record = name.rpartition("\t")  # a record's JSON holds no tab (json escapes it)
+                    handed[name] = SubmissionResult.from_json(json.loads(record))
                     judge.finished.add(name)
                     judge.current = None
                     done += 1
@@ -171,8 +177,11 @@ def grade(paths: list[Path], out: Path, config: Config, force: bool = False, lan
     records = []
     for entry in entries:
         path = out / f"{entry.name}.json"
+        if entry.name in handed:
+            records.append((entry.name, handed[entry.name]))
+            continue
         try:
-            record = load(path)
+            record = load(path)  # reused (up to date), refused, or written by a judge that died before saying so
         except (OSError, ValueError, TypeError):  # should not happen; still exactly one record
             record = _error_record(entry, path, "grader.no_record", lang or config.lang)
         records.append((entry.name, record))
@@ -188,12 +197,6 @@ def _refusal_record(entry: Entry, lang: str) -> SubmissionResult:
         digest = ""
     return SubmissionResult(submission=str(entry.path), score=0.0, max_score=0.0, execution_time=0.0,
                             error=t(key, lang, **params), language=lang, sha256=digest)
-
-
-def _feedback(record: SubmissionResult, path: Path) -> None:
-    from autograder.report.feedback_page import write_feedback
-
-    write_feedback(record, path)
 
 
 def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: object) -> SubmissionResult:

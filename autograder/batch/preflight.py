@@ -14,7 +14,8 @@ from pathlib import Path
 
 from autograder.config import Limits
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult, load
+from autograder.record import SubmissionResult
+from autograder.report.records import load
 
 LIMIT_OF = {
     "student.memory_budget": "memory_bytes", "student.memory_limit": "address_bytes",

@@ -20,7 +20,8 @@ from autograder.integrations.hosted import (  # noqa: F401 - find_submission, pi
     pick_submission,
     require_checkout,
 )
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.record import SubmissionResult
+from autograder.report.records import write_atomic
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 TEMPLATES = "autograder.integrations"

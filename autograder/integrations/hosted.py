@@ -11,7 +11,7 @@ from autograder.assignment import GRADED, NOTEBOOK_STEM
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import SUFFIXES
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 
 REFERENCE = Path("solutions") / "en" / f"{NOTEBOOK_STEM}.ipynb"
 """The reference notebook, relative to the kit's checkout."""
@@ -141,14 +141,16 @@ class Graded:
 def grade_upload(folder: Path, solutions: Path) -> Graded:
     """Pick the upload's file and grade it as `autograder grade` would, in this process: a container holds
     one submission, so no pool of judges."""
-    from autograder.pipeline import grade_file
+    from autograder.pipeline import grade, sandboxed
+    from autograder.sources import File
 
     path, why = pick_submission(folder)
     if path is None:
         return Graded(None)
     shown = path.relative_to(folder).as_posix()
     try:
-        return Graded(shown, why, grade_file(path, Config(solutions=solutions, jobs=1)))
+        config = Config(solutions=solutions, jobs=1)
+        return Graded(shown, why, grade(File(path), config, sandboxed(config)))
     except Exception:  # noqa: BLE001 - still one result: the platform shows a bare failure otherwise
         traceback.print_exc()
         return Graded(shown, why)

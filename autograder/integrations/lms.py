@@ -10,7 +10,8 @@ from pathlib import Path
 
 from autograder.assignment import GRADED
 from autograder.load.platforms import person, student_keys
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.record import SubmissionResult
+from autograder.report.records import write_atomic
 
 DEFAULT_ASSIGNMENT = "Chapter 3 attention"
 CANVAS_STUDENT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]

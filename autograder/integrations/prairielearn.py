@@ -14,7 +14,8 @@ from autograder.config import ROOT, environment
 from autograder.i18n import LANGS, t
 from autograder.integrations import hosted
 from autograder.integrations.hosted import grade_upload, kit_files, lock, part_lines, require_checkout
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.record import SubmissionResult
+from autograder.report.records import write_atomic
 from autograder.report.render import render
 
 QUESTION = NOTEBOOK_STEM

@@ -6,11 +6,9 @@ from pathlib import Path
 
 from autograder.assignment import GRADED
 from autograder.config import Config, environment
-from autograder.judge.run import Job, RunOptions, run_checks
-from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import SubmissionError, load_submission
+from autograder.record import SubmissionResult
 from autograder.report.checklist import checklist_html, checklist_text
-from autograder.report.records import SubmissionResult
 
 
 class Checklist:
@@ -38,24 +36,21 @@ class Checklist:
 
 
 def run_in_kernel(namespace: dict, name: str, lang: str, config: Config, hidden: bool = False) -> SubmissionResult:
-    """The checks of `name` on the kernel's own definitions (no worker: they are already running here).
+    """The checks of `name` on the kernel's own definitions, through the pipeline (no worker: they already run here).
 
     Args:
         hidden: the hidden checks too (nbgrader's grading), not only the visible ones.
     """
     import torch
 
-    from autograder.measure.explainer import MeasuredExplainer
+    from autograder.pipeline import Run, grade
+    from autograder.sources import Kernel
 
-    job = Job(path=Path("notebook"), lang=lang, subject=LocalSubject(namespace))
-    records: list[SubmissionResult] = []
     rng = torch.random.get_rng_state()
     try:
-        run_checks([job], 1, config, RunOptions("none", {name}, visible_only=not hidden, pictures=False,
-                                                    explainer=MeasuredExplainer), records.append)
+        return grade(Kernel(namespace), config, Run("none", lang, {name}, visible_only=not hidden, pictures=False))
     finally:
         torch.random.set_rng_state(rng)
-    return records[0]
 
 
 def _notebook_language(namespace: dict) -> str:

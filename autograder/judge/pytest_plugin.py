@@ -1,8 +1,8 @@
-"""The pytest plugin: every graded check runs on each submission in turn, one CheckResult per check."""
+"""The pytest plugin: every graded check runs on each subject handed to it in turn, one CheckResult per check."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,7 +12,7 @@ from autograder.i18n import t
 from autograder.judge.expect import CheckFailure
 from autograder.judge.reference import ReferenceSubject
 from autograder.judge.subjects import Subject
-from autograder.report.records import CheckResult
+from autograder.record import CheckResult
 
 
 class Note:
@@ -27,11 +27,11 @@ class Note:
 
 @dataclass
 class _Current:
-    """The submission the checks are running on."""
+    """The subject the checks are running on."""
 
-    index: int
-    started: float
+    subject: Subject
     lang: str
+    started: float
     results: list[CheckResult] = field(default_factory=list)
 
 
@@ -40,28 +40,24 @@ _PLUGIN = pytest.StashKey["GradingPlugin"]()
 
 
 class GradingPlugin:
-    """Parametrises every check over `count` submissions (one pytest session for them all).
+    """Runs every collected check on each subject handed to it in turn (one pytest session for them all).
 
-    `next_subject()` is called when a submission's turn comes and returns its subject (read and
-    opened by the caller) and its feedback language; `finished(results, started)` receives its
-    CheckResult list when its last check has run, while the subject is still open.
+    `next_subject()` returns the next (subject, feedback language), already opened by the caller, or None when
+    there are no more; `deliver(results)` receives its CheckResult list when its last check has run. The
+    plugin opens nothing and writes nothing: the caller (judge/session.py) hands subjects in and takes
+    results out.
     """
 
-    def __init__(self, count: int, next_subject: Callable[[], tuple[Subject, str]],
-                 finished: Callable[[list[CheckResult], float], None], reference: Callable[[], ReferenceSubject],
+    def __init__(self, next_subject: Callable[[], tuple[Subject, str] | None],
+                 deliver: Callable[[list[CheckResult]], None], reference: Callable[[], ReferenceSubject],
                  submission_seconds: float, parts: set[str] | None = None, visible_only: bool = False):
-        self.count, self.next_subject, self.finished, self.reference = count, next_subject, finished, reference
+        self.next_subject, self.deliver, self.reference = next_subject, deliver, reference
         self.submission_seconds, self.parts, self.visible_only = submission_seconds, parts, visible_only
         self.current: _Current | None = None
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "check(names, points, hidden): a graded check")
         config.stash[_PLUGIN] = self
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "sub" in metafunc.fixturenames:
-            metafunc.parametrize("sub", range(self.count), indirect=True, scope="session",
-                                 ids=[f"job{i}" for i in range(self.count)])
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep = []
@@ -77,14 +73,30 @@ class GradingPlugin:
         items[:] = keep
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        """All checks on one subject, then the next: the checks are collected once, and each subject's are torn
+        down to the last fixture before the next subject's begin."""
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error(s) while collecting the checks")
+        items = session.items
+        for subject, lang in iter(self.next_subject, None):
+            self.current = _Current(subject, lang, time.monotonic())
+            for i, item in enumerate(items):
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items)
+                                                         else None)
+            results, self.current = self.current.results, None
+            self.deliver(results)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
         """Record the check's result. Replaces pytest's own report, which formats a traceback for
         every failed check (about 2 ms each) that nobody reads."""
         failed = call.excinfo is not None
         if call.when == "call" or (call.when == "setup" and failed):
             current = self.current
-            if current is None or current.index != item.callspec.params["sub"]:
-                raise RuntimeError(f"{item.nodeid} ran outside its submission's turn")
+            if current is None:
+                raise RuntimeError(f"{item.nodeid} ran outside a subject's turn")
             current.results.append(_check_result(item, current.lang, call.excinfo, item.funcargs.get("note")))
         return pytest.TestReport(item.nodeid, item.location, {}, "failed" if failed else "passed",
                                  call.excinfo.exconly() if failed else None, call.when,
@@ -98,14 +110,10 @@ NOT_WRITTEN = {"student.not_implemented", "refused.missing"}
 # The fixtures live at module level and read the session's plugin from the config: pytest passes this module to
 # pytest.main as a plugin beside the GradingPlugin instance (judge/run.py).
 
-@pytest.fixture(scope="session")
-def sub(request: pytest.FixtureRequest) -> Iterator[Subject]:
-    # session-scoped and parametrised: pytest runs all checks of one submission, then the next
-    plugin = request.config.stash[_PLUGIN]
-    plugin.current = _Current(request.param, time.monotonic(), "en")
-    subject, plugin.current.lang = plugin.next_subject()
-    yield subject
-    plugin.finished(plugin.current.results, plugin.current.started)
+@pytest.fixture
+def sub(request: pytest.FixtureRequest) -> Subject:
+    """The subject whose turn it is (opened by the caller, which closes it after the results)."""
+    return request.config.stash[_PLUGIN].current.subject
 
 
 @pytest.fixture

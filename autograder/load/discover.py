@@ -17,7 +17,7 @@ from pathlib import Path
 from autograder.config import Limits
 from autograder.load.archive import unpack
 from autograder.load.submission import file_sha256
-from autograder.report.records import checks_digest
+from autograder.record import checks_digest
 
 SUFFIXES = {".ipynb", ".py"}
 ARCHIVES = {".zip"}

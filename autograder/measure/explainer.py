@@ -50,7 +50,7 @@ def self_check_entries(sub: Subject, part: str, lang: str) -> list[dict]:
 
 
 class MeasuredExplainer:
-    """The judge's explainer where no reference solution is (RunOptions.explainer); see judge/run.py."""
+    """The explain stage where no reference solution is (the self-check; pipeline.explainer chooses it)."""
 
     needs_reference = False
 

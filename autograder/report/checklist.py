@@ -5,7 +5,7 @@ import re
 
 from autograder.assignment import POINTS
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult
+from autograder.record import SubmissionResult
 from autograder.report.render import render_page
 
 POSITIONS = re.compile(r"\b(cell|line) \d|個儲存格|第 \d+ 行")

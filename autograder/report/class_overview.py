@@ -8,7 +8,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.record import SubmissionResult
+from autograder.report.records import write_atomic
 from autograder.report.render import render_page
 
 

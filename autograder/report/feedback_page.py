@@ -6,8 +6,9 @@ from pathlib import Path
 from markupsafe import Markup
 
 from autograder.i18n import t
+from autograder.record import SubmissionResult
 from autograder.report.checklist import checklist_html
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.report.records import write_atomic
 from autograder.report.render import render_page
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from autograder.assignment import GRADED
 from autograder.i18n import t
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.record import SubmissionResult
+from autograder.report.records import write_atomic
 
 
 def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path) -> None:

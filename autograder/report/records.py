@@ -1,121 +1,12 @@
-"""Result records and their JSON form (Gradescope's results.json schema plus the kit's fields)."""
+"""Records on disk: written atomically with the mode the umask gives, and read back (the model is record.py)."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CHECKS_DIR = Path(__file__).parent.parent / "checks"
-
-
-@functools.cache
-def kit_version() -> str:
-    """The installed kit's version (pyproject's), or "unknown" when running from a bare checkout."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("attention-autograder")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-@functools.cache
-def checks_files(folder: Path = CHECKS_DIR) -> dict[str, str]:
-    """File name -> first 12 hex digits of the SHA-256 of each check module's source, as graded now."""
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in sorted(folder.glob("*.py"))}
-
-
-def checks_digest(files: dict[str, str] | None = None) -> str:
-    """One digest over all check modules: equal digests mean the same checks produced two records."""
-    files = checks_files() if files is None else files
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-
-
-@dataclass
-class CheckResult:
-    """One graded check of one submission."""
-
-    name: str
-    """The check's title in the feedback language."""
-    check_id: str
-    """The pytest function name, stable across languages."""
-    part: str
-    """The graded name that earns the points."""
-    score: float
-    max_score: float
-    status: str
-    """"passed" or "failed"."""
-    output: str
-    """What the student should know: the failure message and any notes."""
-    tags: list[str]
-    """All graded names the check touches."""
-    visibility: str
-    """"visible" (in the self-check) or "hidden" (Gradescope hides it from students)."""
-    message_key: str = ""
-    """Catalogue key of the failure message, for statistics across languages."""
-
-
-@dataclass
-class SubmissionResult:
-    """Everything known about one submission after grading (or failing to)."""
-
-    submission: str
-    score: float
-    max_score: float
-    execution_time: float
-    output: str = ""
-    tests: list[CheckResult] = field(default_factory=list)
-    error: str | None = None
-    """Why the submission could not be graded at all, if it could not."""
-    isolation: str = ""
-    language: str = "en"
-    sha256: str = ""
-    stderr: str = ""
-    instructor_notes: list[str] = field(default_factory=list)
-    """What the student is not shown. Empty in today's records: the loader no longer runs statements that need
-    skipped demo code, which older records noted here."""
-    similarity_notes: list[str] = field(default_factory=list)
-    """Instructor only, never on the student's page: `autograder similarity`'s lines on whom this submission shares
-    unusual code with, and why (replaced at each run)."""
-    internal_errors: list[str] = field(default_factory=list)
-    """Errors of the kit's own met while grading (a defect to report; empty when none): the score stands, but
-    what they name (a diagnosis, a check's message) is missing or wrong."""
-    diagnoses: list[dict] = field(default_factory=list)
-    """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
-    and "depends_on" (a failed part this one builds on) when none matched."""
-    attention: dict = field(default_factory=dict)
-    """Attention weights on the chapter's sentence: {"student" | "reference": {class: (heads, T, T) or reason}}."""
-    kit_version: str = field(default_factory=kit_version)
-    """The kit's version that wrote the record ("" in records written before records carried it)."""
-    checks_digest: str = field(default_factory=checks_digest)
-    """Digest of the check modules that produced the record (see checks_files)."""
-    checks_files: dict[str, str] = field(default_factory=lambda: dict(checks_files()))
-    """Check module -> digest of its source, so a regrade diff can name the module that changed."""
-
-    @property
-    def parts(self) -> dict[str, tuple[float, float]]:
-        totals: dict[str, tuple[float, float]] = {}
-        for test in self.tests:
-            got, out_of = totals.get(test.part, (0.0, 0.0))
-            totals[test.part] = (got + test.score, out_of + test.max_score)
-        return totals
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["parts"] = {k: {"score": s, "max_score": m} for k, (s, m) in self.parts.items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> SubmissionResult:
-        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key, empty in (("kit_version", ""), ("checks_digest", ""), ("checks_files", {})):
-            data.setdefault(key, empty)  # an old record: unknown, not today's checks
-        data["tests"] = [CheckResult(**t) for t in data.get("tests", [])]
-        return cls(**data)
+from autograder.record import SubmissionResult
 
 
 def _umask() -> int:

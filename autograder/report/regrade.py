@@ -6,9 +6,10 @@ import sys
 from dataclasses import dataclass, field
 
 from autograder.i18n import t
+from autograder.record import SubmissionResult
 from autograder.report.class_overview import BINS as BUCKETS
 from autograder.report.class_overview import histogram
-from autograder.report.records import SubmissionResult, write_atomic
+from autograder.report.records import write_atomic
 
 
 @dataclass
