@@ -9,8 +9,8 @@ import pytest
 
 from autograder.authoring.build import to_marimo
 from autograder.config import Config
-from autograder.explain.attention_model import Knobs, attention
 from autograder.explain.facts import measure, state_for
+from autograder.explain.knobs import Knobs, attention
 from autograder.explain.misconceptions import BY_ID, mutate
 from autograder.explain.mistakes import name
 from autograder.judge.probes import randn

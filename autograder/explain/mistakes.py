@@ -5,8 +5,8 @@ from itertools import combinations, product
 
 import torch
 
-from autograder.explain.attention_model import Knobs, alternatives, attention, with_deviations
 from autograder.explain.facts import Facts
+from autograder.explain.knobs import Knobs, alternatives, attention, with_deviations
 
 MAX_DEVIATIONS = 2
 """Wiring mistakes searched at once on top of what the twin probe measured (mask, axis, scale)."""

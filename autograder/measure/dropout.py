@@ -5,12 +5,12 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.judge.subjects import Module
+from autograder.judge.subjects import ModuleHandle
 
 Copies = tuple[torch.Tensor, torch.Tensor]
 
 
-def dropout_kind(module: Module, x: torch.Tensor, read: Callable[[torch.Tensor], Copies | None], p: float,
+def dropout_kind(module: ModuleHandle, x: torch.Tensor, read: Callable[[torch.Tensor], Copies | None], p: float,
                  nan_agrees: bool = False) -> list[str]:
     """Structural facts of `module`'s dropout (built with probability `p`), found on the probe input `x`.
 

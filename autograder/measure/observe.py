@@ -14,9 +14,9 @@ import torch
 from autograder.errors import StudentError
 from autograder.i18n import t
 from autograder.judge.probes import randn
-from autograder.judge.subjects import Module, Subject
+from autograder.judge.subjects import ModuleHandle, Subject
 from autograder.measure.dropout import dropout_kind
-from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, read_pattern, read_weights
+from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
 
 SIZES = {"CausalAttention": (5, 6, 9, 7, 1), "MultiHeadAttention": (5, 6, 9, 7, 2)}
 """(d_in, d_out, context_length, tokens, heads): d_in != d_out != head_dim, tokens < context_length."""
@@ -52,7 +52,7 @@ class Observed:
         return (found, {"line": self.raised.params.get("line", "")}) if found else None
 
 
-def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int) -> Module:
+def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int) -> ModuleHandle:
     return sub.new(part, d_in, d_out, context, p, *((heads,) if part == "MultiHeadAttention" else ()))
 
 
@@ -85,7 +85,7 @@ def observe(sub: Subject, part: str) -> Observed:
     try:
         probe, one_hot = equal_qkv_probe(sub, part, heads)
         out = probe(one_hot)
-        copies = read_weights(out, heads)
+        copies = equal_qkv_weights(out, heads)
         if copies is not None and torch.allclose(*copies, atol=1e-6, equal_nan=True):
             weights = copies[0][0]  # (heads, T, T)
             sums = {"keys": weights.nansum(-1), "queries": weights.nansum(-2), "heads": weights.nansum(0)}
@@ -96,7 +96,8 @@ def observe(sub: Subject, part: str) -> Observed:
                 found.scale, found.head_dim = pattern.get("scale_found"), 2 * QKV_D  # one head: d_out
         probe, one_hot = equal_qkv_probe(sub, part, heads, 0.5)
         if found.axes:
-            found.dropout = dropout_kind(probe, one_hot, lambda out: read_weights(out, heads), 0.5, nan_agrees=True)
+            found.dropout = dropout_kind(probe, one_hot, lambda out: equal_qkv_weights(out, heads), 0.5,
+                                         nan_agrees=True)
     except StudentError:
         pass
     return found

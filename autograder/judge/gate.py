@@ -25,7 +25,7 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.judge.expect import fail
-from autograder.judge.subjects import Module, Subject
+from autograder.judge.subjects import ModuleHandle, Subject
 
 MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
 CAUSAL = {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"}
@@ -107,7 +107,7 @@ def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bo
     return verdict
 
 
-def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
+def _drawn(module: ModuleHandle, seed: int, draw: str) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for key, shape in module.params.items():
@@ -121,7 +121,7 @@ def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _ordinary(module: Module, p: Probe) -> Probe:
+def _ordinary(module: ModuleHandle, p: Probe) -> Probe:
     """`p` with its input scaled so that the module's own projections give scores of about one per sqrt(head_dim)
     (a fresh SelfAttention_v1's torch.rand weights would otherwise make every weight 0 or 1)."""
     weights = _weights(module)
@@ -132,7 +132,7 @@ def _ordinary(module: Module, p: Probe) -> Probe:
     return Probe(p.args, p.x * factor, p.heads, p.head_dim)
 
 
-def _weights(module: Module) -> dict[str, torch.Tensor]:
+def _weights(module: ModuleHandle) -> dict[str, torch.Tensor]:
     return {k: v.double() for k, v in module.state().items() if k in module.params and k.split(".")[-1] != "mask"}
 
 
@@ -140,7 +140,7 @@ def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
     return {int(W.shape[0]) for W in weights.values() if W.dim() == 2 and W.shape[1] == x.shape[-1]}
 
 
-def is_attention(module: Module, p: Probe, name: str) -> bool | None:
+def is_attention(module: ModuleHandle, p: Probe, name: str) -> bool | None:
     """Whether `module`'s output on `p` is attention; None when it fits attention everywhere it can be read but
     some head's weights are all 0 or 1 (scores so far apart that they show nothing): the caller asks again with
     the input scaled down, which scales the scores down and keeps the family."""
