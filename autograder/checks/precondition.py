@@ -7,7 +7,7 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.judge.contract import unmatched_signature
-from autograder.judge.expect import CheckFailure, fail
+from autograder.judge.expect import SAME_CODE, CheckFailure, fail
 from autograder.judge.gate import expect_attention_family
 from autograder.judge.probes import expect_causal, expect_gradients, randn
 
@@ -27,7 +27,7 @@ BUILDS_ON = {"MultiHeadAttentionWrapper": "CausalAttention"}
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=1e-6, rtol=1e-5, equal_nan=True)
+    return a.shape == b.shape and torch.allclose(a, b, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True)
 
 
 def expect_attention(sub: Subject, name: str) -> None:

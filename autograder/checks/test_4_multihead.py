@@ -5,7 +5,7 @@ from autograder.checks.precondition import build, standing_in
 from autograder.errors import StudentError
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature
-from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.expect import SAME_CODE, check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
@@ -129,7 +129,8 @@ def test_wrapper_heads_drop_out_at_its_rate(sub):
         return
     x = randn(4, T, 3, seed=13)
     train = module(x, train=True, seed=0)
-    expect(not torch.allclose(train, module(x, train=False), atol=1e-6), "fail.wrapper_no_dropout", where=where, p=p)
+    same = torch.allclose(train, module(x, train=False), atol=SAME_CODE.atol, rtol=SAME_CODE.rtol)
+    expect(not same, "fail.wrapper_no_dropout", where=where, p=p)
 
 
 @check(WRAPPER, points=1, hidden=True, structure=True)

@@ -7,6 +7,7 @@ import torch
 
 from autograder.explain.facts import Facts
 from autograder.explain.knobs import Knobs, alternatives, attention, with_deviations
+from autograder.judge.expect import RECOMPUTED
 
 MAX_DEVIATIONS = 2
 """Wiring mistakes searched at once on top of what the twin probe measured (mask, axis, scale)."""
@@ -29,7 +30,8 @@ def _matches(knobs: Knobs, facts: Facts, multihead: bool) -> bool:
             expected = attention(knobs, weights, x, heads, multihead)
         except RuntimeError:  # e.g. a view that these sizes do not allow
             return False
-        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=1e-4, rtol=1e-3,
+        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=RECOMPUTED.atol,
+                                                             rtol=RECOMPUTED.rtol,
                                                              equal_nan=True):
             return False
     return True

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.expect import fail
+from autograder.judge.expect import ZERO, fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
 MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
@@ -39,6 +39,8 @@ READ_MARGIN = 10
 """How many times its estimated read error a weight's misfit may carry."""
 SHRINK = (1.0, 0.5, 0.25)
 """The input's scales, in turn, while a probe's weights are too nearly 0 or 1 to show anything."""
+EXACT = 1e-3
+"""How far A @ V may miss the output, relative to its largest value (plus ZERO), for V to make the values."""
 FLOAT32 = 2.0 ** -23
 """The outputs' rounding, relative: the read-out of each weight carries it, magnified (see _read)."""
 
@@ -245,7 +247,7 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
             A = ctx @ torch.linalg.pinv(Vh)
             error, size = (A @ Vh - ctx).abs(), ctx.abs()
             seen = ~error.isnan()  # a row the mask hides entirely is NaN: it shows nothing either way
-            if not bool(seen.any()) or error[seen].max() > 1e-3 * size[seen].max() + 1e-6:
+            if not bool(seen.any()) or error[seen].max() > EXACT * size[seen].max() + ZERO:
                 continue
             smallest_singular = torch.linalg.svdvals(Vh)[..., -1:].unsqueeze(-1)  # (b, heads, 1, 1)
             scale = size.nan_to_num(0.0).amax(dim=(-1, -2), keepdim=True)

@@ -7,7 +7,7 @@ import torch
 
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named
-from autograder.judge.expect import TOLERANCE, expect, fail
+from autograder.judge.expect import READ, TOLERANCE, ZERO, expect, fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
 # The chapter's six-token sentence "Your journey starts with one step".
@@ -103,7 +103,7 @@ def expect_causal_gradients(module: ModuleHandle, b: int, T: int, d_in: int, d_m
         fail("fail.no_input_grad", where=module.label)
     scale = result.x_grad.abs().max().item() + 1e-12
     for t in range(T - 1):
-        if result.x_grad[b * t : b * (t + 1), t + 1 :].abs().max().item() > 1e-5 * scale:
+        if result.x_grad[b * t : b * (t + 1), t + 1 :].abs().max().item() > TOLERANCE.atol * scale:
             fail("fail.future_leak_grad", where=module.label, position=t + 1)
 
 
@@ -235,19 +235,19 @@ def expect_dropout_on_weights(module: ModuleHandle, x: torch.Tensor, T: int, hea
     if out.shape != (2 * copies, T, 2 * T * heads):
         fail("fail.shape_unstable", where=where)
     first, second = weights_from_output(out, T, heads)
-    if not torch.allclose(first, second, atol=1e-5, equal_nan=True):
+    if not torch.allclose(first, second, atol=TOLERANCE.atol, equal_nan=True):
         fail("fail.dropout_after_weights", where=where)
     scaled = eval_a / (1 - p)
-    dropped = first.abs() < 1e-6
-    kept = (first - scaled).abs() < 1e-4 * (1 + scaled.abs())
-    unchanged = (first - eval_a).abs() < 1e-5
+    dropped = first.abs() < ZERO
+    kept = (first - scaled).abs() < READ * (1 + scaled.abs())
+    unchanged = (first - eval_a).abs() < TOLERANCE.atol
     if bool(unchanged.all()):
         fail("fail.dropout_no_effect", where=where)
     if not bool((dropped | kept).all()):
         if bool((dropped | unchanged).all()):
             fail("fail.dropout_unscaled", where=where, scale=f"{1 / (1 - p):g}")
         fail("fail.dropout_not_on_weights", where=where)
-    visible = eval_a > 1e-6
+    visible = eval_a > ZERO
     expect(bool((kept & visible).any()) and bool((dropped & visible).any()), "fail.dropout_no_effect", where=where)
     # Attention-weight dropout decides each (query, key) pair on its own: somewhere the same
     # key is kept for one query and dropped for another.

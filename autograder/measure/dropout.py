@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import torch
 
+from autograder.judge.expect import READ, SAME_CODE, TOLERANCE, ZERO
 from autograder.judge.subjects import ModuleHandle
 
 Copies = tuple[torch.Tensor, torch.Tensor]
@@ -24,10 +25,10 @@ def dropout_kind(module: ModuleHandle, x: torch.Tensor, read: Callable[[torch.Te
     if copies is None:
         return []
     eval_a = copies[0]
-    visible, scaled = eval_a > 1e-6, eval_a / (1 - p)
+    visible, scaled = eval_a > ZERO, eval_a / (1 - p)
 
     def dropped_or_scaled(c: torch.Tensor) -> bool:
-        fits = (c.abs() < 1e-6) | ((c - scaled).abs() < 1e-4 * (1 + scaled.abs()))
+        fits = (c.abs() < ZERO) | ((c - scaled).abs() < READ * (1 + scaled.abs()))
         return bool((fits | (torch.isnan(c) & torch.isnan(scaled)) if nan_agrees else fits).all())
 
     kinds = set()
@@ -36,19 +37,19 @@ def dropout_kind(module: ModuleHandle, x: torch.Tensor, read: Callable[[torch.Te
         if out.shape != base.shape:
             kinds.add("shape")
             continue
-        if torch.allclose(out, base, atol=1e-6, equal_nan=True):
+        if torch.allclose(out, base, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True):
             kinds.add("none")
             continue
         got = read(out)
         elementwise = all(dropped_or_scaled(c) for c in got)
-        if torch.allclose(got[0], got[1], atol=1e-5, equal_nan=True):
+        if torch.allclose(got[0], got[1], atol=TOLERANCE.atol, equal_nan=True):
             kinds.add("weights" if elementwise else "weights_not_dropout")
         elif not elementwise:
             kinds.add("other")
         else:  # dropout on the values drops (token, feature) pairs: the same for every query
             per_key = True
             for c in got:
-                dropped = (c.abs() < 1e-6) & visible
+                dropped = (c.abs() < ZERO) & visible
                 per_key &= bool(((dropped == visible) | ~dropped.any(-2, keepdim=True)).all())
             kinds.add("values" if per_key else "output")
     return sorted(kinds)

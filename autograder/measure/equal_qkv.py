@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from autograder.judge.expect import EXACT_ZERO, READ, SAME_CODE, ZERO
 from autograder.judge.probes import identity_state, one_hot, weights_from_output
 from autograder.judge.subjects import ModuleHandle, Subject
 from autograder.measure.readings import MASKS, SCALES, divisor, future
@@ -37,20 +38,20 @@ def equal_qkv_weights(out: torch.Tensor, heads: int) -> tuple[torch.Tensor, torc
     return first / QKV_A, second / QKV_A
 
 
-def _close(a: torch.Tensor, b: float | torch.Tensor, tol: float = 1e-4) -> bool:
+def _close(a: torch.Tensor, b: float | torch.Tensor, tol: float = READ) -> bool:
     return bool(torch.allclose(a, torch.as_tensor(b, dtype=a.dtype).expand_as(a), atol=tol, equal_nan=True))
 
 
 def read_pattern(out: torch.Tensor, heads: int) -> dict[str, Any]:
     """The Facts fields (masks, axes, readable, scale, scale_found) an equal-QKV probe output shows; {} if none."""
     copies = equal_qkv_weights(out, heads)
-    if copies is None or not torch.allclose(*copies, atol=1e-6, equal_nan=True):
+    if copies is None or not torch.allclose(*copies, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True):
         return {}
     A = copies[0][0]  # (heads, T, T)
     nan_rows = torch.isnan(A).all(-1)
-    if torch.isnan(A[~nan_rows]).any() or (A[~nan_rows] < -1e-6).any():
+    if torch.isnan(A[~nan_rows]).any() or (A[~nan_rows] < -ZERO).any():
         return {}
-    zero = (A.abs() < 1e-7) | torch.isnan(A)
+    zero = (A.abs() < EXACT_ZERO) | torch.isnan(A)
     masks = [m for m in MASKS if m != "zero_fill" and bool((zero == future(m, QKV_T)).all())]
     masks += ["zero_fill"] if "none" in masks else []  # 0 for the future is 0 like every other score here
     sums = {"keys": A.nansum(-1)[~nan_rows], "queries": A.nansum(-2), "heads": A.nansum(0)}
