@@ -2,12 +2,12 @@
 import torch
 
 from autograder.judge.contract import expect_named, expect_signature
+from autograder.judge.dropout import expect_attention_dropout
 from autograder.judge.expect import TOLERANCE, ZERO, check, expect, expect_close, expect_shape
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
     SHAPES,
-    expect_attention_dropout,
     expect_causal,
     expect_causal_gradients,
     expect_gradients,

@@ -5,13 +5,13 @@ from autograder.checks.precondition import build, standing_in
 from autograder.errors import StudentError
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature
+from autograder.judge.dropout import expect_attention_dropout
 from autograder.judge.expect import SAME_CODE, check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
     SHAPES,
     copy_weights,
-    expect_attention_dropout,
     expect_causal,
     expect_causal_gradients,
     expect_gradients,

@@ -10,10 +10,10 @@ import torch
 from autograder.errors import StudentError
 from autograder.explain.facts import state_for
 from autograder.explain.misconceptions import CATALOGUE, Misconception
+from autograder.judge.dropout import dropout_kind
 from autograder.judge.expect import TOLERANCE, CheckFailure
 from autograder.judge.probes import BATCH, INPUTS, identity_state, is_mask, one_hot, randn, weights_from_output
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.dropout import dropout_kind
 
 
 def _state(module: ModuleHandle, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:

@@ -9,9 +9,9 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.explain.knobs import layer_names
+from autograder.judge.dropout import dropout_kind
 from autograder.judge.probes import is_mask, randn
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.dropout import dropout_kind
 from autograder.measure.equal_qkv import equal_qkv_probe, equal_qkv_weights, read_pattern
 from autograder.measure.readings import MASKS
 

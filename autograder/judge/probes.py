@@ -7,7 +7,7 @@ import torch
 
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named
-from autograder.judge.expect import READ, TOLERANCE, ZERO, expect, fail
+from autograder.judge.expect import TOLERANCE, expect, fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
 # The chapter's six-token sentence "Your journey starts with one step".
@@ -213,50 +213,6 @@ def weights_from_output(out: torch.Tensor, T: int, heads: int,
     b, d_in = out.shape[0], d_in or T
     per_head = out.view(b, T, heads, 2, d_in)[..., :T].permute(0, 2, 3, 1, 4)  # (b, heads, 2, T, T)
     return per_head[:, :, 0], per_head[:, :, 1]
-
-
-def expect_attention_dropout(sub: Subject, name: str, num_heads: int | None, p: float = 0.5) -> None:
-    """In train mode, each attention weight is dropped (0) or kept and scaled by 1/(1-p).
-
-    Only the structure of the result is judged, never which weights are dropped, so any correct
-    way of drawing random numbers (nn.Dropout, F.dropout, scaled_dot_product_attention) passes.
-    """
-    T = 6
-    module, x = identity_probe(sub, name, T, num_heads, dropout=p, seed=7)
-    expect_dropout_on_weights(module, x, T, num_heads or 1, p)
-
-
-def expect_dropout_on_weights(module: ModuleHandle, x: torch.Tensor, T: int, heads: int, p: float) -> None:
-    """`expect_attention_dropout` on a module already set up as an identity probe (`identity_state`) for input `x`."""
-    copies = 4
-    where = f"{module.label} (dropout={p})"
-    eval_a = weights_from_output(module(x, train=False), T, heads)[0].repeat(copies, 1, 1, 1)
-    out = module(x.repeat(copies, 1, 1), train=True, seed=0)  # each copy draws its own pattern
-    if out.shape != (2 * copies, T, 2 * T * heads):
-        fail("fail.shape_unstable", where=where)
-    first, second = weights_from_output(out, T, heads)
-    if not torch.allclose(first, second, atol=TOLERANCE.atol, equal_nan=True):
-        fail("fail.dropout_after_weights", where=where)
-    scaled = eval_a / (1 - p)
-    dropped = first.abs() < ZERO
-    kept = (first - scaled).abs() < READ * (1 + scaled.abs())
-    unchanged = (first - eval_a).abs() < TOLERANCE.atol
-    if bool(unchanged.all()):
-        fail("fail.dropout_no_effect", where=where)
-    if not bool((dropped | kept).all()):
-        if bool((dropped | unchanged).all()):
-            fail("fail.dropout_unscaled", where=where, scale=f"{1 / (1 - p):g}")
-        fail("fail.dropout_not_on_weights", where=where)
-    visible = eval_a > ZERO
-    expect(bool((kept & visible).any()) and bool((dropped & visible).any()), "fail.dropout_no_effect", where=where)
-    # Attention-weight dropout decides each (query, key) pair on its own: somewhere the same
-    # key is kept for one query and dropped for another.
-    independent = any(
-        bool(column.any()) and not bool(column.all())
-        for k in range(T - 1)
-        for column in [dropped[..., k + 1 :, k][visible[..., k + 1 :, k]]]
-    )
-    expect(independent, "fail.dropout_not_on_weights", where=where)
 
 
 def expect_gradients(module: ModuleHandle, x: torch.Tensor, grad_out: torch.Tensor) -> None:

@@ -13,10 +13,10 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.i18n import t
+from autograder.judge.dropout import dropout_kind
 from autograder.judge.expect import READ, SAME_CODE, ZERO
 from autograder.judge.probes import randn
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.dropout import dropout_kind
 from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
 
 SIZES = {"CausalAttention": (5, 6, 9, 7, 1), "MultiHeadAttention": (5, 6, 9, 7, 2)}
