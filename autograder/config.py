@@ -1,4 +1,5 @@
-"""Settings an instructor may change: limits, points layout, paths."""
+"""What an instructor may change (Limits, Config), the environment variables the kit reads (environment(), their
+only reader), and the course's secret the attention gate's probes are drawn from."""
 from __future__ import annotations
 
 import hashlib

@@ -7,8 +7,9 @@ import string
 from functools import cache
 from pathlib import Path
 
-LANGS = ("en", "zh_TW")
 LOCALES = Path(__file__).parent / "locales"
+LANGS = tuple(sorted(path.stem for path in LOCALES.glob("*.json")))
+"""The languages that have a catalogue in locales/ ("en", "zh_TW"): `--lang`'s choices, the exports' languages."""
 
 
 @cache

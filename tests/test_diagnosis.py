@@ -9,9 +9,9 @@ import pytest
 
 from autograder.authoring.build import to_marimo
 from autograder.config import Config
-from autograder.explain.attention_model import Knobs, attention
 from autograder.explain.facts import measure, state_for
-from autograder.explain.misconceptions import BY_ID, mutate
+from autograder.explain.knobs import Knobs, attention
+from autograder.explain.misconceptions import CATALOGUE, mutate
 from autograder.explain.mistakes import name
 from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
@@ -19,6 +19,7 @@ from autograder.load.submission import load_submission
 from tests.conftest import FILES, run_cli
 
 REAL = FILES / "real"
+BY_ID = {m.id: m for m in CATALOGUE}
 FORMATS = (".py", ".ipynb", "_marimo.py")
 TARGET = 0.8
 """Share of the point-costing bugs in tests/files/real that must be named correctly (issue 11)."""

@@ -1,4 +1,4 @@
-"""The gate only attention passes (judge/attention_family.py): code built to look like attention is refused, every
+"""The gate only attention passes (judge/gate.py): code built to look like attention is refused, every
 real mistake of the catalogue is still attention, and so is every correct style, whatever the probe seed."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from autograder.checks.precondition import ATTENTION
 from autograder.config import Config
 from autograder.explain.misconceptions import CATALOGUE, mutate
-from autograder.judge.attention_family import expect_attention_family
 from autograder.judge.expect import CheckFailure
+from autograder.judge.gate import expect_attention_family
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from tests.conftest import FILES, run_cli

@@ -11,12 +11,25 @@ from autograder.assignment import GRADED
 from autograder.config import Config
 from autograder.explain.catalogue_match import outcomes_of, same
 from autograder.explain.diagnose import MEASURED
+from autograder.explain.knobs import alternatives
 from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
-from autograder.explain.mistakes import possible_ids
+from autograder.explain.mistakes import DROPOUT_IDS, STRUCTURE_IDS, deviation_id
 from autograder.i18n import LANGS, catalogue
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from tests.conftest import run_cli
+
+
+def possible_ids(part: str) -> set[str]:
+    """Every mistake id `autograder.explain.mistakes.name` can give for `part`: a knob's deviations, the facts it
+    names by themselves, an exception's cause, dropout and structure."""
+    multihead = part == "MultiHeadAttention"
+    prefix = "mha" if multihead else "causal"
+    ids = {deviation_id(k, v, multihead)[0] for k, v in alternatives(multihead)}
+    ids |= {deviation_id("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
+            "returns_nothing", "fixed_sizes", "init_typo", "view_not_contiguous", "mask_not_bool"}
+    ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
+    return {f"{prefix}_{i}" for i in ids}
 
 
 @pytest.fixture(scope="module")

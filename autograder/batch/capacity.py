@@ -1,4 +1,4 @@
-"""What holds for a submission under each isolation, how many judges fit, and the records of a stopped tree."""
+"""What holds for a submission under each isolation, and how many judges fit in the memory available."""
 from __future__ import annotations
 
 import os

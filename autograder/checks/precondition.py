@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.attention_family import expect_attention_family
 from autograder.judge.contract import unmatched_signature
-from autograder.judge.expect import CheckFailure, fail
+from autograder.judge.expect import SAME_CODE, CheckFailure, fail
+from autograder.judge.gate import expect_attention_family
 from autograder.judge.probes import expect_causal, expect_gradients, randn
 
 if TYPE_CHECKING:  # types only: the checks run on the judge's helpers alone
-    from autograder.judge.subjects import Module, Subject
+    from autograder.judge.subjects import ModuleHandle, Subject
 
 # A small construction per attention class: (constructor arguments, input shape, causal)
 ATTENTION: dict[str, tuple[tuple, tuple[int, ...], bool]] = {
@@ -27,7 +27,7 @@ BUILDS_ON = {"MultiHeadAttentionWrapper": "CausalAttention"}
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=1e-6, rtol=1e-5, equal_nan=True)
+    return a.shape == b.shape and torch.allclose(a, b, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True)
 
 
 def expect_attention(sub: Subject, name: str) -> None:
@@ -120,6 +120,6 @@ def standing_in(sub: Subject, name: str) -> tuple[str, ...]:
     return (lower,) if lower is not None and not sound(sub, lower) else ()
 
 
-def build(sub: Subject, name: str, *args, **kwargs) -> Module:
+def build(sub: Subject, name: str, *args, **kwargs) -> ModuleHandle:
     """The student's `name`, with stand-ins for the wrong classes it builds on (see standing_in)."""
     return sub.new(name, *args, stand_in=standing_in(sub, name), **kwargs)

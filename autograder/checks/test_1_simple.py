@@ -1,7 +1,7 @@
 """3.3: attention without trainable weights."""
 import torch
 
-from autograder.judge.expect import check, expect, expect_close, expect_shape
+from autograder.judge.expect import PRINTED, TOLERANCE, check, expect, expect_close, expect_shape
 from autograder.judge.probes import INPUTS, randn
 
 
@@ -10,7 +10,7 @@ def test_softmax_naive_on_scores(sub):
     scores = INPUTS @ INPUTS[1]
     weights = sub.call("softmax_naive", scores)
     expect_shape(weights, (6,), "softmax_naive", "one weight per token")
-    expect(abs(weights.sum().item() - 1.0) < 1e-5, "fail.not_normalised", where="softmax_naive",
+    expect(abs(weights.sum().item() - 1.0) < TOLERANCE.atol, "fail.not_normalised", where="softmax_naive",
            total=f"{weights.sum().item():.4f}")
     expect_close(weights, torch.exp(scores) / torch.exp(scores).sum(), "softmax_naive")
 
@@ -27,7 +27,7 @@ def test_simple_self_attention_on_sentence(sub):
     context = sub.call("simple_self_attention", INPUTS)
     expect_shape(context, (6, 3), "simple_self_attention", "(tokens, embedding size)")
     chapter = torch.tensor([0.4419, 0.6515, 0.5683])  # the context vector of "journey"
-    expect_close(context[1], chapter, "simple_self_attention", key="fail.chapter_values", atol=1e-4)
+    expect_close(context[1], chapter, "simple_self_attention", key="fail.chapter_values", atol=PRINTED)
 
 
 @check("simple_self_attention", points=2, hidden=True)
@@ -44,6 +44,6 @@ def test_simple_self_attention_weights_sum_to_one(sub, ref):
     x = torch.eye(5)
     weights = sub.call("simple_self_attention", x)
     expect_shape(weights, (5, 5), "simple_self_attention", "(tokens, embedding size)")
-    expect(torch.allclose(weights.sum(dim=-1), torch.ones(5), atol=1e-5), "fail.rows_not_normalised",
+    expect(torch.allclose(weights.sum(dim=-1), torch.ones(5), atol=TOLERANCE.atol), "fail.rows_not_normalised",
            where="simple_self_attention")
     expect_close(weights, ref.call("simple_self_attention", x), "simple_self_attention")

@@ -2,12 +2,12 @@
 import torch
 
 from autograder.judge.contract import expect_named, expect_signature
-from autograder.judge.expect import check, expect, expect_close, expect_shape
+from autograder.judge.dropout import expect_attention_dropout
+from autograder.judge.expect import TOLERANCE, ZERO, check, expect, expect_close, expect_shape
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
     SHAPES,
-    expect_attention_dropout,
     expect_causal,
     expect_causal_gradients,
     expect_gradients,
@@ -72,7 +72,7 @@ def _mask_right(module) -> bool:
 def test_causal_first_token_attends_to_itself(sub):
     module, x = identity_probe(sub, NAME, T=6)
     weights, _ = weights_from_output(module(x), 6, 1)
-    leaks = bool((weights[..., torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)].abs() > 1e-6).any())
+    leaks = bool((weights[..., torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)].abs() > ZERO).any())
     key = "fail.first_token_mask_right" if leaks and _mask_right(module) else "fail.first_token"
     expect_close(weights[:, 0, 0], torch.eye(6)[0].expand(2, 6), NAME, key=key)
 
@@ -83,10 +83,10 @@ def test_causal_weights_are_masked_distributions(sub):
         module, x = identity_probe(sub, NAME, T=T, seed=T)
         weights, _ = weights_from_output(module(x), T, 1)
         above = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-        expect(bool((weights[..., above].abs() < 1e-6).all()),
+        expect(bool((weights[..., above].abs() < ZERO).all()),
                "fail.weights_above_diagonal_mask_right" if _mask_right(module) else "fail.weights_above_diagonal",
                where=NAME)
-        expect(torch.allclose(weights.sum(-1), torch.ones_like(weights.sum(-1)), atol=1e-5),
+        expect(torch.allclose(weights.sum(-1), torch.ones_like(weights.sum(-1)), atol=TOLERANCE.atol),
                "fail.rows_not_normalised_masked", where=NAME)
 
 

@@ -5,13 +5,13 @@ from autograder.checks.precondition import build, standing_in
 from autograder.errors import StudentError
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature
-from autograder.judge.expect import check, expect, expect_close, expect_shape, fail
+from autograder.judge.dropout import expect_attention_dropout
+from autograder.judge.expect import SAME_CODE, check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
     SHAPES,
     copy_weights,
-    expect_attention_dropout,
     expect_causal,
     expect_causal_gradients,
     expect_gradients,
@@ -132,7 +132,8 @@ def test_wrapper_heads_drop_out_at_its_rate(sub):
     if torch.allclose(head(x, train=True, seed=0), head(x, train=False), atol=1e-6):
         return  # the student's CausalAttention drops nothing even alone: that is its check's loss, not the wrapper's
     train = module(x, train=True, seed=0)
-    expect(not torch.allclose(train, module(x, train=False), atol=1e-6), "fail.wrapper_no_dropout", where=where, p=p)
+    same = torch.allclose(train, module(x, train=False), atol=SAME_CODE.atol, rtol=SAME_CODE.rtol)
+    expect(not same, "fail.wrapper_no_dropout", where=where, p=p)
 
 
 @check(WRAPPER, points=1, hidden=True, structure=True)

@@ -10,18 +10,18 @@ import torch
 from autograder.errors import StudentError
 from autograder.explain.facts import state_for
 from autograder.explain.misconceptions import CATALOGUE, Misconception
+from autograder.judge.dropout import dropout_kind
 from autograder.judge.expect import TOLERANCE, CheckFailure
 from autograder.judge.probes import BATCH, INPUTS, identity_state, is_mask, one_hot, randn, weights_from_output
-from autograder.judge.subjects import Module, Subject
-from autograder.measure.dropout import dropout_kind
+from autograder.judge.subjects import ModuleHandle, Subject
 
 
-def _state(module: Module, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:
+def _state(module: ModuleHandle, scale: float = 1.0, overrides: dict | None = None) -> dict[str, torch.Tensor]:
     """Deterministic weights for `module`, by parameter name, with `overrides` in place of some."""
     return {**state_for(module, scale), **{k: v for k, v in (overrides or {}).items() if k in module.params}}
 
 
-def _layout(module: Module) -> dict:
+def _layout(module: ModuleHandle) -> dict:
     """What the checks ask of the module's structure, in a comparable form."""
     masks = {}
     for name in sorted(set(module.params) | set(module.buffers) | {k for k in module.info["state_keys"] if is_mask(k)}):
@@ -39,7 +39,7 @@ def _run(sub: Subject, name: str, args: tuple, x: torch.Tensor, scale: float = 1
     return module(x)
 
 
-def _identity(sub: Subject, name: str, T: int, heads: int | None, p: float) -> tuple[Module, torch.Tensor]:
+def _identity(sub: Subject, name: str, T: int, heads: int | None, p: float) -> tuple[ModuleHandle, torch.Tensor]:
     """Output = the attention weights, twice per head (judge.probes.identity_state), with name-keyed weights."""
     n = heads or 1
     module = sub.new(name, T, 2 * T * n, T, p, *((heads,) if heads else ()))

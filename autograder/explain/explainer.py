@@ -6,8 +6,8 @@ import time
 from autograder.explain.diagnose import Diagnoser
 from autograder.explain.misconceptions import mutate
 from autograder.judge.subjects import LocalSubject, Subject
-from autograder.measure.attention import attention_maps
 from autograder.measure.failed_parts import failed_parts, unstable_parts
+from autograder.measure.pictures import attention_maps
 
 
 class Explainer:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from autograder.errors import StudentError
-from autograder.explain.attention_model import layer_names
+from autograder.explain.knobs import layer_names
+from autograder.judge.dropout import dropout_kind
 from autograder.judge.probes import is_mask, randn
-from autograder.judge.subjects import Module, Subject
-from autograder.measure.dropout import dropout_kind
-from autograder.measure.equal_qkv import equal_qkv_probe, read_pattern, read_weights
+from autograder.judge.subjects import ModuleHandle, Subject
+from autograder.measure.equal_qkv import equal_qkv_probe, equal_qkv_weights, read_pattern
 from autograder.measure.readings import MASKS
 
 RANDOM_PROBES = {  # (d_in, d_out, context_length, tokens, heads); tokens < context_length except the last
@@ -54,13 +54,13 @@ class Facts:
     """Why every probe raised, when the exception says it: (mistake id without prefix, hint parameters)."""
 
 
-def state_for(module: Module, scale: float = 1.0) -> dict[str, torch.Tensor]:
+def state_for(module: ModuleHandle, scale: float = 1.0) -> dict[str, torch.Tensor]:
     """Deterministic weights by parameter name (creation order never matters)."""
     return {name: randn(*shape, seed=zlib.crc32(name.encode()) % 10_000) * (0.1 if "bias" in name else scale)
             for name, shape in sorted(module.params.items()) if not is_mask(name)}
 
 
-def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int, **kw) -> Module:
+def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int, **kw) -> ModuleHandle:
     return sub.new(part, d_in, d_out, context, p, *((heads,) if part == "MultiHeadAttention" else ()), **kw)
 
 
@@ -113,7 +113,7 @@ def measure(sub: Subject, part: str) -> Facts | None:
         module, x = equal_qkv_probe(sub, part, heads)
         facts = replace(facts, **read_pattern(module(x), heads))
         module, x = equal_qkv_probe(sub, part, heads, 0.5)
-        facts.dropout = dropout_kind(module, x, lambda out: read_weights(out, heads), 0.5, nan_agrees=True)
+        facts.dropout = dropout_kind(module, x, lambda out: equal_qkv_weights(out, heads), 0.5, nan_agrees=True)
     except StudentError:
         pass
     facts.structure = structure(sub, part)

@@ -138,7 +138,6 @@ CATALOGUE: tuple[Misconception, ...] = (
     _m("exercise_3_3_wrapper", "exercise_3_3", ("MultiHeadAttention(d_in=768, d_out=768",
                                                 "MultiHeadAttentionWrapper(d_in=768, d_out=64")),
 )
-BY_ID = {m.id: m for m in CATALOGUE}
 
 
 class CatalogueError(Exception):

@@ -5,8 +5,9 @@ from itertools import combinations, product
 
 import torch
 
-from autograder.explain.attention_model import Knobs, alternatives, attention, with_deviations
 from autograder.explain.facts import Facts
+from autograder.explain.knobs import Knobs, alternatives, attention, with_deviations
+from autograder.judge.expect import RECOMPUTED
 
 MAX_DEVIATIONS = 2
 """Wiring mistakes searched at once on top of what the twin probe measured (mask, axis, scale)."""
@@ -29,7 +30,8 @@ def _matches(knobs: Knobs, facts: Facts, multihead: bool) -> bool:
             expected = attention(knobs, weights, x, heads, multihead)
         except RuntimeError:  # e.g. a view that these sizes do not allow
             return False
-        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=1e-4, rtol=1e-3,
+        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=RECOMPUTED.atol,
+                                                             rtol=RECOMPUTED.rtol,
                                                              equal_nan=True):
             return False
     return True
@@ -94,7 +96,8 @@ def _sources_detail(sources: tuple[str, str, str]) -> dict:
     return {"pairs": wrong}
 
 
-def _deviation_ids(knob: str, value: object, multihead: bool) -> tuple[str, dict] | None:
+def deviation_id(knob: str, value: object, multihead: bool) -> tuple[str, dict] | None:
+    """The mistake id (without its part's prefix) and hint parameters that a knob set to `value` names."""
     if knob == "sources":
         return "wrong_projection", _sources_detail(value)
     if knob == "mask":
@@ -147,7 +150,7 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
         for knobs in matches[1:]:
             common &= set(knobs.deviations().items())
         for knob, value in sorted(common, key=lambda kv: list(Knobs.__dataclass_fields__).index(kv[0])):
-            found = _deviation_ids(knob, value, multihead)
+            found = deviation_id(knob, value, multihead)
             if found:
                 named.append(found)
     if not facts.has_out_proj and multihead and ("no_out_proj", {}) not in named:
@@ -171,14 +174,3 @@ def proven_right(facts: Facts | None, part: str) -> bool:
         return False
     multihead = part == "MultiHeadAttention"
     return facts.has_out_proj and _matches(Knobs(), facts, multihead)
-
-
-def possible_ids(part: str) -> set[str]:
-    """Every mistake id `name` can give for `part` (each needs a name and a hint in every language)."""
-    multihead = part == "MultiHeadAttention"
-    prefix = "mha" if multihead else "causal"
-    ids = {_deviation_ids(k, v, multihead)[0] for k, v in alternatives(multihead)}
-    ids |= {_deviation_ids("scale", "power:0.25", multihead)[0], "uses_global", "mask_not_sliced", "renamed_layer",
-            "returns_nothing", "fixed_sizes", "init_typo", "view_not_contiguous", "mask_not_bool"}
-    ids |= set(DROPOUT_IDS.values()) | STRUCTURE_IDS - (set() if multihead else {"no_divisibility_check"})
-    return {f"{prefix}_{i}" for i in ids}

@@ -6,7 +6,7 @@ import difflib
 from autograder.errors import StudentError
 from autograder.judge.binding import EMPTY, STUBS, Binding, role_of, stub_names
 from autograder.judge.expect import fail
-from autograder.judge.subjects import Module, Subject
+from autograder.judge.subjects import ModuleHandle, Subject
 
 
 def _shown(parameters: list[list]) -> str:
@@ -85,7 +85,7 @@ def _near_miss(expected: str, candidates: list[str]) -> str | None:
     return by_plain[match[0]] if match else None
 
 
-def expect_named(module: Module, attribute: str, kind: str, where: str, key: str, **params) -> None:
+def expect_named(module: ModuleHandle, attribute: str, kind: str, where: str, key: str, **params) -> None:
     """`module` has a direct child `attribute` of type `kind` ("Linear", "Dropout", "Parameter", "buffer").
 
     Otherwise fail with `key`, unless a child of that kind under a near-miss name explains it
@@ -113,7 +113,7 @@ def expect_named(module: Module, attribute: str, kind: str, where: str, key: str
     fail(key, where=where, **params)
 
 
-def built_arguments(module: Module, cls: str) -> dict | None:
+def built_arguments(module: ModuleHandle, cls: str) -> dict | None:
     """The arguments a graded function passed when it built `cls`, named as in the stub.
 
     A student's own parameter name stands for the stub's it was matched with (binding.bind), else for the

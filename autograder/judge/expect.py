@@ -1,4 +1,7 @@
-"""What check files use: the `check` marker, failures with catalogue messages, tensor comparison."""
+"""What check files use: the `check` marker, failures with catalogue messages, tensor comparison and its tolerances.
+
+Every tolerance of the kit is named here; only the attention gate's fit keeps its own parameters (judge/gate.py).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +20,22 @@ class Tolerance:
 
 
 TOLERANCE = Tolerance()
-"""The one tolerance for comparing a computation with the reference's (or with itself)."""
+"""A computation against the reference's: the one tolerance of the checks' comparisons (`expect_close`). Its atol
+also says when a sum is 1, when a weight is unchanged, and when the two copies of a train-mode read-out agree."""
+SAME_CODE = Tolerance(atol=1e-6, rtol=1e-5)
+"""The same code run twice on the same input (again, or in train and in eval mode) and the two copies of an eval-mode
+read-out: float32's rounding only."""
+RECOMPUTED = Tolerance(atol=1e-4, rtol=1e-3)
+"""A student's float32 forward pass against the trusted float64 recomputation it is matched with (explain/knobs.py)."""
+ZERO = 1e-6
+"""A float32 value of order 1 this close to 0 is 0: a masked or dropped weight, an output a change did not reach."""
+EXACT_ZERO = 1e-7
+"""An equal-QKV read-out's weight below this is masked (exp(-inf) is exactly 0; no unmasked weight there is near)."""
+READ = 1e-4
+"""A weight read back from a probe's output (through a layer, then divided back) is right within this: a row that
+sums to 1, a kept dropout weight that is its eval value / (1 - p) (relative, plus as much absolute)."""
+PRINTED = 1e-4
+"""The chapter prints its numbers to 4 decimals: a result agrees with them within this."""
 
 
 class CheckFailure(Exception):

@@ -22,8 +22,8 @@ class Forward:
     grads: dict[str, torch.Tensor | None] | None = None
 
 
-class Module:
-    """A module living in a subject, addressed by id."""
+class ModuleHandle:
+    """The judge's handle on a torch module that lives in a subject (a worker, or the reference), addressed by id."""
 
     def __init__(self, subject: Subject, id: int, info: dict, label: str):
         self.subject, self.id, self.info, self.label = subject, id, info, label
@@ -65,7 +65,7 @@ class Module:
                                    got=tuple(shape), expected=tuple(tensor.shape))
         self.subject.request("load", f"{self.label}.load_state_dict", self._key("load"), id=self.id, state=state)
 
-    def copy_from(self, source: Module, names: list[str]) -> None:
+    def copy_from(self, source: ModuleHandle, names: list[str]) -> None:
         """Load `source`'s parameters `names` by name; both modules live in the same subject."""
         for name in names:
             if source.params[name] != self.params[name]:
@@ -74,11 +74,11 @@ class Module:
         self.subject.request("copy", f"{self.label}.load_state_dict", self._key("load"), id=self.id,
                              source=source.id, names=names)
 
-    def child(self, path: str) -> Module:
+    def child(self, path: str) -> ModuleHandle:
         id = next(self.subject.ids)
         info = self.subject.request("child", f"{self.label}.{path}", self._key("child"), id=id, parent=self.id,
                                     path=path)
-        return Module(self.subject, id, info, f"{self.label}.{path}")
+        return ModuleHandle(self.subject, id, info, f"{self.label}.{path}")
 
     def _key(self, op: str) -> str:
         """What a call does, whatever the module is called here: its class's code runs either way."""
@@ -133,7 +133,7 @@ class Subject:
                             line=f" ({error['where']})" if error.get("where") else "",
                             **({"because": because} if because else {}))
 
-    def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> Module:
+    def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> ModuleHandle:
         """Build `name` with the stub's arguments; the graded classes in `stand_in` are the kit's stand-ins meanwhile.
 
         A constructor whose parameters match the stub's under other names or in another order gets the
@@ -146,7 +146,7 @@ class Subject:
         extra = {"stand_in": list(stand_in)} if stand_in else {}
         info = self.request("new", name, f"new:{name}" + "+".join(("", *stand_in)), id=id, name=name,
                             args=list(args), kwargs=kwargs, **extra)
-        return Module(self, id, info, name)
+        return ModuleHandle(self, id, info, name)
 
     def call(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), record: tuple[str, ...] = ()) -> Any:
         """Call a graded function; modules in `args` are passed by reference.
@@ -155,12 +155,12 @@ class Subject:
         each {"class", "arguments": [[name, value], ...] or None}.
         """
         id = next(self.ids)
-        wire = [{"$obj": a.id} if isinstance(a, Module) else a for a in args]
+        wire = [{"$obj": a.id} if isinstance(a, ModuleHandle) else a for a in args]
         extra = {k: list(v) for k, v in (("stand_in", stand_in), ("record", record)) if v}
         result = self.request("call", name, f"call:{name}" + "+".join(("", *stand_in)), id=id, name=name,
                               args=wire, **extra)
         if "module" in result:
-            module = Module(self, id, result["module"], name + "()")
+            module = ModuleHandle(self, id, result["module"], name + "()")
             module.built = list(result.get("built") or [])
             return module
         if "tensor" in result:

@@ -8,6 +8,7 @@ from autograder.config import Limits
 from autograder.errors import StudentError
 from autograder.judge.subjects import Subject
 from autograder.sandbox.budget import KEYS as TREE_LIMITS
+from autograder.sandbox.budget import human_size
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.worker_client import WorkerClient
 
@@ -116,15 +117,15 @@ class WorkerSubject(Subject):
         """The worker's limits show up as ordinary exceptions in the student's code; name them."""
         kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
         if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
-            params = {"where": what, "limit": _size(self.limits.address_bytes)}
+            params = {"where": what, "limit": human_size(self.limits.address_bytes)}
             self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
             return StudentError("student.memory_limit", **params)
         if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
             return StudentError("student.process_limit", where=what, limit=self.limits.processes)
         if code == errno.EFBIG:
-            return StudentError("student.file_limit", where=what, limit=_size(self.limits.file_bytes))
+            return StudentError("student.file_limit", where=what, limit=human_size(self.limits.file_bytes))
         if code == errno.ENOSPC:
-            return StudentError("student.disk_limit", where=what, limit=_size(self.limits.disk_bytes))
+            return StudentError("student.disk_limit", where=what, limit=human_size(self.limits.disk_bytes))
         return super()._error(error, what)
 
     def _retire(self) -> None:
@@ -147,9 +148,3 @@ def _tree_limit(exc: WorkerGone, limits: Limits, key: str, params: dict) -> tupl
     found = failure(exc.reason, exc.params, limits)
     return (found[0], {**params, **found[1]}) if found else (key, params)
 
-
-def _size(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:g} {unit}"
-    return f"{n} bytes"

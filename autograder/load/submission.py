@@ -83,7 +83,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class Read(NamedTuple):
+class LoadedFile(NamedTuple):
     """A file as the judge receives it: its definitions, or why it has none."""
 
     sha256: str
@@ -93,18 +93,18 @@ class Read(NamedTuple):
     """(message key, params) of the reason it could not be read."""
 
 
-def read_file(path: Path, max_bytes: int) -> Read:
+def read_file(path: Path, max_bytes: int) -> LoadedFile:
     """Hash and load `path`; every way of failing becomes a reason (one odd file must not stop a batch)."""
     sha256 = ""
     try:
         sha256 = file_sha256(path)
-        return Read(sha256, load_submission(path, max_bytes), None)
+        return LoadedFile(sha256, load_submission(path, max_bytes), None)
     except SubmissionError as exc:
-        return Read(sha256, None, (exc.key, exc.params))
+        return LoadedFile(sha256, None, (exc.key, exc.params))
     except OSError as exc:
-        return Read(sha256, None, ("load.unreadable", {"error": exc.strerror or str(exc)}))
+        return LoadedFile(sha256, None, ("load.unreadable", {"error": exc.strerror or str(exc)}))
     except Exception as exc:  # noqa: BLE001 - a file no reader expected must not stop the batch
-        return Read(sha256, None, ("load.unreadable", {"error": f"{type(exc).__name__}: {exc}"[:300]}))
+        return LoadedFile(sha256, None, ("load.unreadable", {"error": f"{type(exc).__name__}: {exc}"[:300]}))
 
 
 def load_submission(path: Path, max_bytes: int = 8 * 2**20) -> Submission:

@@ -6,15 +6,16 @@ from typing import Any
 
 import torch
 
+from autograder.judge.expect import EXACT_ZERO, READ, SAME_CODE, ZERO
 from autograder.judge.probes import identity_state, one_hot, weights_from_output
-from autograder.judge.subjects import Module, Subject
+from autograder.judge.subjects import ModuleHandle, Subject
 from autograder.measure.readings import MASKS, SCALES, divisor, future
 
 QKV_D, QKV_T, QKV_A = 7, 5, 1.2
 """One-hot tokens (d_in = 7, 5 tokens) and W_query = W_key = W_value = 1.2 * [I; I] per head."""
 
 
-def equal_qkv_probe(sub: Subject, part: str, heads: int, p: float = 0.0) -> tuple[Module, torch.Tensor]:
+def equal_qkv_probe(sub: Subject, part: str, heads: int, p: float = 0.0) -> tuple[ModuleHandle, torch.Tensor]:
     """Queries, keys and values all equal, so whichever layer feeds which, the output is the weights, twice.
 
     Layers are found by shape, not name: (d_out, d_in) ones are the projections, (d_out, d_out) is out_proj.
@@ -29,7 +30,7 @@ def equal_qkv_probe(sub: Subject, part: str, heads: int, p: float = 0.0) -> tupl
     return module, one_hot(QKV_T, QKV_D)
 
 
-def read_weights(out: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def equal_qkv_weights(out: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Both copies of the attention weights (b, heads, T, T) in an equal-QKV probe output, or None."""
     if tuple(out.shape) != (2, QKV_T, 2 * QKV_D * heads):
         return None
@@ -37,20 +38,20 @@ def read_weights(out: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Ten
     return first / QKV_A, second / QKV_A
 
 
-def _close(a: torch.Tensor, b: float | torch.Tensor, tol: float = 1e-4) -> bool:
+def _close(a: torch.Tensor, b: float | torch.Tensor, tol: float = READ) -> bool:
     return bool(torch.allclose(a, torch.as_tensor(b, dtype=a.dtype).expand_as(a), atol=tol, equal_nan=True))
 
 
 def read_pattern(out: torch.Tensor, heads: int) -> dict[str, Any]:
     """The Facts fields (masks, axes, readable, scale, scale_found) an equal-QKV probe output shows; {} if none."""
-    copies = read_weights(out, heads)
-    if copies is None or not torch.allclose(*copies, atol=1e-6, equal_nan=True):
+    copies = equal_qkv_weights(out, heads)
+    if copies is None or not torch.allclose(*copies, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True):
         return {}
     A = copies[0][0]  # (heads, T, T)
     nan_rows = torch.isnan(A).all(-1)
-    if torch.isnan(A[~nan_rows]).any() or (A[~nan_rows] < -1e-6).any():
+    if torch.isnan(A[~nan_rows]).any() or (A[~nan_rows] < -ZERO).any():
         return {}
-    zero = (A.abs() < 1e-7) | torch.isnan(A)
+    zero = (A.abs() < EXACT_ZERO) | torch.isnan(A)
     masks = [m for m in MASKS if m != "zero_fill" and bool((zero == future(m, QKV_T)).all())]
     masks += ["zero_fill"] if "none" in masks else []  # 0 for the future is 0 like every other score here
     sums = {"keys": A.nansum(-1)[~nan_rows], "queries": A.nansum(-2), "heads": A.nansum(0)}

@@ -10,9 +10,9 @@ import time
 
 from autograder.i18n import t
 from autograder.judge.subjects import Subject
-from autograder.measure.attention import attention_maps
 from autograder.measure.failed_parts import failed_parts, unstable_parts
 from autograder.measure.observe import SIZES, Observed, facts, facts_text, mask_discarded, mask_reversed, observe
+from autograder.measure.pictures import attention_maps
 
 MEASURED = {"CausalAttention": "causal", "MultiHeadAttention": "mha"}
 

@@ -13,10 +13,11 @@ import torch
 
 from autograder.errors import StudentError
 from autograder.i18n import t
+from autograder.judge.dropout import dropout_kind
+from autograder.judge.expect import READ, SAME_CODE, ZERO
 from autograder.judge.probes import randn
-from autograder.judge.subjects import Module, Subject
-from autograder.measure.dropout import dropout_kind
-from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, read_pattern, read_weights
+from autograder.judge.subjects import ModuleHandle, Subject
+from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
 
 SIZES = {"CausalAttention": (5, 6, 9, 7, 1), "MultiHeadAttention": (5, 6, 9, 7, 2)}
 """(d_in, d_out, context_length, tokens, heads): d_in != d_out != head_dim, tokens < context_length."""
@@ -54,7 +55,7 @@ class Observed:
         return (found, {"line": self.raised.params.get("line", "")}) if found else None
 
 
-def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int) -> Module:
+def _new(sub: Subject, part: str, d_in: int, d_out: int, context: int, p: float, heads: int) -> ModuleHandle:
     return sub.new(part, d_in, d_out, context, p, *((heads,) if part == "MultiHeadAttention" else ()))
 
 
@@ -69,13 +70,14 @@ def observe(sub: Subject, part: str) -> Observed:
         for key in range(tokens):
             changed = x.clone()
             changed[:, key] = randn(2, d_in, seed=100 + key)
-            moved = (module(changed) - base).abs().reshape(2, tokens, -1).amax(dim=(0, 2)) > 1e-6
+            moved = (module(changed) - base).abs().reshape(2, tokens, -1).amax(dim=(0, 2)) > ZERO
             found.leaks += [(query + 1, key + 1) for query in range(key) if moved[query]]
             found.self_blind |= not bool(moved[key])
             found.reach |= {(query + 1, key + 1) for query in range(tokens) if moved[query]}
         if "out_proj.weight" in module.params:
             module.load({"out_proj.weight": randn(*module.params["out_proj.weight"], seed=11)})
-            found.out_proj_unused = bool(torch.allclose(module(x), base, atol=1e-6))
+            found.out_proj_unused = bool(torch.allclose(module(x), base, atol=SAME_CODE.atol,
+                                                             rtol=SAME_CODE.rtol))
         mask = module.state().get("mask") if "mask" in module.buffers else None
         if mask is not None and mask.dim() == 2:
             right = torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)
@@ -88,18 +90,20 @@ def observe(sub: Subject, part: str) -> Observed:
     try:
         probe, one_hot = equal_qkv_probe(sub, part, heads)
         out = probe(one_hot)
-        copies = read_weights(out, heads)
-        if copies is not None and torch.allclose(*copies, atol=1e-6, equal_nan=True):
+        copies = equal_qkv_weights(out, heads)
+        if copies is not None and torch.allclose(*copies, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol,
+                                                        equal_nan=True):
             weights = copies[0][0]  # (heads, T, T)
             sums = {"keys": weights.nansum(-1), "queries": weights.nansum(-2), "heads": weights.nansum(0)}
             found.axes = [axis for axis, total in sums.items() if (heads > 1 or axis != "heads")
-                          and bool(((total - 1).abs() < 1e-4).all())]
+                          and bool(((total - 1).abs() < READ).all())]
             pattern = read_pattern(out, heads)
             if part == "CausalAttention" and found.axes == ["keys"] and pattern.get("masks") == ["causal"]:
                 found.scale, found.head_dim = pattern.get("scale_found"), 2 * QKV_D  # one head: d_out
         probe, one_hot = equal_qkv_probe(sub, part, heads, 0.5)
         if found.axes:
-            found.dropout = dropout_kind(probe, one_hot, lambda out: read_weights(out, heads), 0.5, nan_agrees=True)
+            found.dropout = dropout_kind(probe, one_hot, lambda out: equal_qkv_weights(out, heads), 0.5,
+                                         nan_agrees=True)
     except StudentError:
         pass
     return found

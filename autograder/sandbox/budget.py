@@ -178,9 +178,11 @@ def start(limits: Limits, tree: Tree, add: int | None = None) -> Budget:
 
 
 def human_size(n: float) -> str:
+    """A size as every message of the kit writes it: "3 GiB", "1.25 GiB", "320 MiB", "512 bytes" (two decimals at
+    most, so a limit reads as it was set)."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            return f"{round(n / size, 2):g} {unit}"
     return f"{int(n)} bytes"
 
 

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import psutil
 
-from autograder.config import CGROUP_SWITCH, environment
+from autograder.config import environment
 
 MOUNTS = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 """memory is required; the others are used when present."""
-DISABLE = CGROUP_SWITCH
-"""Set to "off" to use the watchdog alone (config.Environment.cgroups)."""
 
 _counter = itertools.count()
 
@@ -44,7 +42,8 @@ def _own(controller: str) -> Path | None:
 
 @cache
 def available() -> tuple[str, ...]:
-    """The controllers a group can be made with here (empty when memory cannot be); probed once."""
+    """The controllers a group can be made with here (empty when memory cannot be, or when config.environment()
+    says AUTOGRADER_CGROUP=off); probed once."""
     if not environment().cgroups or os.geteuid() != 0:
         return ()
     found = []

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 from autograder import stopwatch
-from autograder.config import FORK_SWITCH, Limits, environment
+from autograder.config import Limits, environment
 from autograder.sandbox import linux
 from autograder.sandbox.capability import fresh_uid
 from autograder.sandbox.errors import WorkerGone
@@ -23,8 +23,6 @@ from autograder.sandbox.launch import Spawn
 from autograder.sandbox.processes import kill_group, kill_strays, kill_uids, started
 from autograder.sandbox.tree import in_namespace
 
-FORK_SERVER = FORK_SWITCH
-"""Set to "off" to start each fallback worker on its own, as before the fork server (config.Environment)."""
 ZYGOTE_SECONDS = 10.0
 """Time a running zygote has to answer (a reset kills and waits for everything a worker left)."""
 

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.expect import fail
-from autograder.judge.subjects import Module, Subject
+from autograder.judge.expect import ZERO, fail
+from autograder.judge.subjects import ModuleHandle, Subject
 
 MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
 CAUSAL = {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"}
@@ -47,6 +47,8 @@ COARSEST = 0.05
 """The largest weight the read-out may fail to tell from 0 (READ_MARGIN read errors) before a probe is redrawn."""
 SHRINK = (1.0, 0.5, 0.25)
 """The input's scales, in turn, while a probe's weights are too nearly 0 or 1 to show anything."""
+EXACT = 1e-3
+"""How far A @ V may miss the output, relative to its largest value (plus ZERO), for V to make the values."""
 FLOAT32 = 2.0 ** -23
 """The outputs' rounding, relative: the read-out of each weight carries it, magnified (see _read)."""
 
@@ -118,7 +120,7 @@ def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bo
     return False if verdict == BLANK else verdict
 
 
-def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
+def _drawn(module: ModuleHandle, seed: int, draw: str) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for key, shape in module.params.items():
@@ -132,7 +134,7 @@ def _drawn(module: Module, seed: int, draw: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _ordinary(module: Module, p: Probe) -> Probe:
+def _ordinary(module: ModuleHandle, p: Probe) -> Probe:
     """`p` with its input scaled so that the module's own projections give scores of about one per sqrt(head_dim)
     (a fresh SelfAttention_v1's torch.rand weights would otherwise make every weight 0 or 1)."""
     weights = _weights(module)
@@ -143,7 +145,7 @@ def _ordinary(module: Module, p: Probe) -> Probe:
     return Probe(p.args, p.x * factor, p.heads, p.head_dim)
 
 
-def _weights(module: Module) -> dict[str, torch.Tensor]:
+def _weights(module: ModuleHandle) -> dict[str, torch.Tensor]:
     return {k: v.double() for k, v in module.state().items() if k in module.params and k.split(".")[-1] != "mask"}
 
 
@@ -151,7 +153,7 @@ def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
     return {int(W.shape[0]) for W in weights.values() if W.dim() == 2 and W.shape[1] == x.shape[-1]}
 
 
-def is_attention(module: Module, p: Probe, name: str) -> bool | str | None:
+def is_attention(module: ModuleHandle, p: Probe, name: str) -> bool | str | None:
     """Whether `module`'s output on `p` is attention; None when it fits attention everywhere it can be read but
     some head's weights are all 0 or 1 (scores so far apart that they show nothing): the caller asks again with
     the input scaled down, which scales the scores down and keeps the family. UNREADABLE when it fits nothing but
@@ -268,7 +270,7 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
             A = ctx @ torch.linalg.pinv(Vh)
             error, size = (A @ Vh - ctx).abs(), ctx.abs()
             seen = ~error.isnan()  # a row the mask hides entirely is NaN: it shows nothing either way
-            if not bool(seen.any()) or error[seen].max() > 1e-3 * size[seen].max() + 1e-6:
+            if not bool(seen.any()) or error[seen].max() > EXACT * size[seen].max() + ZERO:
                 if FLOAT32 * magnify > 1e-4:  # a layer undone so ill-conditioned that nothing can be read back
                     reads.append(math.inf)
                 continue

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from itertools import permutations, product
+from itertools import product
 
 import torch
 
@@ -53,10 +53,6 @@ def alternatives(multihead: bool) -> list[tuple[str, object]]:
     else:
         found = [d for d in found if d != ("scale", "sqrt_d_out")]  # the same as sqrt_head_dim with one head
     return found
-
-
-def swapped_sources() -> list[tuple[str, str, str]]:
-    return [p for p in permutations(PROJECTIONS) if p != PROJECTIONS]
 
 
 def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, heads: int,

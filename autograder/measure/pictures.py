@@ -15,7 +15,7 @@ D_K = 2
 """Query/key size of the drawn heads, as in the chapter (d_out=2)."""
 
 
-def _sentence_weights(heads: int, T: int) -> Callable[[str, list[int]], torch.Tensor | None]:
+def _sentence_queries_keys(heads: int, T: int) -> Callable[[str, list[int]], torch.Tensor | None]:
     """Query and key weights under which a module on one-hot tokens behaves like a d_k=2 head on the sentence.
 
     Token j enters as e_j, so W_query = W_q @ INPUTS.T gives query j = W_q @ x_j. Each head's
@@ -40,13 +40,13 @@ def _sentence_weights(heads: int, T: int) -> Callable[[str, list[int]], torch.Te
     return queries_keys
 
 
-def read_weights(sub: Subject, name: str, heads: int | None) -> torch.Tensor:
+def sentence_weights(sub: Subject, name: str, heads: int | None) -> torch.Tensor:
     """The (heads, T, T) attention weights of `name` on the sentence, read through the module's output."""
     T, n = len(TOKENS), heads or 1
     d_out = 2 * T * (n if name == "MultiHeadAttention" else 1)
     args = {"SelfAttention_v2": (T, d_out), "CausalAttention": (T, d_out, T, 0.0)}.get(name, (T, d_out, T, 0.0, n))
     module = sub.new(name, *args)
-    module.load(identity_state(module.params.items(), T, n, _sentence_weights(n, T)))
+    module.load(identity_state(module.params.items(), T, n, _sentence_queries_keys(n, T)))
     x = torch.eye(T)
     out = module(x) if name == "SelfAttention_v2" else module(x.unsqueeze(0))
     out = out.unsqueeze(0) if out.dim() == 2 else out
@@ -70,7 +70,7 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
         try:
             # NaN and infinities become None: records are strict JSON (Gradescope reads them too)
             maps[name] = [[[round(v, 4) if math.isfinite(v) else None for v in row.tolist()] for row in head]
-                          for head in read_weights(sub, name, heads)]
+                          for head in sentence_weights(sub, name, heads)]
         except StudentError as error:
             maps[name] = t(error.key, lang, **error.params)
         except Exception as error:  # noqa: BLE001 - an output of the wrong shape cannot be drawn
