@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.assignment import GRADED
 from autograder.authoring.build import to_marimo
 from autograder.config import Config
 from autograder.explain.facts import measure, state_for
@@ -16,6 +17,7 @@ from autograder.explain.mistakes import name
 from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
+from tests.claims import untrue
 from tests.conftest import FILES, run_cli
 
 REAL = FILES / "real"
@@ -200,6 +202,13 @@ def test_every_format_gets_the_same_grade_and_diagnosis(graded_real, manifest):
         assert len(set(scores.values())) == 1, f"{file}: scores differ by format {scores}"
         named = {form: _named(r) for form, r in records.items()}
         assert all(n == named[".py"] for n in named.values()), f"{file}: diagnoses differ by format {named}"
+
+
+@pytest.mark.slow
+def test_no_check_message_names_a_cause_a_real_pattern_does_not_have(graded_real, manifest):
+    for (file, form), record in graded_real.items():
+        known = {part: list(manifest[file]["bugs"].get(part, [])) for part in GRADED}
+        assert not untrue(record, known), f"{file}{form}: {untrue(record, known)}"
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from autograder.explain.mistakes import DROPOUT_IDS, STRUCTURE_IDS, deviation_id
 from autograder.i18n import LANGS, catalogue
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
+from tests.claims import CLAIMS, untrue
 from tests.conftest import run_cli
 
 
@@ -168,6 +169,30 @@ def test_correct_submissions_get_no_diagnosis(graded_fixtures, manifest):
     for name, entry in manifest.items():
         if entry["full_marks"]:
             assert graded_fixtures[name]["diagnoses"] == [], name
+
+
+@pytest.mark.slow
+def test_no_check_message_names_a_cause_the_mutant_does_not_have(graded_mutants):
+    _, records = graded_mutants
+    by_id = {m.id: m for m in CATALOGUE}
+    shown = {t["message_key"] for r in records.values() for t in r["tests"] if t["status"] == "failed"}
+    assert len(shown & set(CLAIMS)) >= 10, "the catalogue must meet the messages that name a cause"
+    untrue_claims = {name: found for name, record in records.items()
+                     if (found := untrue(record, {by_id[name].part: list(by_id[name].names)}))}
+    assert not untrue_claims, untrue_claims
+
+
+@pytest.mark.slow
+def test_no_check_message_names_a_cause_a_fixture_does_not_have(graded_fixtures, manifest):
+    checked = 0
+    for name, entry in manifest.items():
+        stem = name.rsplit(".", 1)[0]
+        if not stem.startswith(("bug_", "correct_")):
+            continue
+        known = {part: [] for part in entry["right"]} | {part: [stem[len("bug_"):]] for part in entry["wrong"]}
+        assert not untrue(graded_fixtures[name], known), name
+        checked += 1
+    assert checked > 40
 
 
 def test_only_finished_stable_failures_are_diagnosed():

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from tests.claims import untrue
 from tests.conftest import FILES, run_cli
 
 UNSEEN = FILES / "unseen"
@@ -106,3 +107,11 @@ def test_exceptions_are_explained_by_their_cause(graded):
     assert "bool mask" in outputs["tuned_causal_float_mask.py"]
     assert "spelled __init_" in outputs["tuned_causal_init_typo.py"]
     assert "SelfAttentionV1 is" in outputs["tuned_v1_class_name.py"]
+
+
+@pytest.mark.slow
+def test_no_check_message_names_a_cause_an_unseen_bug_does_not_have(graded, manifest):
+    for file, entry in manifest.items():
+        if entry["bugs"] or entry["split"] == "tuned":  # a bug without an id is only judged where it has one
+            known = {part: list(entry["bugs"].get(part, [])) for part in entry["bugs"] or [entry["part"]]}
+            assert not untrue(graded[file], known), f"{file}: {untrue(graded[file], known)}"

@@ -3,7 +3,7 @@ import torch
 
 from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.dropout import expect_attention_dropout
-from autograder.judge.expect import TOLERANCE, ZERO, check, expect, expect_close, expect_shape
+from autograder.judge.expect import ZERO, check, expect, expect_close, expect_shape, fail
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
@@ -12,7 +12,9 @@ from autograder.judge.probes import (
     expect_causal_gradients,
     expect_gradients,
     expect_mask_buffer,
+    expect_rows_sum_to_one,
     identity_probe,
+    mask_buffer,
     randn,
     twin,
     weights_from_output,
@@ -59,22 +61,18 @@ def test_causal_no_peeking(sub):
         expect_causal(sub.new(NAME, d_in, d_out, context_length, 0.0), b, T, d_in, seed=T)
 
 
-def _mask_right(module) -> bool:
-    """The module's `mask` buffer marks exactly the positions above the diagonal: a failure of the weights is then
-    not the buffer's, and the message must not send the student to fix it."""
-    mask = module.state().get("mask") if "mask" in module.buffers else None
-    if mask is None or mask.dim() != 2:
-        return False
-    return bool(((mask != 0) == torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)).all())
-
-
 @check(NAME, points=1)
 def test_causal_first_token_attends_to_itself(sub):
     module, x = identity_probe(sub, NAME, T=6)
     weights, _ = weights_from_output(module(x), 6, 1)
-    leaks = bool((weights[..., torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)].abs() > ZERO).any())
-    key = "fail.first_token_mask_right" if leaks and _mask_right(module) else "fail.first_token"
-    expect_close(weights[:, 0, 0], torch.eye(6)[0].expand(2, 6), NAME, key=key)
+    first = weights[:, 0, 0]  # (b, T): what the first token gives each key
+    if bool(first.isnan().any()):
+        fail("fail.weights_nan_diagonal" if mask_buffer(module) == "diagonal" else "fail.weights_nan", where=NAME)
+    if bool((first[:, 1:].abs() > ZERO).any()):  # it sees later tokens: what the mask buffer is, is measured
+        fail("fail.first_token_mask_right" if mask_buffer(module) == "right" else "fail.first_token_sees_later",
+             where=NAME)
+    expect_close(first, torch.eye(6)[0].expand(2, 6), NAME, key="fail.first_token_weight",
+                 weight=f"{float(first[0, 0]):.3g}")
 
 
 @check(NAME, points=2)
@@ -82,12 +80,14 @@ def test_causal_weights_are_masked_distributions(sub):
     for T in (6, 4):
         module, x = identity_probe(sub, NAME, T=T, seed=T)
         weights, _ = weights_from_output(module(x), T, 1)
+        if bool(weights.isnan().any()):
+            fail("fail.weights_nan_diagonal" if mask_buffer(module) == "diagonal" else "fail.weights_nan",
+                 where=NAME)
         above = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
         expect(bool((weights[..., above].abs() < ZERO).all()),
-               "fail.weights_above_diagonal_mask_right" if _mask_right(module) else "fail.weights_above_diagonal",
-               where=NAME)
-        expect(torch.allclose(weights.sum(-1), torch.ones_like(weights.sum(-1)), atol=TOLERANCE.atol),
-               "fail.rows_not_normalised_masked", where=NAME)
+               "fail.weights_above_diagonal_mask_right" if mask_buffer(module) == "right"
+               else "fail.weights_above_diagonal", where=NAME)
+        expect_rows_sum_to_one(weights, NAME, masked=True)
 
 
 @check(NAME, points=2)

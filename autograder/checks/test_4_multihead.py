@@ -6,7 +6,8 @@ from autograder.errors import StudentError
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature
 from autograder.judge.dropout import expect_attention_dropout
-from autograder.judge.expect import SAME_CODE, check, expect, expect_close, expect_shape, fail
+from autograder.judge.expect import SAME_CODE, TOLERANCE, check, expect, expect_close, expect_shape, fail
+from autograder.judge.gate import scale_message
 from autograder.judge.probes import (
     BATCH,
     SEEDS,
@@ -235,7 +236,11 @@ def test_mha_scales_by_head_dim(sub, ref):
     theirs.load(state)
     ours.load(state)
     x = randn(2, 6, 8, seed=11)
-    expect_close(theirs(x), ours(x), f"{MHA}(8, 8, 6, 0.0, num_heads=4)", key="fail.head_dim_scaling")
+    got, expected = theirs(x), ours(x)
+    key, params = "fail.large_scores", {}
+    if got.shape == expected.shape and not torch.allclose(got, expected, atol=TOLERANCE.atol, rtol=TOLERANCE.rtol):
+        key, params = scale_message(sub, MHA, sub.probe_seed)  # what the message may say of the scale, measured
+    expect_close(got, expected, f"{MHA}(8, 8, 6, 0.0, num_heads=4)", key=key, **params)
 
 
 @check(MHA, points=2, hidden=True)

@@ -107,6 +107,23 @@ def expect_attention_family(sub: Subject, name: str, seed: int, stand_in: tuple[
             fail("fail.not_attention", where=f"{name}{p.args}")
 
 
+def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, str]]:
+    """The message for outputs that differ when the scores are large, from what `name` divides its scores by,
+    measured on a drawn probe (the scale of the fit log A = c q.k): the scale, if it is not each head's
+    sqrt(head_dim); that the scale is right, if it is; only the difference, if no fit shows the scale."""
+    p = probe(name, seed)
+    module = sub.new(name, *p.args, stand_in=())
+    module.load(_drawn(module, seed, "normal"))
+    fits: list[Fit] = []
+    for shrink in SHRINK:
+        if is_attention(module, Probe(p.args, p.x * shrink, p.heads, p.head_dim), name, fits) is True:
+            divisor, right = 1 / fits[0].c, p.head_dim ** 0.5
+            if abs(divisor / right - 1) < 0.01:
+                return "fail.large_scores_scale_right", {}
+            return "fail.head_dim_scaling", {"found": f"{divisor:.3g}", "right": f"{right:.3g}"}
+    return "fail.large_scores", {}
+
+
 def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bool | str | None:
     module = sub.new(name, *p.args, stand_in=())
     if draw is not None:
@@ -153,11 +170,12 @@ def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
     return {int(W.shape[0]) for W in weights.values() if W.dim() == 2 and W.shape[1] == x.shape[-1]}
 
 
-def is_attention(module: ModuleHandle, p: Probe, name: str) -> bool | str | None:
+def is_attention(module: ModuleHandle, p: Probe, name: str, fits: list[Fit] | None = None) -> bool | str | None:
     """Whether `module`'s output on `p` is attention; None when it fits attention everywhere it can be read but
     some head's weights are all 0 or 1 (scores so far apart that they show nothing): the caller asks again with
     the input scaled down, which scales the scores down and keeps the family. UNREADABLE when it fits nothing but
-    the read-out was too coarse to tell (a drawn out_proj nearly singular): the caller draws another probe."""
+    the read-out was too coarse to tell (a drawn out_proj nearly singular): the caller draws another probe.
+    `fits`, if given, receives the fit that showed it is attention."""
     out = module(p.x)
     if out.shape[:-1] != p.x.shape[:-1] or not bool(torch.isfinite(out).any()):
         return False
@@ -179,6 +197,8 @@ def is_attention(module: ModuleHandle, p: Probe, name: str) -> bool | str | None
             for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, name in MULTIHEAD, magnify, reads):
                 fit = _fit(A, S, axis, read)
                 if fit is not None and not fit.saturated:
+                    if fits is not None:
+                        fits.append(fit)
                     return True
                 saturated = saturated or (fit is not None and not math.isnan(fit.c))
                 blank = blank or (fit is not None and math.isnan(fit.c))

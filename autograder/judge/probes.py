@@ -89,7 +89,8 @@ def expect_causal(module: ModuleHandle, b: int, T: int, d_in: int, seed: int) ->
         changed = out[b * (t + 1) : b * (t + 2)]
         if not torch.allclose(changed[:, : t + 1], base[:, : t + 1], atol=TOLERANCE.atol,
                               rtol=TOLERANCE.rtol, equal_nan=True):
-            fail("fail.future_leak", where=module.label, position=t + 1, later=t + 2)
+            fail(with_mask_buffer("fail.future_leak", module), where=module.label, position=t + 1, later=t + 2,
+                 **mask_counts(module))
 
 
 def expect_causal_gradients(module: ModuleHandle, b: int, T: int, d_in: int, d_model: int, seed: int) -> None:
@@ -104,7 +105,41 @@ def expect_causal_gradients(module: ModuleHandle, b: int, T: int, d_in: int, d_m
     scale = result.x_grad.abs().max().item() + 1e-12
     for t in range(T - 1):
         if result.x_grad[b * t : b * (t + 1), t + 1 :].abs().max().item() > TOLERANCE.atol * scale:
-            fail("fail.future_leak_grad", where=module.label, position=t + 1)
+            fail(with_mask_buffer("fail.future_leak_grad", module), where=module.label, position=t + 1,
+                 **mask_counts(module))
+
+
+def mask_buffer(module: ModuleHandle) -> str | None:
+    """What `module`'s `mask` buffer marks, as far as a message may say: "right" (exactly the positions above the
+    diagonal), "diagonal" (the diagonal too, or part of it), "other", or None (no 2-D buffer named mask)."""
+    mask = _mask(module)
+    if mask is None:
+        return None
+    marked = mask != 0
+    if bool((marked == torch.triu(torch.ones_like(marked), diagonal=1)).all()):
+        return "right"
+    return "diagonal" if bool(marked.diagonal().any()) else "other"
+
+
+def _mask(module: ModuleHandle) -> torch.Tensor | None:
+    mask = module.state().get("mask") if "mask" in module.buffers else None
+    return mask if mask is not None and mask.dim() == 2 and mask.shape[0] == mask.shape[1] else None
+
+
+def mask_counts(module: ModuleHandle) -> dict[str, int]:
+    """How many positions the mask buffer marks, and how many lie above the diagonal (for the messages)."""
+    mask = _mask(module)
+    if mask is None:
+        return {}
+    size = mask.shape[0]
+    return {"marked": int((mask != 0).sum()), "expected": size * (size - 1) // 2, "size": size}
+
+
+def with_mask_buffer(key: str, module: ModuleHandle) -> str:
+    """`key`, or its variant that also says what the mask buffer is: right (so the leak is not the buffer's) or
+    not (it marks other positions than those above the diagonal). Without a buffer, `key` says only the leak."""
+    state = mask_buffer(module)
+    return key if state is None else f"{key}_mask_right" if state == "right" else f"{key}_mask_wrong"
 
 
 def expect_mask_buffer(module: ModuleHandle, context_length: int) -> None:
@@ -219,5 +254,27 @@ def expect_gradients(module: ModuleHandle, x: torch.Tensor, grad_out: torch.Tens
     """Backpropagation reaches every trainable weight."""
     result = module.forward(x, grad_out=grad_out)
     grads = result.grads or {}
+    nan = [n for n, g in grads.items() if not is_mask(n) and g is not None and bool(g.isnan().any())]
+    expect(not nan, "fail.nan_gradient", where=module.label, names=", ".join(nan))
     missing = [n for n, g in grads.items() if not is_mask(n) and (g is None or not g.abs().sum() > 0)]
     expect(bool(grads) and not missing, "fail.no_gradient", where=module.label, names=", ".join(missing) or "all")
+
+
+def expect_rows_sum_to_one(weights: torch.Tensor, where: str, masked: bool = False) -> None:
+    """Each query's attention weights (the last axis of `weights`, (b, heads, T, T)) sum to 1. A failure says what
+    the weights show instead, and names a cause only where the sums prove it: the columns sum to 1 (the softmax
+    ran over the queries); only the last row sums to 1 (`masked`: the future was zeroed after the softmax); every
+    row sums to one same number (the weights were scaled after the softmax)."""
+    rows = weights.sum(-1)
+    if torch.allclose(rows, torch.ones_like(rows), atol=TOLERANCE.atol):
+        return
+    columns = weights.sum(-2)
+    if torch.allclose(columns, torch.ones_like(columns), atol=TOLERANCE.atol):
+        fail("fail.weights_columns", where=where)
+    last, earlier = rows[..., -1], rows[..., :-1]
+    if masked and torch.allclose(last, torch.ones_like(last), atol=TOLERANCE.atol) and \
+            bool((earlier < 1 - TOLERANCE.atol).all()):
+        fail("fail.rows_not_normalised_masked", where=where)
+    if torch.allclose(rows, rows.flatten()[0].expand_as(rows), atol=TOLERANCE.atol):
+        fail("fail.rows_scaled", where=where, total=f"{float(rows.flatten()[0]):.3g}")
+    fail("fail.rows_sum", where=where, totals=", ".join(f"{v:.3g}" for v in rows.flatten()[: rows.shape[-1]].tolist()))
