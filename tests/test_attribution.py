@@ -72,6 +72,36 @@ def test_a_part_that_leaves_a_process_gets_no_successor_in_its_worker(tmp_path):
         subject.close()
 
 
+class _OverBudget:
+    """A worker the budget watchdog ended after the last request of a part, before the next part began."""
+
+    def __init__(self) -> None:
+        from autograder.sandbox.errors import WorkerGone
+
+        self.gone = WorkerGone("memory", "335544320", used=335544320.0, processes=5)
+
+    def over_budget(self):
+        return self.gone
+
+    def alive(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_limit_met_between_two_parts_is_charged_to_the_part_that_ran():
+    """fanout_shm.py's children (started by CausalAttention) went over the memory budget after CausalAttention's
+    last request, on a loaded machine: the next part that asked the worker anything was charged instead."""
+    subject = WorkerSubject([], Limits(memory_bytes=320 << 20), ISOLATION)
+    subject.begin_part("CausalAttention")
+    subject.worker = _OverBudget()
+    subject.begin_part("MultiHeadAttentionWrapper")
+    assert set(subject.charged) == {"CausalAttention"}, subject.charged
+    key, params = subject.charged["CausalAttention"]
+    assert key == "student.memory_budget" and params["limit"] == "320 MiB" and params["where"] == "CausalAttention"
+
+
 RUNS = 3
 MODES = [pytest.param("bwrap", marks=pytest.mark.skipif(ISOLATION != "bwrap", reason="bubblewrap is not usable here")),
          "process"]

@@ -50,6 +50,12 @@ class WorkerSubject(Subject):
         if part == self.part:
             return
         last, self.part = self.part, part
+        over = self.worker.over_budget() if self.worker is not None else None
+        if over is not None and last is not None and last not in self.charged:
+            # the limit met the last part's code after its last request (what it started ran on): charge it, not
+            # the part that would meet the limit next
+            self.charged[last] = _tree_limit(over, self.limits, "student.crashed",
+                                             {"where": last, "detail": over.detail})
         if self.worker is None or not self.worker.alive():
             return
         left = self.worker.budget.left_behind()

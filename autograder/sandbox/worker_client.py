@@ -122,15 +122,22 @@ class WorkerClient:
         self._exited()
         self.kill()
         code = self.process.returncode
-        overrun = self.budget.overrun
-        if overrun is not None:
-            return WorkerGone({"cpu": "cpu_tree"}.get(overrun.kind, overrun.kind), f"{overrun.used:g}",
-                              used=overrun.used, processes=overrun.processes)
+        over = self.over_budget()
+        if over is not None:
+            return over
         # bwrap reports a worker killed by signal N as exit status 128 + N.
         signum = -code if code is not None and code < 0 else (code - 128 if code and code > 128 else 0)
         if signum == signal.SIGXCPU:
             return WorkerGone("cpu", f"{self.limits.cpu_seconds} s")
         return WorkerGone(reason, f"exit code {code}")
+
+    def over_budget(self) -> WorkerGone | None:
+        """Why the budget watchdog ended (or is ending) the worker, if it did: the tree went over a limit."""
+        overrun = self.budget.overrun
+        if overrun is None:
+            return None
+        return WorkerGone({"cpu": "cpu_tree"}.get(overrun.kind, overrun.kind), f"{overrun.used:g}",
+                          used=overrun.used, processes=overrun.processes)
 
     def alive(self) -> bool:
         return self.process.poll() is None
