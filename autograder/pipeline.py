@@ -102,9 +102,11 @@ def grade(source: Source, config: Config, run: Run, session: Session | None = No
     if session is None:
         with Session(config, run) as own:
             return grade(source, config, run, own)
+    from autograder.judge.session import one_torch_thread
+
     started = time.monotonic()
     job = source.load(config, run.lang)                          # ① load: nothing runs
-    with source.open(job, config, run.isolation) as subject:    # ② sandbox: a worker runs the definitions
+    with source.open(job, config, run.isolation) as subject, one_torch_thread():  # ② sandbox: a worker runs them
         results = session.checks.run(subject, job.lang)          # ③ judge: the checks drive them
         explained = explain(session, job, subject, results)      # ④ explain, while the worker still lives
     return record(job, subject, results, explained, run, started)  # ⑤ record

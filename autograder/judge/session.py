@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -105,7 +106,7 @@ class KeptChecks(Checks):
         self._outbox: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._code: int | None = None
-        self._thread = threading.Thread(target=self._serve, args=(_torch_threads(),), daemon=True, name="checks")
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="checks")
         self._thread.start()
         self._ready.wait()  # collected: the first submission's time starts after it, as every other's does
 
@@ -123,10 +124,10 @@ class KeptChecks(Checks):
             self._inbox.put(None)
             self._thread.join()
 
-    def _serve(self, torch_threads: int) -> None:
+    def _serve(self) -> None:
         import torch
 
-        torch.set_num_threads(torch_threads)  # the judge's setting holds on this thread too
+        torch.set_num_threads(1)  # this thread's own setting (see one_torch_thread); it ends with the session
 
         def next_subject() -> tuple[Subject, str] | None:
             self._ready.set()
@@ -139,10 +140,20 @@ class KeptChecks(Checks):
             self._outbox.put(None)  # a run waiting for results learns that none will come
 
 
-def _torch_threads() -> int:
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread in this thread while the block runs, then the caller's setting again (a student's
+    kernel keeps its own). The checks and the diagnosis run thousands of operations on tiny tensors: more threads
+    only wait for each other, above all on a busy machine (a softmax of 2x6x6 took 8 ms on two threads of a
+    loaded 2-core machine, 0.003 ms on one)."""
     import torch
 
-    return torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Timer:
