@@ -67,10 +67,12 @@ class Session:
     reference solution they compare with, and the explainer."""
 
     def __init__(self, config: Config, run: Run, many: bool = False):
+        from autograder.judge import kept_answers
         from autograder.judge.session import Checks, KeptChecks
 
         self.config, self.run = config, run
-        self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only)
+        kept = config.cache if config.cache is not None and kept_answers.safe_here(run.isolation) else None
+        self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only, kept)
         self.explaining = explainer(run.self_check)
         """The explainer's class (explain.explainer.Explainer or measure.explainer.MeasuredExplainer)."""
         self.needs_reference = getattr(self.explaining, "needs_reference", True)
