@@ -43,8 +43,12 @@ class Checks:
         if self._reference is None:
             memo = {}
             if self._kept_folder is not None:
-                self._kept = kept_answers.path_for(self._kept_folder, self.config.reference_notebook)
-                memo = kept_answers.read(self._kept)
+                try:
+                    self._kept = kept_answers.path_for(self._kept_folder, self.config.reference_notebook)
+                except OSError:  # no reference here: load_reference says so as before
+                    self._kept = None
+                else:
+                    memo = kept_answers.read(self._kept)
             self._reference = load_reference(self.config.reference_notebook, memo)
         return self._reference
 
