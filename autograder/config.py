@@ -117,6 +117,9 @@ class Environment:
     cgroups: bool = True
     """AUTOGRADER_CGROUP=off: hold a submission's memory with the judge's watchdog alone, never a cgroup (the
     fallback's tests; a machine where the groups misbehave)."""
+    cache: Path | None = None
+    """AUTOGRADER_CACHE: the folder of what the kit keeps between runs (the reference's answers, per kit version);
+    "off": keep nothing; unset: $XDG_CACHE_HOME/autograder, else ~/.cache/autograder."""
 
 
 def environment() -> Environment:
@@ -128,7 +131,17 @@ def environment() -> Environment:
                        nbgrader_validate=os.environ.get("NBGRADER_EXECUTION") == "validate",
                        notebook=os.environ.get("JPY_SESSION_NAME") or None, root=path("AUTOGRADER_ROOT"),
                        source=path("AUTOGRADER_SOURCE"), cgroups=os.environ.get(CGROUP_SWITCH) != "off",
-                       profile=path("AUTOGRADER_PROFILE"), fork_server=os.environ.get(FORK_SWITCH) != "off")
+                       profile=path("AUTOGRADER_PROFILE"), fork_server=os.environ.get(FORK_SWITCH) != "off",
+                       cache=_cache_folder())
+
+
+def _cache_folder() -> Path | None:
+    chosen = os.environ.get("AUTOGRADER_CACHE")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autograder"
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,8 @@ class Config:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     sandbox: str = "auto"
     """"auto" (bubblewrap when available), "bwrap" (required) or "process" (fallback only)."""
+    cache: Path | None = field(default_factory=lambda: environment().cache)
+    """The folder of what the kit keeps between runs (AUTOGRADER_CACHE); None: keep nothing."""
 
     def with_(self, **changes) -> Config:
         return replace(self, **changes)

@@ -67,10 +67,12 @@ class Session:
     reference solution they compare with, and the explainer."""
 
     def __init__(self, config: Config, run: Run, many: bool = False):
+        from autograder.judge import kept_answers
         from autograder.judge.session import Checks, KeptChecks
 
         self.config, self.run = config, run
-        self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only)
+        kept = config.cache if config.cache is not None and kept_answers.safe_here(run.isolation) else None
+        self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only, kept)
         self.explaining = explainer(run.self_check)
         """The explainer's class (explain.explainer.Explainer or measure.explainer.MeasuredExplainer)."""
         self.needs_reference = getattr(self.explaining, "needs_reference", True)
@@ -102,9 +104,11 @@ def grade(source: Source, config: Config, run: Run, session: Session | None = No
     if session is None:
         with Session(config, run) as own:
             return grade(source, config, run, own)
+    from autograder.judge.session import one_torch_thread
+
     started = time.monotonic()
     job = source.load(config, run.lang)                          # ① load: nothing runs
-    with source.open(job, config, run.isolation) as subject:    # ② sandbox: a worker runs the definitions
+    with source.open(job, config, run.isolation) as subject, one_torch_thread():  # ② sandbox: a worker runs them
         results = session.checks.run(subject, job.lang)          # ③ judge: the checks drive them
         explained = explain(session, job, subject, results)      # ④ explain, while the worker still lives
     return record(job, subject, results, explained, run, started)  # ⑤ record

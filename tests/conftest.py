@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ROOT / "tests" / "files"
 SUBMISSIONS = FILES / "submissions"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What the kit keeps between runs (the reference's answers) is kept for this session only: a test sees what
+    this code computes, not what an earlier checkout left in ~/.cache."""
+    if "AUTOGRADER_CACHE" not in os.environ:
+        os.environ["AUTOGRADER_CACHE"] = tempfile.mkdtemp(prefix="autograder-cache-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -62,3 +62,30 @@ def test_a_kept_session_gives_each_subject_the_results_of_a_session_of_its_own()
     for name, one, other in zip(names, alone, kept):
         assert [(r.check_id, r.status, r.output) for r in one] == [(r.check_id, r.status, r.output) for r in other], \
             f"{name}: the kept session's results differ from a session of its own"
+
+
+def test_the_checks_run_torch_on_one_thread_and_give_the_kernel_its_setting_back():
+    """Thousands of operations on tiny tensors: on more threads they wait for each other (pipeline.grade). A
+    student's kernel keeps its own setting afterwards."""
+    import runpy
+
+    import torch
+
+    seen: list[int] = []
+    namespace = runpy.run_path(str(SUBMISSIONS / "correct_reference.py"))
+    original = namespace["CausalAttention"].forward
+
+    def forward(self, x):
+        seen.append(torch.get_num_threads())
+        return original(self, x)
+
+    namespace["CausalAttention"].forward = forward
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        selfcheck.check_in_notebook("CausalAttention", lang="en", namespace=namespace)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}, f"the checks ran the class on {sorted(set(seen))} threads, not 1"
+    assert after == 2, f"the kernel's 2 threads became {after} after the check"

@@ -18,7 +18,8 @@ def main() -> None:
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spec = json.loads(sys.stdin.readline())
-    config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]))
+    config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]),
+                    cache=Path(spec["cache"]) if spec.get("cache") else None)
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
     import torch
 

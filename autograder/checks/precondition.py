@@ -83,10 +83,10 @@ def _expect_attention(sub: Subject, name: str) -> None:
             keys = [k for k in names if not {"W_value", "out_proj"} & set(k.split("."))]
         if not keys:
             fail("fail.param_names", where=module.label, missing=projection, extra="-")
+        # every weight loaded each time (the others as before): no request to put the drawn ones back
         module.load({**weights, **{k: randn(*module.params[k], seed=40 + 10 * j + i) for i, k in enumerate(keys)}})
         if _close(module(x), out):
             fail("fail.attention_ignores_weights", where=module.label, name=projection)
-        module.load(weights)
     expect_attention_family(sub, name, sub.probe_seed, standing_in(sub, name))
 
 

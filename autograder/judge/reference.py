@@ -1,15 +1,18 @@
-"""The reference solution as the checks' other subject: run in the judge, each answer computed once per batch."""
+"""The reference solution as the checks' other subject: run in the judge, each answer computed once per kit version
+(kept on disk between runs: judge/kept_answers.py)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from autograder import stopwatch
-from autograder.judge.subjects import LocalSubject, cloned
+from autograder.judge.subjects import LocalSubject, Subject, cloned
 from autograder.load.submission import load_submission
+from autograder.sandbox.inside.handler import Handler
 
 MEMO_ENTRIES = 20_000
 """Replies the reference keeps (about 2 MB per 1,000): far more than all checks ask of a correct submission."""
@@ -24,19 +27,34 @@ class ReferenceSubject(LocalSubject):
     memo without running anything. At the first request not seen before, the check's history is
     replayed for real, then the request runs. Construction is seeded from the history, so a
     replay builds the very modules whose answers were kept.
+
+    The definitions run when first needed (`namespace` may be a function that runs them): a memo that
+    answers everything (one kept from an earlier run) never runs the reference at all.
     """
 
-    def __init__(self, namespace: dict):
-        super().__init__(namespace)
-        self.memo: dict[bytes, dict] = {}
+    def __init__(self, namespace: dict | Callable[[], dict], memo: dict[bytes, dict] | None = None):
+        Subject.__init__(self)
+        self._namespace = namespace
+        self._handler: Handler | None = None
+        self.memo: dict[bytes, dict] = dict(memo or {})
+        self.computed = 0
+        """Replies computed here (not from the memo): what there is to keep for the next run."""
         self.begin("")
+
+    @property
+    def handler(self) -> Handler:
+        if self._handler is None:
+            namespace = self._namespace() if callable(self._namespace) else self._namespace
+            self._handler = Handler(namespace)
+        return self._handler
 
     def begin(self, check: str) -> None:
         """A check starts: its history is empty and the modules of the last one can go."""
         self.history = hashlib.sha256(check.encode()).digest()
         self.unplayed: list[dict] = []
         self.numbers: dict[int, int] = {}
-        self.handler.objects.clear()
+        if self._handler is not None:
+            self._handler.objects.clear()
 
     def binding(self, name: str) -> None:
         """The reference's constructors are the stub's: no signature request, which would enter (and so change)
@@ -57,6 +75,7 @@ class ReferenceSubject(LocalSubject):
                 if len(self.memo) >= MEMO_ENTRIES:  # submissions that make checks ask new things: start afresh
                     self.memo.clear()
                 reply = self.memo[self.history] = self._run(message)
+                self.computed += 1
         else:
             stopwatch.add("reference answers: from the memo", 0.0)
             self.unplayed.append(message)
@@ -82,8 +101,13 @@ class ReferenceSubject(LocalSubject):
         return {"op": message["op"], "args": args}
 
 
-def load_reference(notebook: Path) -> tuple[ReferenceSubject, list[dict]]:
-    """The reference notebook's subject and its definitions (which the diagnosis runs mutated)."""
-    with stopwatch.stage("reference load"):
-        chunks = load_submission(notebook).chunk_dicts()
-        return ReferenceSubject.from_chunks(chunks, "reference"), chunks
+def load_reference(notebook: Path, memo: dict[bytes, dict] | None = None) -> tuple[ReferenceSubject, list[dict]]:
+    """The reference notebook's subject, answering from `memo` first, and its definitions (which the diagnosis runs
+    mutated); the definitions run when the subject first needs them."""
+    chunks = load_submission(notebook).chunk_dicts()
+
+    def definitions() -> dict:
+        with stopwatch.stage("reference load"):
+            return LocalSubject.from_chunks(chunks, "reference").handler.namespace
+
+    return ReferenceSubject(definitions, memo), chunks

@@ -10,15 +10,17 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from autograder import stopwatch
 from autograder.config import Config
-from autograder.judge import pytest_plugin
+from autograder.judge import kept_answers, pytest_plugin
 from autograder.judge.pytest_plugin import GradingPlugin
-from autograder.judge.reference import ReferenceSubject, load_reference
+from autograder.judge.reference import MEMO_ENTRIES, ReferenceSubject, load_reference
 from autograder.judge.run import CHECKS, charge
 from autograder.judge.subjects import Subject
 from autograder.record import CheckResult
@@ -27,14 +29,27 @@ from autograder.record import CheckResult
 class Checks:
     """The graded checks (all, or a selection), with the reference solution they compare with."""
 
-    def __init__(self, config: Config, parts: set[str] | None = None, visible_only: bool = False):
+    def __init__(self, config: Config, parts: set[str] | None = None, visible_only: bool = False,
+                 kept: Path | None = None):
+        """`kept`: the folder of the reference's answers kept between runs (judge/kept_answers.py); None: keep none."""
         self.config, self.parts, self.visible_only = config, parts, visible_only
         self._reference: tuple[ReferenceSubject, list[dict]] | None = None
+        self._kept: Path | None = None
+        """The file of the reference's answers kept between runs, once the reference is loaded."""
+        self._kept_folder = kept
 
     def reference(self) -> tuple[ReferenceSubject, list[dict]]:
         """The reference's subject and its definitions, loaded when first needed (the checks' `ref`, the diagnosis)."""
         if self._reference is None:
-            self._reference = load_reference(self.config.reference_notebook)
+            memo = {}
+            if self._kept_folder is not None:
+                try:
+                    self._kept = kept_answers.path_for(self._kept_folder, self.config.reference_notebook)
+                except OSError:  # no reference here: load_reference says so as before
+                    self._kept = None
+                else:
+                    memo = kept_answers.read(self._kept)
+            self._reference = load_reference(self.config.reference_notebook, memo)
         return self._reference
 
     def run(self, subject: Subject, lang: str) -> list[CheckResult]:
@@ -51,7 +66,9 @@ class Checks:
         return self._charged(subject, results[0], lang)
 
     def close(self) -> None:
-        """Nothing stays open between runs."""
+        """Nothing stays open between runs; the reference's new answers are kept for the next run."""
+        if self._reference is not None and self._kept is not None and self._reference[0].computed:
+            kept_answers.write(self._kept, self._reference[0].memo, MEMO_ENTRIES)
 
     def __enter__(self) -> Checks:
         return self
@@ -99,13 +116,14 @@ class KeptChecks(Checks):
     """Checks whose pytest session stays open on a thread of its own between runs: collected once for many
     subjects. Each `run` hands the thread a subject and waits for its results."""
 
-    def __init__(self, config: Config, parts: set[str] | None = None, visible_only: bool = False):
-        super().__init__(config, parts, visible_only)
+    def __init__(self, config: Config, parts: set[str] | None = None, visible_only: bool = False,
+                 kept: Path | None = None):
+        super().__init__(config, parts, visible_only, kept)
         self._inbox: queue.Queue = queue.Queue()
         self._outbox: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._code: int | None = None
-        self._thread = threading.Thread(target=self._serve, args=(_torch_threads(),), daemon=True, name="checks")
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="checks")
         self._thread.start()
         self._ready.wait()  # collected: the first submission's time starts after it, as every other's does
 
@@ -122,11 +140,12 @@ class KeptChecks(Checks):
         if self._thread.is_alive():
             self._inbox.put(None)
             self._thread.join()
+        super().close()
 
-    def _serve(self, torch_threads: int) -> None:
+    def _serve(self) -> None:
         import torch
 
-        torch.set_num_threads(torch_threads)  # the judge's setting holds on this thread too
+        torch.set_num_threads(1)  # this thread's own setting (see one_torch_thread); it ends with the session
 
         def next_subject() -> tuple[Subject, str] | None:
             self._ready.set()
@@ -139,10 +158,20 @@ class KeptChecks(Checks):
             self._outbox.put(None)  # a run waiting for results learns that none will come
 
 
-def _torch_threads() -> int:
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread in this thread while the block runs, then the caller's setting again (a student's
+    kernel keeps its own). The checks and the diagnosis run thousands of operations on tiny tensors: more threads
+    only wait for each other, above all on a busy machine (a softmax of 2x6x6 took 8 ms on two threads of a
+    loaded 2-core machine, 0.003 ms on one)."""
     import torch
 
-    return torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Timer:

@@ -1,0 +1,112 @@
+"""The reference's answers kept on disk between runs: a batch and `autograder check` read what an earlier run of the
+same kit computed, instead of running the reference again.
+
+One file per digest of everything that decides an answer: the kit's code (its checks, the handler that runs the
+reference), the reference notebook, torch's and Python's versions. A change of any gives another file; the old
+one is no longer read. The file holds the memo of `judge.reference.ReferenceSubject` (history -> reply), written
+with the sandbox's wire format (`inside.protocol`: plain data and tensors, never pickle) behind a SHA-256 of its
+bytes. A file that is truncated, altered, too large, or not the grader's alone is ignored, and the answers are
+computed again.
+
+It is used only where no student code can write it: under bubblewrap (a worker sees the grader's files read-only)
+and in the fallback of a root grader (each worker has a user id of its own and no view of the grader's home). A
+fallback worker of the grader's own user, and the code in a student's kernel, could: there nothing is kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+KIT = Path(__file__).resolve().parent.parent
+FORMAT = 1
+MAX_BYTES = 64 << 20
+"""A larger file is not read (a full memo, 20,000 replies, is about 40 MB)."""
+
+
+def safe_here(isolation: str) -> bool:
+    """No student code graded under `isolation` can write the grader's files."""
+    if isolation == "bwrap":
+        return True
+    if isolation == "process":
+        from autograder.sandbox.capability import can_drop_root
+
+        return os.geteuid() == 0 and can_drop_root()
+    return False  # "none": the student's own kernel
+
+
+def digest(reference_notebook: Path) -> str:
+    """What the answers depend on: the kit's code, the reference, torch and Python."""
+    import torch
+
+    sha = hashlib.sha256(f"{FORMAT}\0{torch.__version__}\0{sys.version}\0".encode())
+    for path in sorted(KIT.rglob("*.py")):
+        sha.update(path.relative_to(KIT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    sha.update(reference_notebook.read_bytes())
+    return sha.hexdigest()[:32]
+
+
+def path_for(folder: Path, reference_notebook: Path) -> Path:
+    return folder / f"reference-{digest(reference_notebook)}.answers"
+
+
+def read(path: Path) -> dict[bytes, dict]:
+    """The memo kept in `path`; empty when there is none or it cannot be trusted."""
+    from autograder.sandbox.inside.protocol import HEADER, ProtocolError, decode
+
+    try:
+        if not (_grader_only(path.parent) and _grader_only(path)) or path.stat().st_size > MAX_BYTES:
+            return {}
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    checksum, _, payload = data.partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != checksum:
+        return {}
+    try:
+        kept = decode(payload[HEADER.size:])
+    except ProtocolError:
+        return {}
+    entries = kept.get("entries")
+    if kept.get("format") != FORMAT or not isinstance(entries, dict):
+        return {}
+    memo = {}
+    for key, reply in entries.items():
+        try:
+            history = bytes.fromhex(key)
+        except ValueError:
+            return {}
+        if len(history) != 32 or not isinstance(reply, dict):
+            return {}
+        memo[history] = reply
+    return memo
+
+
+def write(path: Path, memo: dict[bytes, dict], limit: int) -> None:
+    """Keep `memo`, with what another judge kept there meanwhile, up to `limit` replies; a failure is no error."""
+    from autograder.sandbox.inside.protocol import encode
+
+    merged = {**read(path), **memo}
+    entries = {key.hex(): reply for key, reply in list(merged.items())[-limit:]}
+    try:
+        payload = encode({"format": FORMAT, "entries": entries})
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
+    except (OSError, TypeError, ValueError):
+        return
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        os.replace(temporary, path)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _grader_only(path: Path) -> bool:
+    """`path` is this user's, and nobody else may write it."""
+    info = path.lstat()
+    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and (
+        stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode))
