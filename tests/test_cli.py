@@ -43,7 +43,7 @@ def test_self_check_passes_a_correct_submission():
 def test_self_check_explains_a_bug_and_exits_one():
     result = run_cli("check", str(SUBMISSIONS / "bug_causal_tril_mask.py"), "--part", "CausalAttention")
     assert result.returncode == 1
-    assert "✗" in result.stdout and "attention to tokens that come after it" in result.stdout
+    assert "✗" in result.stdout and "later tokens leak into earlier ones" in result.stdout
     assert "MultiHeadAttention " not in result.stdout, "--part limits the checklist"
     assert "Traceback" not in result.stdout
 
