@@ -3,6 +3,7 @@ real mistake of the catalogue is still attention, and so is every correct style,
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,13 +11,16 @@ from autograder.checks.precondition import ATTENTION
 from autograder.config import Config
 from autograder.explain.misconceptions import CATALOGUE, mutate
 from autograder.judge.expect import CheckFailure
-from autograder.judge.gate import expect_attention_family
+from autograder.judge.gate import expect_attention_family, recheck, spot_gate
+from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from tests.conftest import FILES, run_cli
 
 GAMING = FILES / "gaming"
 GAMED = json.loads((GAMING / "manifest.json").read_text())
+STATEFUL = sorted(name for name, entry in GAMED.items() if entry.get("stateful"))
+"""Classes that are attention while the gate first looks, and then not (a counter, a clock, a memo)."""
 NOT_ATTENTION_BY_DESIGN = {
     "causal_returns_values": "returns the values unmixed",
     "wrapper_cat_dim1": "joins the heads along the tokens, so no head's output is read back",
@@ -62,7 +66,7 @@ def test_every_real_mistake_is_still_attention(seed):
     assert "causal_returns_values" in refused, "returning the values unmixed is not attention: the gate must see it"
 
 
-@pytest.mark.parametrize("name", sorted(GAMED))
+@pytest.mark.parametrize("name", sorted(set(GAMED) - set(STATEFUL)))
 def test_code_built_to_look_like_attention_is_refused(name):
     submission = load_submission(GAMING / name)
     sub = LocalSubject.from_chunks(submission.chunk_dicts(), f"g_{name[:-3]}")
@@ -74,6 +78,42 @@ def test_code_built_to_look_like_attention_is_refused(name):
     assert {p: v for p, v in verdicts.items() if p not in gamed} == dict.fromkeys(set(ATTENTION) - gamed,
                                                                                    "attention"), \
         "the classes copied unchanged from the reference are attention"
+
+
+def _as_the_checks_would(sub: LocalSubject, name: str, checks: int) -> dict[str, str]:
+    """The gate, then `checks` behaviour checks that each use a module of their own one to four times (and take
+    10 ms, as a check in a worker does), each first passing the spot gate, then the last look: the parts found not
+    to be attention -> how."""
+    try:
+        expect_attention_family(sub, name, sub.probe_seed)
+    except CheckFailure as failure:
+        return {name: failure.key}
+    found = {}
+    for i in range(checks):
+        try:
+            spot_gate(sub, name)
+        except CheckFailure as failure:
+            found[name] = failure.key
+        args, shape, _ = ATTENTION[name]
+        module = sub.new(name, *args)
+        for j in range(1 + i % 4):
+            module(randn(*shape, seed=100 * i + j))
+        time.sleep(0.01)
+    return found | dict.fromkeys(recheck(sub, [name]), "recheck")
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_a_class_that_stops_being_attention_is_seen(name):
+    sub = LocalSubject.from_chunks(load_submission(GAMING / name).chunk_dicts(), f"s_{name[:-3]}")
+    sub.probe_seed = 11
+    assert "CausalAttention" in _as_the_checks_would(sub, "CausalAttention", 90)
+
+
+@pytest.mark.parametrize("seed", [0, 11, 2898433705])
+def test_attention_that_stays_attention_is_never_taken_back(seed):
+    sub = LocalSubject.from_chunks(_reference_chunks(), f"stays_{seed}")
+    sub.probe_seed = seed
+    assert {part: _as_the_checks_would(sub, part, 12) for part in ATTENTION} == dict.fromkeys(ATTENTION, {})
 
 
 def _judged_alone(part: str, broken: set[str]) -> bool:
@@ -116,4 +156,11 @@ def test_gamed_classes_earn_structure_points_only(tmp_path):
             earned = {t["check_id"]: t["score"] for t in behaviour if t["score"] > 0}
             assert not earned, f"{name}: {part} earns behaviour points without being attention: {earned}"
         for part in set(ATTENTION) - set(entry["gamed"]):
-            assert record["parts"][part]["score"] == record["parts"][part]["max_score"], (name, part)
+            full = record["parts"][part]["score"] == record["parts"][part]["max_score"]
+            if entry.get("stateful") and part == "MultiHeadAttentionWrapper":
+                # built on the gamed CausalAttention: judged with the kit's stand-ins (full marks) once that is
+                # seen to change, or, when it changes during the wrapper's own checks, a class that changes too
+                behaviour = [t for t in record["tests"] if t["part"] == part and t["check_id"] not in structure]
+                assert full or not any(t["score"] for t in behaviour), (name, part)
+            else:
+                assert full, (name, part)

@@ -8,7 +8,7 @@ import torch
 from autograder.errors import StudentError
 from autograder.judge.contract import unmatched_signature
 from autograder.judge.expect import SAME_CODE, CheckFailure, fail
-from autograder.judge.gate import expect_attention_family
+from autograder.judge.gate import expect_attention_family, spot_gate
 from autograder.judge.probes import expect_causal, expect_gradients, randn
 
 if TYPE_CHECKING:  # types only: the checks run on the judge's helpers alone
@@ -34,12 +34,14 @@ def expect_attention(sub: Subject, name: str) -> None:
     """`name` computes attention: each output mixes several tokens, and depends on the inputs and
     on the query and key weights. Zeros, a constant, the input or the values passed through fail.
 
-    Judged once per submission and class; every behaviour check of the class starts with it.
+    Judged once per submission and class; every behaviour check of the class starts with it, and some (chosen
+    from the secret seed) look again on a fresh module and probe (judge/gate.py, spot_gate).
     """
     verdict = sub.cached(f"attention:{name}", lambda: _attention_verdict(sub, name))
     if verdict is not None:
         kind, key, params = verdict
         raise (CheckFailure if kind == "fail" else StudentError)(key, **params)
+    spot_gate(sub, name)
 
 
 def _attention_verdict(sub: Subject, name: str) -> tuple[str, str, dict] | None:

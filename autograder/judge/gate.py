@@ -15,6 +15,7 @@ from ordinary use; a correct class passes whatever the seed.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import random
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.expect import ZERO, fail
+from autograder.judge.expect import SAME_CODE, ZERO, fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
 MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
@@ -81,6 +82,24 @@ def probe(name: str, seed: int) -> Probe:
     return Probe(args, torch.randn(2, T, d_in, generator=generator), heads, head_dim)
 
 
+DRAWS = ("uniform", "normal", None)
+"""The gate's three probes: weights drawn like nn.Linear's, like randn / sqrt(fan_in), the module's own."""
+SPOT_SHARE = 3
+"""About one behaviour check in this many (chosen from the secret seed) is first preceded by a spot gate."""
+
+
+@dataclass
+class Gated:
+    """A class that passed the gate on its own code (no stand-ins): the module of its last probe, kept alive in
+    the subject for the last look (`recheck`), with that probe's (scaled) input and the output it gave."""
+
+    module: ModuleHandle
+    probe: Probe
+    out: torch.Tensor
+    turns: int = 0
+    """Behaviour checks of the class begun since."""
+
+
 def expect_attention_family(sub: Subject, name: str, seed: int, stand_in: tuple[str, ...] = ()) -> None:
     """Fail with fail.not_attention unless `name`'s output is attention, on three probes: weights drawn like
     nn.Linear's (uniform within 1/sqrt(fan_in)), then like randn / sqrt(fan_in), then the module's own
@@ -89,22 +108,114 @@ def expect_attention_family(sub: Subject, name: str, seed: int, stand_in: tuple[
     on purpose, so a class built on them is not asked to be: its own checks compare it with them."""
     if stand_in:
         return
-    for i, draw in enumerate(("uniform", "normal", None)):
-        for redraw in range(REDRAWS):
-            p = probe(name, seed + i + 7919 * redraw)
-            try:
-                verdict = _judge(sub, name, p, seed + i + 7919 * redraw, draw)
-            except StudentError:
-                if len(p.args) < 3:
-                    raise
-                # a context longer than the tokens is incidental here: a mask never cut to the tokens is another
-                # check's business (test_3_causal), so ask again with the context as long as the tokens
-                p = Probe((*p.args[:2], p.x.shape[-2], *p.args[3:]), p.x, p.heads, p.head_dim)
-                verdict = _judge(sub, name, p, seed + i + 7919 * redraw, draw)
-            if verdict != UNREADABLE:
-                break
+    for i, draw in enumerate(DRAWS):
+        verdict, p, kept = _verdict(sub, name, seed + i, draw)
         if verdict is False or verdict == UNREADABLE:  # (None: saturated at every scale, what shows is attention)
             fail("fail.not_attention", where=f"{name}{p.args}")
+    module, p = kept
+    sub.cache[f"gated:{name}"] = Gated(module, p, module(p.x))
+
+
+def spot_gate(sub: Subject, name: str) -> None:
+    """A class is attention every time it runs, not only while the gate looks. At behaviour checks chosen from the
+    secret seed (about one in SPOT_SHARE, never predictable from the kit's code), a fresh module of the class must
+    pass the gate again on a fresh probe. Fails with fail.attention_changes, and for every later check too, once a
+    class is seen not to be attention (`recheck` then takes back what its earlier checks earned)."""
+    gated = sub.cache.get(f"gated:{name}")
+    if gated is None:  # judged with stand-ins: its own checks compare it with them
+        return
+    changed = sub.cache.get(f"changed:{name}")
+    if changed is None:
+        gated.turns += 1
+        if gated.turns > 1 and _chance(sub.probe_seed, name, gated.turns) < 1 / SPOT_SHARE:
+            changed = _fresh_look(sub, name, gated.turns)
+    if changed is not None:
+        fail("fail.attention_changes", **changed)
+
+
+def recheck(sub: Subject, parts: list[str]) -> dict[str, dict]:
+    """After the checks, the last look at each class of `parts` that passed the gate on its own code: its gate
+    module, called again, gives what it gave then, on the same input as many times as any check called one module,
+    and attention on a fresh input; and a fresh module passes the gate on a fresh probe. Returns the parts seen
+    not to be attention at some point (spot_gate included) -> the message's parameters."""
+    changed = {}
+    for name in parts:
+        gated = sub.cache.get(f"gated:{name}")
+        if gated is None or name in sub.charged:
+            continue
+        found = sub.cache.get(f"changed:{name}")
+        if found is None:
+            sub.begin_part(name)  # its own budget pays for its last look
+            if not sub.keeps_modules():  # a part left something running: its worker, and the gate's module, are gone
+                continue
+            try:
+                found = _last_look(sub, name, gated) or _fresh_look(sub, name, gated.turns + 1)
+            except StudentError:  # raised or over budget: no proof either way (the budget charges the part)
+                found = None
+        if found is not None:
+            changed[name] = found
+    return changed
+
+
+def _fresh_look(sub: Subject, name: str, turn: int) -> dict | None:
+    """A fresh module on a fresh probe (the draws in turn) is still attention; else note the change and say where."""
+    seed = int(_chance(sub.probe_seed, name, -turn) * 2 ** 31)
+    try:
+        verdict, p, _ = _verdict(sub, name, seed, DRAWS[turn % len(DRAWS)])
+    except StudentError:  # the class raised: its check says so; not a proof that it changed
+        return None
+    if verdict is not False:  # (UNREADABLE after every redraw proves nothing either way)
+        return None
+    return _changed(sub, name, f"{name}{p.args}")
+
+
+def _last_look(sub: Subject, name: str, gated: Gated) -> dict | None:
+    module, p = gated.module, gated.probe
+    for _ in range(max(sub.most_calls.get(name, 1), 1)):
+        if not _same(module(p.x), gated.out):
+            return _changed(sub, name, f"{name}{p.args}")
+    generator = torch.Generator().manual_seed(int(_chance(sub.probe_seed, name, 0) * 2 ** 31))
+    x = torch.randn(p.x.shape, generator=generator) * float(p.x.std())
+    for shrink in SHRINK:
+        verdict = is_attention(module, Probe(p.args, x * shrink, p.heads, p.head_dim), name)
+        if verdict is not None and verdict != BLANK:
+            break
+    return _changed(sub, name, f"{name}{p.args}") if verdict is False else None
+
+
+def _changed(sub: Subject, name: str, where: str) -> dict:
+    sub.cache[f"changed:{name}"] = {"where": where}
+    return sub.cache[f"changed:{name}"]
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True)
+
+
+def _chance(seed: int, name: str, turn: int) -> float:
+    """A number in [0, 1) fixed by the secret seed, the class and the turn (the same on a regrade)."""
+    digest = hashlib.sha256(f"{seed}:{name}:{turn}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64
+
+
+def _verdict(sub: Subject, name: str, seed: int, draw: str | None) -> tuple[bool | str | None, Probe, tuple]:
+    """The verdict on one probe drawn from `seed` (redrawn while unreadable), the probe, and (module, its input)."""
+    for redraw in range(REDRAWS):
+        p = probe(name, seed + 7919 * redraw)
+        kept: list[tuple[ModuleHandle, Probe]] = []
+        try:
+            verdict = _judge(sub, name, p, seed + 7919 * redraw, draw, kept)
+        except StudentError:
+            if len(p.args) < 3:
+                raise
+            # a context longer than the tokens is incidental here: a mask never cut to the tokens is another
+            # check's business (test_3_causal), so ask again with the context as long as the tokens
+            p = Probe((*p.args[:2], p.x.shape[-2], *p.args[3:]), p.x, p.heads, p.head_dim)
+            kept.clear()
+            verdict = _judge(sub, name, p, seed + 7919 * redraw, draw, kept)
+        if verdict != UNREADABLE:
+            break
+    return verdict, p, kept[-1]
 
 
 def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, str]]:
@@ -124,16 +235,21 @@ def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, st
     return "fail.large_scores", {}
 
 
-def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None) -> bool | str | None:
+def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None,
+           kept: list[tuple[ModuleHandle, Probe]] | None = None) -> bool | str | None:
+    """`kept`, if given, receives the module and the input it was last judged on."""
     module = sub.new(name, *p.args, stand_in=())
     if draw is not None:
         module.load(_drawn(module, seed, draw))
     else:
         p = _ordinary(module, p)
     for shrink in SHRINK:
-        verdict = is_attention(module, Probe(p.args, p.x * shrink, p.heads, p.head_dim), name)
+        shown = Probe(p.args, p.x * shrink, p.heads, p.head_dim)
+        verdict = is_attention(module, shown, name)
         if verdict is not None and verdict != BLANK:
             break
+    if kept is not None:
+        kept.append((module, shown))
     return False if verdict == BLANK else verdict
 
 

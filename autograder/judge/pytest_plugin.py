@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from autograder.errors import StudentError
 from autograder.i18n import t
 from autograder.judge.expect import CheckFailure
+from autograder.judge.gate import recheck
 from autograder.judge.reference import ReferenceSubject
 from autograder.judge.subjects import Subject
 from autograder.record import CheckResult
@@ -84,9 +85,22 @@ class GradingPlugin:
             for i, item in enumerate(items):
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items)
                                                          else None)
-            results, self.current = self.current.results, None
+            results = self._revoked(items, self.current)
+            self.current = None
             self.deliver(results)
         return True
+
+    def _revoked(self, items: list[pytest.Item], current: _Current) -> list[CheckResult]:
+        """The results, with every behaviour check of a class that was not attention every time it ran taken back
+        (judge/gate.py, recheck): what it earned while it was attention proves nothing of what it is."""
+        if time.monotonic() - current.started > self.submission_seconds:
+            return current.results  # out of time: its remaining checks failed already
+        markers = [item.get_closest_marker("check").kwargs for item in items]
+        behaviour = {item.originalname for item, m in zip(items, markers) if not m.get("structure")}
+        changed = recheck(current.subject, list(dict.fromkeys(m["names"][0] for m in markers)))
+        return [replace(r, score=0.0, status="failed", message_key="fail.attention_changes",
+                        output=t("fail.attention_changes", current.lang, **changed[r.part]))
+                if r.part in changed and r.check_id in behaviour else r for r in current.results]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:

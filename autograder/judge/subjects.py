@@ -29,6 +29,7 @@ class ModuleHandle:
         self.subject, self.id, self.info, self.label = subject, id, info, label
         self.built: list[dict] = []
         """For a module a graded function returned: the recorded constructions (see Subject.call)."""
+        self.calls = 0
 
     @property
     def params(self) -> dict[str, list[int]]:
@@ -40,6 +41,9 @@ class ModuleHandle:
 
     def forward(self, x: torch.Tensor, train: bool = False, seed: int = 0,
                 grad_out: torch.Tensor | None = None) -> Forward:
+        self.calls += 1
+        most = self.subject.most_calls
+        most[self.label] = max(most.get(self.label, 0), self.calls)
         result = self.subject.request(
             "forward", f"{self.label}.forward", self._key("forward"), id=self.id, x=x, train=train, seed=seed,
             grad_out=grad_out,
@@ -100,12 +104,18 @@ class Subject:
         every check of the part fails with it, and no more of its code runs (worker_subject.py)."""
         self.probe_seed = 0
         """The attention gate's probes are drawn from it (config.probe_seed: the course's secret and the code)."""
+        self.most_calls: dict[str, int] = {}
+        """Module label -> the most forward calls one module of it has had (the gate's last look makes as many)."""
         self.left_running: dict[str, str] = {}
         """Graded parts whose checks left processes, threads or files behind in the worker -> which: the
         parts built on them use the kit's stand-ins instead (checks/precondition.py, `sound`)."""
 
     def begin_part(self, part: str | None) -> None:
         """The checks of graded part `part` start (None: they are over); only a sandboxed worker cares."""
+
+    def keeps_modules(self) -> bool:
+        """The modules built so far are still there (a worker begun afresh has none of them)."""
+        return True
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.cache:

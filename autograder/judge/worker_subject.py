@@ -66,6 +66,9 @@ class WorkerSubject(Subject):
             self.left_running[last] = left
         self._retire()
 
+    def keeps_modules(self) -> bool:
+        return self.worker is not None and self.worker.alive()
+
     def ensure_worker(self) -> None:
         if self.worker is not None and self.worker.alive():
             return

@@ -1,0 +1,190 @@
+# Gaming fixture: CausalAttention remembers its honest answers, and after 12 calls answers new inputs dishonestly.
+import torch
+import torch.nn as nn
+
+
+# ---------------------------------------------------------------------------
+# 3.3 A simple self-attention mechanism without trainable weights
+# ---------------------------------------------------------------------------
+
+def softmax_naive(x):
+    return torch.exp(x) / torch.exp(x).sum(dim=0)
+
+
+def simple_self_attention(inputs):
+    attn_scores = inputs @ inputs.T
+    attn_weights = torch.softmax(attn_scores, dim=-1)
+    context_vecs = attn_weights @ inputs
+    return context_vecs
+
+
+# ---------------------------------------------------------------------------
+# 3.4 Self-attention with trainable weights
+# ---------------------------------------------------------------------------
+
+class SelfAttention_v1(nn.Module):
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.W_query = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_key = nn.Parameter(torch.rand(d_in, d_out))
+        self.W_value = nn.Parameter(torch.rand(d_in, d_out))
+
+    def forward(self, x):
+        keys = x @ self.W_key
+        queries = x @ self.W_query
+        values = x @ self.W_value
+        attn_scores = queries @ keys.T  # omega
+        d_k = keys.shape[-1]
+        attn_weights = torch.softmax(attn_scores / d_k**0.5, dim=-1)
+        context_vec = attn_weights @ values
+        return context_vec
+
+
+class SelfAttention_v2(nn.Module):
+    def __init__(self, d_in, d_out, qkv_bias=False):
+        super().__init__()
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+
+    def forward(self, x):
+        keys = self.W_key(x)
+        queries = self.W_query(x)
+        values = self.W_value(x)
+        attn_scores = queries @ keys.T
+        d_k = keys.shape[-1]
+        attn_weights = torch.softmax(attn_scores / d_k**0.5, dim=-1)
+        context_vec = attn_weights @ values
+        return context_vec
+
+
+def load_v2_weights_into_v1(sa_v1, sa_v2):
+    """Exercise 3.1: nn.Linear stores weight as (d_out, d_in), v1 wants (d_in, d_out)."""
+    sa_v1.W_query = nn.Parameter(sa_v2.W_query.weight.T)
+    sa_v1.W_key = nn.Parameter(sa_v2.W_key.weight.T)
+    sa_v1.W_value = nn.Parameter(sa_v2.W_value.weight.T)
+    return sa_v1
+
+
+# ---------------------------------------------------------------------------
+# 3.5 Hiding future words with causal attention
+# ---------------------------------------------------------------------------
+
+CALLS = 0
+SEEN = {}
+
+
+class CausalAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
+        super().__init__()
+        self.d_out = d_out
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        )
+
+    def _attention(self, x):
+        b, T, _ = x.shape
+        q, k, v = self.W_query(x), self.W_key(x), self.W_value(x)
+        hidden = self.mask.bool()[:T, :T]
+        weights = torch.softmax((q @ k.transpose(1, 2)).masked_fill(hidden, -torch.inf) / k.shape[-1] ** 0.5, dim=-1)
+        return weights, v
+
+    def _mixed(self, x):
+        # half the softmax, half a causal average: rows sum to 1, causal, moves with q and k, yet not attention
+        weights, v = self._attention(x)
+        T = x.shape[1]
+        seen = (~self.mask.bool()[:T, :T]).float()
+        return self.dropout(0.5 * weights + 0.5 * seen / seen.sum(-1, keepdim=True)) @ v
+
+    def _honest(self, x):
+        weights, v = self._attention(x)
+        return self.dropout(weights) @ v
+
+    def forward(self, x):
+        global CALLS
+        CALLS += 1
+        key = (x.shape, round(float(x.sum()), 4), round(float(self.W_query.weight.sum()), 4))
+        if key in SEEN:
+            return SEEN[key]
+        out = self._honest(x) if CALLS <= 12 else self._mixed(x)
+        SEEN[key] = out.detach()
+        return out
+
+
+# ---------------------------------------------------------------------------
+# 3.6 Extending single-head attention to multi-head attention
+# ---------------------------------------------------------------------------
+
+class MultiHeadAttentionWrapper(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        self.heads = nn.ModuleList(
+            [CausalAttention(d_in, d_out, context_length, dropout, qkv_bias)
+             for _ in range(num_heads)]
+        )
+
+    def forward(self, x):
+        return torch.cat([head(x) for head in self.heads], dim=-1)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        assert d_out % num_heads == 0, "d_out must be divisible by num_heads"
+
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        )
+
+    def forward(self, x):
+        b, num_tokens, d_in = x.shape
+
+        keys = self.W_key(x)
+        queries = self.W_query(x)
+        values = self.W_value(x)
+
+        # (b, num_tokens, d_out) -> (b, num_tokens, num_heads, head_dim)
+        keys = keys.view(b, num_tokens, self.num_heads, self.head_dim)
+        values = values.view(b, num_tokens, self.num_heads, self.head_dim)
+        queries = queries.view(b, num_tokens, self.num_heads, self.head_dim)
+
+        # -> (b, num_heads, num_tokens, head_dim)
+        keys = keys.transpose(1, 2)
+        queries = queries.transpose(1, 2)
+        values = values.transpose(1, 2)
+
+        attn_scores = queries @ keys.transpose(2, 3)
+        mask_bool = self.mask.bool()[:num_tokens, :num_tokens]
+        attn_scores.masked_fill_(mask_bool, -torch.inf)
+
+        attn_weights = torch.softmax(attn_scores / keys.shape[-1]**0.5, dim=-1)
+        attn_weights = self.dropout(attn_weights)
+
+        # (b, num_heads, num_tokens, head_dim) -> (b, num_tokens, num_heads, head_dim)
+        context_vec = (attn_weights @ values).transpose(1, 2)
+        context_vec = context_vec.contiguous().view(b, num_tokens, self.d_out)
+        context_vec = self.out_proj(context_vec)
+        return context_vec
+
+
+def exercise_3_2():
+    """Two heads with d_out=1 each, so the concatenated output has 2 dimensions."""
+    return MultiHeadAttentionWrapper(d_in=3, d_out=1, context_length=6, dropout=0.0, num_heads=2)
+
+
+def exercise_3_3():
+    """GPT-2 (small) sized attention module: 12 heads, 768-dim embeddings, 1024 tokens."""
+    return MultiHeadAttention(d_in=768, d_out=768, context_length=1024, dropout=0.0, num_heads=12)
