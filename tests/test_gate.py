@@ -80,10 +80,10 @@ def test_code_built_to_look_like_attention_is_refused(name):
         "the classes copied unchanged from the reference are attention"
 
 
-def _as_the_checks_would(sub: LocalSubject, name: str, checks: int) -> dict[str, str]:
+def _as_the_checks_would(sub: LocalSubject, name: str, checks: int, pause: float = 0.01) -> dict[str, str]:
     """The gate, then `checks` behaviour checks that each use a module of their own one to four times (and take
-    10 ms, as a check in a worker does), each first passing the spot gate, then the last look: the parts found not
-    to be attention -> how."""
+    `pause` seconds, as a check in a worker does), each first passing the spot gate, then the last look: the parts
+    found not to be attention -> how."""
     try:
         expect_attention_family(sub, name, sub.probe_seed)
     except CheckFailure as failure:
@@ -98,7 +98,7 @@ def _as_the_checks_would(sub: LocalSubject, name: str, checks: int) -> dict[str,
         module = sub.new(name, *args)
         for j in range(1 + i % 4):
             module(randn(*shape, seed=100 * i + j))
-        time.sleep(0.01)
+        time.sleep(pause)
     return found | dict.fromkeys(recheck(sub, [name]), "recheck")
 
 
@@ -114,6 +114,22 @@ def test_attention_that_stays_attention_is_never_taken_back(seed):
     sub = LocalSubject.from_chunks(_reference_chunks(), f"stays_{seed}")
     sub.probe_seed = seed
     assert {part: _as_the_checks_would(sub, part, 12) for part in ATTENTION} == dict.fromkeys(ATTENTION, {})
+
+
+@pytest.mark.parametrize("seed", [3, 86])
+def test_every_real_mistake_stays_attention_every_time(seed):
+    reference = _reference_chunks()
+    taken_back = {}
+    for mistake in (m for m in CATALOGUE if m.part in ATTENTION and m.id not in NOT_ATTENTION_BY_DESIGN):
+        sub = LocalSubject.from_chunks(mutate(reference, mistake), f"again_{mistake.id}")
+        sub.probe_seed = seed
+        try:
+            found = _as_the_checks_would(sub, mistake.part, 12, pause=0.0)
+        except Exception:  # noqa: BLE001 - a mistake that raises is judged by the other checks
+            continue
+        if found:
+            taken_back[mistake.id] = found
+    assert not taken_back, f"real mistakes judged not attention by a later look: {taken_back}"
 
 
 def _judged_alone(part: str, broken: set[str]) -> bool:
