@@ -221,3 +221,33 @@ def test_correct_real_submissions_get_full_marks_and_no_diagnosis(graded_real, m
             failed = [t["check_id"] for t in record["tests"] if t["status"] != "passed"]
             assert record["score"] == record["max_score"], f"{file}{form}: {failed}"
             assert record["diagnoses"] == [], f"{file}{form}: {record['diagnoses']}"
+
+
+def _causal_variant(*edits: tuple[str, str]) -> LocalSubject:
+    chunks = [{"origin": c.origin, "code": c.code} for c in load_submission(Config().reference_notebook).chunks]
+    for chunk in chunks:
+        if "class CausalAttention" in chunk["code"]:
+            for old, new in edits:
+                assert old in chunk["code"], old
+                chunk["code"] = chunk["code"].replace(old, new)
+    return LocalSubject.from_chunks(chunks, f"train_{abs(hash(edits))}")
+
+
+NO_SCALING = ("torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)", "torch.softmax(attn_scores, dim=-1)")
+
+
+@pytest.mark.parametrize(("train_mode", "named"), [
+    ((), True),  # the chapter's dropout, on the weights
+    ((("self.dropout(attn_weights)", "self.dropout(self.dropout(attn_weights))"),), False),  # dropped out twice
+    ((("self.dropout(attn_weights)", "attn_weights * (torch.rand_like(attn_weights) > 0.5) * 2"),), False),  # own RNG
+    ((("attn_weights = self.dropout(attn_weights)", "pass"),
+      ("return attn_weights @ values", "return self.dropout(attn_weights @ values)")), True),  # on the output instead
+    ((("return attn_weights @ values", "return self.dropout(attn_weights @ values)"),), False),  # weights and output
+])
+def test_a_mistake_is_named_only_when_it_reproduces_train_mode_too(train_mode, named):
+    """Without scaling, eval mode matches causal_no_scaling every time; train mode decides: a model of that
+    mistake with dropout at one place, drawing the mask as torch does, must give the very outputs."""
+    facts = measure(_causal_variant(NO_SCALING, *train_mode), "CausalAttention")
+    assert facts.train is not None
+    found = {id for id, _ in name(facts, "CausalAttention")}
+    assert ("causal_no_scaling" in found) == named, found

@@ -22,6 +22,7 @@ RANDOM_PROBES = {  # (d_in, d_out, context_length, tokens, heads); tokens < cont
 CAUSE_IDS = {"cause.view_not_contiguous": "view_not_contiguous", "cause.mask_not_bool": "mask_not_bool"}
 """An exception's cause (judge/causes.py) -> the mistake it names, when it stops every probe."""
 GLOBAL = re.compile(r"name '(\w+)' is not defined")
+TRAIN_P, TRAIN_SEED = 0.5, 7
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Facts:
     dropout: list[str] = field(default_factory=list)
     runs: list[tuple[dict, torch.Tensor, int, torch.Tensor]] = field(default_factory=list)
     """Random-weight probes: (weights, input, heads, the student's output)."""
+    train: tuple[dict, torch.Tensor, int, torch.Tensor] | None = None
+    """The first probe again in train mode, built with dropout TRAIN_P and run with seed TRAIN_SEED (None: it
+    raised)."""
     short_input_fails: bool = False
     """Raises for inputs shorter than context_length, works for full-length ones."""
     missing_global: str | None = None
@@ -109,6 +113,7 @@ def measure(sub: Subject, part: str) -> Facts | None:
             pass
         return facts
     facts.has_out_proj = "out_proj.weight" in facts.runs[0][0]
+    facts.train = _train_run(sub, part, facts.runs[0])
     try:
         module, x = equal_qkv_probe(sub, part, heads)
         facts = replace(facts, **read_pattern(module(x), heads))
@@ -118,6 +123,20 @@ def measure(sub: Subject, part: str) -> Facts | None:
         pass
     facts.structure = structure(sub, part)
     return facts
+
+
+def _train_run(sub: Subject, part: str, run: tuple) -> tuple | None:
+    """The first probe in train mode, with the same weights (under the class's own names) and input."""
+    weights, x, n, _ = run
+    d_in, d_out, context = x.shape[-1], weights["W_query.weight"].shape[0], RANDOM_PROBES[part][0][2]
+    try:
+        module = _new(sub, part, d_in, d_out, context, TRAIN_P, n)
+        names = layer_names(module.params)
+        module.load({f"{names[ours]}.{kind}": w for key, w in weights.items()
+                     for ours, kind in [key.rsplit(".", 1)] if ours in names})
+        return weights, x, n, module(x, train=True, seed=TRAIN_SEED)
+    except (StudentError, KeyError):
+        return None
 
 
 def structure(sub: Subject, part: str) -> list[str]:

@@ -55,14 +55,39 @@ def alternatives(multihead: bool) -> list[tuple[str, object]]:
     return found
 
 
+DROP_PLACES = ("none", "weights", "scores", "masked_scores", "values", "context", "output")
+"""Where a class in train mode may apply its dropout: nowhere, the weights (the chapter's), the scores before or
+after the mask, the values before the heads are split, the context before out_proj, or the output after it."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A train-mode run: dropout with probability p at `place`, its mask drawn as torch draws it in a forward seeded
+    with `seed` (the first random numbers the forward uses, in the order of a contiguous tensor of that shape)."""
+
+    p: float
+    seed: int
+    place: str
+
+    def apply(self, t: torch.Tensor, place: str) -> torch.Tensor:
+        if place != self.place:
+            return t
+        generator = torch.Generator().manual_seed(self.seed)
+        keep = torch.empty(t.shape, dtype=torch.float32).bernoulli_(1 - self.p, generator=generator)
+        return t * keep.double() / (1 - self.p)
+
+
 def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, heads: int,
-              multihead: bool) -> torch.Tensor:
-    """What a class with these knobs returns in eval mode, for weights named as in the chapter."""
+              multihead: bool, drop: Drop | None = None) -> torch.Tensor:
+    """What a class with these knobs returns, for weights named as in the chapter: in eval mode, or in train mode
+    with dropout as `drop` says."""
+    drop = drop or Drop(0.0, 0, "none")
     b, T, d_in = x.shape
     x = x.double()
     made = {n: x @ weights[f"{n}.weight"].double().T + weights.get(f"{n}.bias", torch.zeros(1)).double()
             for n in PROJECTIONS}
     queries, keys, values = (made[n] for n in knobs.sources)
+    values = drop.apply(values, "values")
     d_out = queries.shape[-1]
     if knobs.one_head:
         heads = 1
@@ -74,17 +99,19 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
         return t.reshape(b, heads, T, head_dim)  # view without the transpose: tokens and heads mixed
 
     queries, keys, values = split(queries), split(keys), split(values)
-    scores = queries @ keys.transpose(-1, -2)  # (b, heads, T, T)
+    scores = drop.apply(queries @ keys.transpose(-1, -2), "scores")  # (b, heads, T, T)
     hidden = future(knobs.mask, T)
     if knobs.mask == "zero_fill":
         scores = scores.masked_fill(hidden, 0.0)
     elif knobs.mask != "after_softmax":
         scores = scores.masked_fill(hidden, -torch.inf)
+    scores = drop.apply(scores, "masked_scores")
     dim = {"keys": -1, "queries": -2, "heads": 1}[knobs.axis]
     scale = divisor(knobs.scale, head_dim, d_in, d_out, T)
     attn = torch.softmax(scores, dim=dim) / scale if knobs.scale_after else torch.softmax(scores / scale, dim=dim)
     if knobs.mask == "after_softmax":
         attn = attn.masked_fill(hidden, 0.0)
+    attn = drop.apply(attn, "weights")
     if knobs.combine == "values":
         context = values
     elif knobs.combine == "weights_t_values":
@@ -93,11 +120,11 @@ def attention(knobs: Knobs, weights: dict[str, torch.Tensor], x: torch.Tensor, h
         context = attn @ values  # (b, heads, T, head_dim)
     if knobs.merge:
         context = context.transpose(1, 2)  # (b, T, heads, head_dim)
-    context = context.reshape(b, T, d_out)
+    context = drop.apply(context.reshape(b, T, d_out), "context")
     if multihead and knobs.out_proj:
         bias = weights.get("out_proj.bias", torch.zeros(1)).double()
         context = context @ weights["out_proj.weight"].double().T + bias
-    return context
+    return drop.apply(context, "output")
 
 
 def with_deviations(base: Knobs, changes: tuple[tuple[str, object], ...]) -> Knobs | None:

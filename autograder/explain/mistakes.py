@@ -5,8 +5,8 @@ from itertools import combinations, product
 
 import torch
 
-from autograder.explain.facts import Facts
-from autograder.explain.knobs import Knobs, alternatives, attention, with_deviations
+from autograder.explain.facts import TRAIN_P, TRAIN_SEED, Facts
+from autograder.explain.knobs import DROP_PLACES, Drop, Knobs, alternatives, attention, with_deviations
 from autograder.judge.expect import RECOMPUTED
 
 MAX_DEVIATIONS = 2
@@ -30,11 +30,28 @@ def _matches(knobs: Knobs, facts: Facts, multihead: bool) -> bool:
             expected = attention(knobs, weights, x, heads, multihead)
         except RuntimeError:  # e.g. a view that these sizes do not allow
             return False
-        if expected.shape != out.shape or not torch.allclose(out.double(), expected, atol=RECOMPUTED.atol,
-                                                             rtol=RECOMPUTED.rtol,
-                                                             equal_nan=True):
+        if not _same(out, expected):
             return False
     return True
+
+
+def _same(out: torch.Tensor, expected: torch.Tensor) -> bool:
+    return expected.shape == out.shape and torch.allclose(out.double(), expected, atol=RECOMPUTED.atol,
+                                                           rtol=RECOMPUTED.rtol, equal_nan=True)
+
+
+def in_train_mode(knobs: Knobs, facts: Facts, multihead: bool, places: tuple[str, ...] = DROP_PLACES) -> bool:
+    """`knobs` also reproduce the train-mode run, with dropout at one of `places` and the very mask the class drew."""
+    if facts.train is None:
+        return False
+    weights, x, heads, out = facts.train
+    for place in places:
+        try:
+            if _same(out, attention(knobs, weights, x, heads, multihead, Drop(TRAIN_P, TRAIN_SEED, place))):
+                return True
+        except RuntimeError:
+            return False
+    return False
 
 
 def search(facts: Facts, multihead: bool) -> list[Knobs]:
@@ -145,6 +162,7 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
     if facts.short_input_fails:
         named.append(("mask_not_sliced", {}))
     matches = search(facts, multihead) if facts.runs else []
+    matches = [knobs for knobs in matches if in_train_mode(knobs, facts, multihead)]  # train and eval, or nothing
     if matches:
         common = set(matches[0].deviations().items())
         for knobs in matches[1:]:
@@ -168,9 +186,10 @@ def name(facts: Facts | None, part: str) -> list[tuple[str, dict]]:
 
 
 def proven_right(facts: Facts | None, part: str) -> bool:
-    """The chapter's computation itself, and nothing else, reproduces every probe, and dropout acts on the weights:
-    what `part` computes is right (its points were lost on how it is built)."""
+    """The chapter's computation itself, and nothing else, reproduces every probe, in train mode with dropout on the
+    weights too: what `part` computes is right (its points were lost on how it is built)."""
     if facts is None or not facts.runs or facts.dropout != ["weights"] or facts.cause or facts.renamed:
         return False
     multihead = part == "MultiHeadAttention"
-    return facts.has_out_proj and _matches(Knobs(), facts, multihead)
+    return facts.has_out_proj and _matches(Knobs(), facts, multihead) and in_train_mode(Knobs(), facts, multihead,
+                                                                                          ("weights",))
