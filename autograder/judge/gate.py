@@ -84,7 +84,7 @@ def probe(name: str, seed: int) -> Probe:
 
 DRAWS = ("uniform", "normal", None)
 """The gate's three probes: weights drawn like nn.Linear's, like randn / sqrt(fan_in), the module's own."""
-SPOT_SHARE = 3
+SPOT_SHARE = 6
 """About one behaviour check in this many (chosen from the secret seed) is first preceded by a spot gate."""
 
 
@@ -135,9 +135,9 @@ def spot_gate(sub: Subject, name: str) -> None:
 
 def recheck(sub: Subject, parts: list[str]) -> dict[str, dict]:
     """After the checks, the last look at each class of `parts` that passed the gate on its own code: its gate
-    module, called again, gives what it gave then, on the same input as many times as any check called one module,
-    and attention on a fresh input; and a fresh module passes the gate on a fresh probe. Returns the parts seen
-    not to be attention at some point (spot_gate included) -> the message's parameters."""
+    module, called on the same input as many times in a row as any check called one module, gives at the last what
+    it gave then, and is attention on a fresh input. Returns the parts seen not to be attention at some point
+    (spot_gate included) -> the message's parameters."""
     changed = {}
     for name in parts:
         gated = sub.cache.get(f"gated:{name}")
@@ -149,7 +149,7 @@ def recheck(sub: Subject, parts: list[str]) -> dict[str, dict]:
             if not sub.keeps_modules():  # a part left something running: its worker, and the gate's module, are gone
                 continue
             try:
-                found = _last_look(sub, name, gated) or _fresh_look(sub, name, gated.turns + 1)
+                found = _last_look(sub, name, gated)
             except StudentError:  # raised or over budget: no proof either way (the budget charges the part)
                 found = None
         if found is not None:
@@ -171,9 +171,8 @@ def _fresh_look(sub: Subject, name: str, turn: int) -> dict | None:
 
 def _last_look(sub: Subject, name: str, gated: Gated) -> dict | None:
     module, p = gated.module, gated.probe
-    for _ in range(max(sub.most_calls.get(name, 1), 1)):
-        if not _same(module(p.x), gated.out):
-            return _changed(sub, name, f"{name}{p.args}")
+    if not _same(module.forward(p.x, times=max(sub.most_calls.get(name, 1), 1)).out, gated.out):
+        return _changed(sub, name, f"{name}{p.args}")
     generator = torch.Generator().manual_seed(int(_chance(sub.probe_seed, name, 0) * 2 ** 31))
     x = torch.randn(p.x.shape, generator=generator) * float(p.x.std())
     for shrink in SHRINK:

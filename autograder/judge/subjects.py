@@ -40,13 +40,14 @@ class ModuleHandle:
         return self.info["buffers"]
 
     def forward(self, x: torch.Tensor, train: bool = False, seed: int = 0,
-                grad_out: torch.Tensor | None = None) -> Forward:
-        self.calls += 1
+                grad_out: torch.Tensor | None = None, times: int = 1) -> Forward:
+        """The module's output on x (and gradients, given grad_out); with `times`, of its last of that many calls."""
+        self.calls += times
         most = self.subject.most_calls
         most[self.label] = max(most.get(self.label, 0), self.calls)
         result = self.subject.request(
             "forward", f"{self.label}.forward", self._key("forward"), id=self.id, x=x, train=train, seed=seed,
-            grad_out=grad_out,
+            grad_out=grad_out, **({"times": times} if times > 1 else {}),
         )
         return Forward(result["out"], result.get("x_grad"), result.get("grads"))
 

@@ -92,14 +92,17 @@ class Handler:
             self.objects[id].load_state_dict({name: state[name] for name in names}, strict=False)
 
     def op_forward(self, id: int, x: torch.Tensor, train: bool, seed: int,
-                   grad_out: torch.Tensor | None = None) -> dict:
+                   grad_out: torch.Tensor | None = None, times: int = 1) -> dict:
+        """The module's output on x; with `times`, the output of its last of that many calls in a row."""
         module = self.objects[id]
         module.train(train)
-        module.zero_grad(set_to_none=True)
-        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA seeding
-        x = x.clone().requires_grad_(grad_out is not None)
-        with torch.set_grad_enabled(grad_out is not None):
-            out = module(x)
+        for _ in range(max(int(times), 1)):
+            module.zero_grad(set_to_none=True)
+            torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA seeding
+            given = x.clone().requires_grad_(grad_out is not None)
+            with torch.set_grad_enabled(grad_out is not None):
+                out = module(given)
+        x = given
         result = {"out": plain(out, "forward")}
         if grad_out is not None:
             if out.shape != grad_out.shape or not out.requires_grad:
