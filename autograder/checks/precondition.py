@@ -26,10 +26,6 @@ BUILDS_ON = {"MultiHeadAttentionWrapper": "CausalAttention"}
 """A graded class -> the graded class it constructs inside itself."""
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True)
-
-
 def expect_attention(sub: Subject, name: str) -> None:
     """`name` computes attention: each output mixes several tokens, and depends on the inputs and
     on the query and key weights. Zeros, a constant, the input or the values passed through fail.
@@ -67,7 +63,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
              meaning="(..., tokens, features)")
     if bool(out.isnan().all()):
         fail("fail.nan", where=module.label)
-    if _close(module(randn(*shape, seed=32)), out):
+    if SAME_CODE.agree(module(randn(*shape, seed=32)), out):
         fail("fail.attention_ignores_input", where=module.label)
     # Change the first token, then the last: some other token's output must follow (a wrong mask
     # may hide either one, but not both, from every other token).
@@ -75,7 +71,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
         changed = x.clone()
         changed.select(-2, position).copy_(randn(*(shape[:-2] + shape[-1:]), seed=seed))
         others = torch.tensor([i for i in range(shape[-2]) if i != position])
-        if not _close(module(changed).index_select(-2, others), out.index_select(-2, others)):
+        if not SAME_CODE.agree(module(changed).index_select(-2, others), out.index_select(-2, others)):
             break
     else:
         fail("fail.attention_no_mixing", where=module.label)
@@ -87,7 +83,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
             fail("fail.param_names", where=module.label, missing=projection, extra="-")
         # every weight loaded each time (the others as before): no request to put the drawn ones back
         module.load({**weights, **{k: randn(*module.params[k], seed=40 + 10 * j + i) for i, k in enumerate(keys)}})
-        if _close(module(x), out):
+        if SAME_CODE.agree(module(x), out):
             fail("fail.attention_ignores_weights", where=module.label, name=projection)
     expect_attention_family(sub, name, sub.probe_seed, standing_in(sub, name))
 

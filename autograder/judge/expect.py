@@ -18,6 +18,11 @@ class Tolerance:
     atol: float = 1e-5
     rtol: float = 1e-4
 
+    def agree(self, got: torch.Tensor, expected: torch.Tensor) -> bool:
+        """Same shape, and allclose within this tolerance, NaN where the other is NaN."""
+        return got.shape == expected.shape and torch.allclose(got, expected, atol=self.atol, rtol=self.rtol,
+                                                              equal_nan=True)
+
 
 TOLERANCE = Tolerance()
 """A computation against the reference's: the one tolerance of the checks' comparisons (`expect_close`). Its atol

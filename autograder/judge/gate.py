@@ -171,7 +171,7 @@ def _fresh_look(sub: Subject, name: str, turn: int) -> dict | None:
 
 def _last_look(sub: Subject, name: str, gated: Gated) -> dict | None:
     module, p = gated.module, gated.probe
-    if not _same(module.forward(p.x, times=max(sub.most_calls.get(name, 1), 1)).out, gated.out):
+    if not SAME_CODE.agree(module.forward(p.x, times=max(sub.most_calls.get(name, 1), 1)).out, gated.out):
         return _changed(sub, name, f"{name}{p.args}")
     generator = torch.Generator().manual_seed(int(_chance(sub.probe_seed, name, 0) * 2 ** 31))
     x = torch.randn(p.x.shape, generator=generator) * float(p.x.std())
@@ -185,10 +185,6 @@ def _last_look(sub: Subject, name: str, gated: Gated) -> dict | None:
 def _changed(sub: Subject, name: str, where: str) -> dict:
     sub.cache[f"changed:{name}"] = {"where": where}
     return sub.cache[f"changed:{name}"]
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol, equal_nan=True)
 
 
 def _chance(seed: int, name: str, turn: int) -> float:
