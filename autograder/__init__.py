@@ -1,13 +1,13 @@
-"""Teaching and grading kit for the attention mechanisms of chapter 3."""
+"""Teaching and grading kit for notebook assignments in PyTorch: the attention mechanisms of chapter 3 by default."""
 from __future__ import annotations
 
 
 def check(what, lang: str | None = None):
     """Run the visible checks of one graded function or class against this notebook's definitions.
 
-    Pass the object itself, `check(CausalAttention)`: marimo then re-runs the check cell whenever the
+    Pass the object itself, `check(MyClass)`: marimo then re-runs the check cell whenever the
     cell that defines it changes, and the check judges exactly that object. A name works too,
-    `check("CausalAttention")`, as in notebooks released before.
+    `check("MyClass")`, as in notebooks released before.
     """
     from autograder.config import environment
     from autograder.integrations.selfcheck import check_in_notebook

@@ -65,7 +65,7 @@ def grade_folder(paths: list[Path], out: Path, config: Config | None = None, job
     say(f"JOBS {jobs_plan}")
     records = grade(paths, out, config.with_(jobs=count), isolation, force=force, lang=lang, progress=progress,
                     notice=say, plan=plan)
-    write_gradebook(records, out / "grades.csv")
+    write_gradebook(records, out / "grades.csv", config.assignment.graded)
     return records
 
 

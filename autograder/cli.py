@@ -166,10 +166,10 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     if args.platform == "gradescope":
         print(f"wrote {out} ({len(written)} files); upload it as the assignment's autograder on Gradescope")
     elif args.platform == "prairielearn":
-        from autograder.integrations.prairielearn import QUESTION
+        from autograder.integrations.prairielearn import question_name
 
         print(f"wrote {len(written)} files under {out}:\n"
-              f"  copy {out / 'questions' / QUESTION} into your course's questions/ folder\n"
+              f"  copy {out / 'questions' / question_name()} into your course's questions/ folder\n"
               f"  build the grader: docker build -t {args.image} {out / 'grader'} && docker push {args.image}")
     else:
         found = written.found
@@ -181,8 +181,17 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _explainer() -> str:
+    """The module of the diagnosis with the reference (the assignment's explainer; "" when it has none)."""
+    from autograder.config import Config
+
+    return Config().assignment.explainer.partition(":")[0]
+
+
 def _ships(module: str) -> bool:
     """Is this command's module part of this copy of the kit? The student bundle leaves the instructor's out."""
+    if not module:
+        return False
     try:
         spec = importlib.util.find_spec(module)
     except ModuleNotFoundError:  # its folder did not ship
@@ -208,8 +217,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--part", action="append", metavar="NAME", help="check only this graded name (repeatable)")
     check.add_argument("--html", type=Path, metavar="FILE",
                        help="also write the feedback page (" + ("diagnoses, attention pictures, checklist"
-                                                                if _ships("autograder.explain.diagnose")
-                                                                else "score and checklist") + ") to FILE")
+                                                                if _ships(_explainer()) else "score and checklist")
+                       + ") to FILE")
     check.add_argument("--verbose", action="store_true",
                        help="show every check of every part (default: a line per part, details for the parts begun)")
     check.set_defaults(run=_check)

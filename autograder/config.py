@@ -9,6 +9,9 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from autograder.assignment import DEFAULT, Assignment
+from autograder.assignment import load as load_assignment
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -100,7 +103,9 @@ class Environment:
     lang: str | None = None
     """AUTOGRADER_LANG: the feedback language in a notebook kernel (default: the notebook's, nbgrader's "en")."""
     solutions: Path | None = None
-    """AUTOGRADER_SOLUTIONS: the folder holding en/ch03_attention.ipynb, for nbgrader's kernels."""
+    """AUTOGRADER_SOLUTIONS: the folder holding en/<notebook>.ipynb, for nbgrader's kernels."""
+    assignment: Path | None = None
+    """AUTOGRADER_ASSIGNMENT: the assignment's folder (default: chapter 3's, autograder/chapters/ch03_attention)."""
     nbgrader_validate: bool = False
     """NBGRADER_EXECUTION=validate: `nbgrader validate` runs the notebook, so a failed self-check raises."""
     notebook: str | None = None
@@ -128,6 +133,7 @@ def environment() -> Environment:
         return Path(os.environ[name]) if os.environ.get(name) else None
 
     return Environment(lang=os.environ.get("AUTOGRADER_LANG") or None, solutions=path("AUTOGRADER_SOLUTIONS"),
+                       assignment=path("AUTOGRADER_ASSIGNMENT"),
                        nbgrader_validate=os.environ.get("NBGRADER_EXECUTION") == "validate",
                        notebook=os.environ.get("JPY_SESSION_NAME") or None, root=path("AUTOGRADER_ROOT"),
                        source=path("AUTOGRADER_SOURCE"), cgroups=os.environ.get(CGROUP_SWITCH) != "off",
@@ -149,7 +155,10 @@ class Config:
     """Everything the grader is told (limits, paths, parallelism), in one place."""
 
     limits: Limits = field(default_factory=Limits)
-    solutions: Path = ROOT / "solutions"
+    assignment: Assignment = field(default_factory=lambda: load_assignment(environment().assignment or DEFAULT))
+    """What is graded: the graded names, points and checks (assignment.py), read from the assignment's folder."""
+    solutions: Path = None  # type: ignore[assignment] - set in __post_init__
+    """The instructor's sources (default: the folder the assignment names, else the kit's solutions/)."""
     lang: str = "en"
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     sandbox: str = "auto"
@@ -157,12 +166,18 @@ class Config:
     cache: Path | None = field(default_factory=lambda: environment().cache)
     """The folder of what the kit keeps between runs (AUTOGRADER_CACHE); None: keep nothing."""
 
+    def __post_init__(self):
+        if self.solutions is None:
+            object.__setattr__(self, "solutions", self.assignment.solutions or ROOT / "solutions")
+
     def with_(self, **changes) -> Config:
+        if "assignment" in changes and "solutions" not in changes:
+            changes["solutions"] = None  # the new assignment's own
         return replace(self, **changes)
 
     @property
     def reference_notebook(self) -> Path:
-        return self.solutions / "en" / "ch03_attention.ipynb"
+        return self.assignment.notebook_in(self.solutions)
 
 
 PROBE_SECRET = "probe_secret.txt"

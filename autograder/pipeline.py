@@ -19,6 +19,7 @@ from autograder.i18n import t
 from autograder.record import CheckResult, SubmissionResult
 
 if TYPE_CHECKING:  # imported where used: `sandboxed` starts the sandbox's torch import before this process's
+    from autograder.assignment import Assignment
     from autograder.judge.run import Job
     from autograder.judge.session import Checks
     from autograder.judge.subjects import Subject
@@ -73,7 +74,7 @@ class Session:
         self.config, self.run = config, run
         kept = config.cache if config.cache is not None and kept_answers.safe_here(run.isolation) else None
         self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only, kept)
-        self.explaining = explainer(run.self_check)
+        self.explaining = explainer(config.assignment, run.self_check)
         """The explainer's class (explain.explainer.Explainer or measure.explainer.MeasuredExplainer)."""
         self.needs_reference = getattr(self.explaining, "needs_reference", True)
         self._explainer = None
@@ -111,7 +112,7 @@ def grade(source: Source, config: Config, run: Run, session: Session | None = No
     with source.open(job, config, run.isolation) as subject, one_torch_thread():  # ② sandbox: a worker runs them
         results = session.checks.run(subject, job.lang)          # ③ judge: the checks drive them
         explained = explain(session, job, subject, results)      # ④ explain, while the worker still lives
-    return record(job, subject, results, explained, run, started)  # ⑤ record
+    return record(job, subject, results, explained, run, started, config)  # ⑤ record
 
 
 @dataclass
@@ -148,11 +149,14 @@ def explain(session: Session, job: Job, subject: Subject, results: list[CheckRes
 
 
 def record(job: Job, subject: Subject, results: list[CheckResult], explained: Explained, run: Run,
-           started: float) -> SubmissionResult:
+           started: float, config: Config) -> SubmissionResult:
     """⑤ The submission's record: its checks' results, what was read and said, and what the explain stage found."""
     from autograder.judge.run import build_record
 
-    built = build_record(job, subject, results, run.isolation, started)
+    built = build_record(job, subject, results, run.isolation, started, config.assignment.checks)
+    if run.visible_only:  # what the hidden checks are worth: the self-check says it is still to come
+        built.hidden_points = {part: max(config.assignment.points.get(part, 0.0) - out_of, 0.0)
+                               for part, (_, out_of) in built.parts.items()}
     built.diagnoses, built.attention = explained.diagnoses, explained.attention
     built.internal_errors += explained.internal_errors
     built.output = "\n".join(filter(None, [built.output, *(d["message"] for d in explained.diagnoses)]))
@@ -168,16 +172,32 @@ def write(record: SubmissionResult, out: Path, name: str) -> None:
     write_feedback(record, out / f"{name}.html")
 
 
-def explainer(self_check: bool = False):
-    """The explain stage's explainer: explain.explainer.Explainer (the diagnosis, with the reference) where explain/
-    exists, else, and always for the self-check, measure.explainer.MeasuredExplainer (what the student's classes
-    show on their own: the self-check says the same in the student bundle as here)."""
-    if not self_check:
+def explainer(assignment: Assignment, self_check: bool = False):
+    """The explain stage's explainer, as the assignment names it: its `explainer` (the diagnosis, with the
+    reference) where that module exists, else, and always for the self-check, its `self_explainer` (what the
+    student's classes show on their own: the self-check says the same in the student bundle as here); an
+    assignment without either gets the plain one (no diagnoses, no pictures)."""
+    import importlib
+
+    for spec in ([] if self_check else [assignment.explainer]) + [assignment.self_explainer]:
+        module, _, name = spec.partition(":")
+        if not module:
+            continue
         try:
-            from autograder.explain.explainer import Explainer
-        except ImportError:
-            pass
-        else:
-            return Explainer
-    from autograder.measure.explainer import MeasuredExplainer
-    return MeasuredExplainer
+            return getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:  # the student bundle has no explain/
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+    return PlainExplainer
+
+
+class PlainExplainer:
+    """No mistake knowledge: the checks' own messages say what went wrong."""
+
+    needs_reference = False
+
+    def __init__(self, reference, chunks, seconds: float):
+        pass
+
+    def explain(self, subject, results, lang: str, pictures: bool) -> tuple[list[dict], dict]:
+        return [], {}

@@ -8,8 +8,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CHECKS_DIR = Path(__file__).parent / "checks"
-
 
 @functools.cache
 def kit_version() -> str:
@@ -23,14 +21,22 @@ def kit_version() -> str:
 
 
 @functools.cache
-def checks_files(folder: Path = CHECKS_DIR) -> dict[str, str]:
+def checks_files(folder: Path) -> dict[str, str]:
     """File name -> first 12 hex digits of the SHA-256 of each check module's source, as graded now."""
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in sorted(folder.glob("*.py"))}
 
 
-def checks_digest(files: dict[str, str] | None = None) -> str:
-    """One digest over all check modules: equal digests mean the same checks produced two records."""
-    files = checks_files() if files is None else files
+def checks_digest(folder: Path) -> str:
+    """One digest over all check modules in `folder`: equal digests mean the same checks produced two records."""
+    return _digest(checks_files(folder))
+
+
+def checked_by(folder: Path) -> dict:
+    """A record's checks_digest and checks_files, for the checks in `folder` (Assignment.checks)."""
+    return {"checks_digest": checks_digest(folder), "checks_files": dict(checks_files(folder))}
+
+
+def _digest(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -87,12 +93,15 @@ class SubmissionResult:
     """Per part that lost points: {"part", "misconception" (catalogue id, or None if none matched), "message"},
     and "depends_on" (a failed part this one builds on) when none matched."""
     attention: dict = field(default_factory=dict)
-    """Attention weights on the chapter's sentence: {"student" | "reference": {class: (heads, T, T) or reason}}."""
+    """Attention weights on the assignment's sentence: {"student" | "reference": {class: (heads, T, T) or reason},
+    "tokens": [its words]}."""
+    hidden_points: dict[str, float] = field(default_factory=dict)
+    """Per part, the points of the hidden checks a self-check did not run (empty in a graded record)."""
     kit_version: str = field(default_factory=kit_version)
     """The kit's version that wrote the record ("" in records written before records carried it)."""
-    checks_digest: str = field(default_factory=checks_digest)
-    """Digest of the check modules that produced the record (see checks_files)."""
-    checks_files: dict[str, str] = field(default_factory=lambda: dict(checks_files()))
+    checks_digest: str = ""
+    """Digest of the check modules that produced the record (see checks_files); "": no checks ran."""
+    checks_files: dict[str, str] = field(default_factory=dict)
     """Check module -> digest of its source, so a regrade diff can name the module that changed."""
 
     @property

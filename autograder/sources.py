@@ -45,10 +45,10 @@ class File:
         """A worker (under `isolation`) that runs the file's definitions, or one that says why it could not be read;
         the worker ends with the block."""
         if job.error is not None:
-            yield Unloadable(*job.error)
+            yield Unloadable(*job.error, config.assignment)
             return
         chunks = job.submission.chunk_dicts()
-        subject = WorkerSubject(chunks, config.limits, isolation)
+        subject = WorkerSubject(chunks, config.limits, isolation, config.assignment)
         subject.probe_seed = probe_seed(config.solutions, "\n".join(c["code"] for c in chunks))
         subject.source = "file" if job.submission.kind == "py" else "notebook"
         try:
@@ -70,7 +70,7 @@ class Kernel:
 
     @contextmanager
     def open(self, job: Job, config: Config, isolation: str) -> Iterator[Subject]:
-        yield LocalSubject(self.namespace)
+        yield LocalSubject(self.namespace, config.assignment)
 
 
 Source = File | Kernel

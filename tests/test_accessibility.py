@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment import TOKENS
+from autograder.assignment import load
 from autograder.record import CheckResult, SubmissionResult
 from autograder.report.alttext import attention_text, describe
 from autograder.report.attention_svg import MASKED_COLOUR, NAN_COLOUR, attention_svg
@@ -17,6 +17,7 @@ from tests.conftest import FILES, ROOT, SUBMISSIONS, run_cli
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
+TOKENS = list(load().tokens)
 T = len(TOKENS)
 CAUSAL = [[[round(1 / (q + 1), 4) if k <= q else 0.0 for k in range(T)] for q in range(T)]]
 """A correct single-head causal map: each token spreads its weight evenly over itself and the tokens before it."""
@@ -31,20 +32,21 @@ def with_nan(maps: list) -> list:
 
 
 def test_description_says_what_differs_from_the_reference():
-    assert describe("CausalAttention", CAUSAL, CAUSAL, "en") == "CausalAttention: your weights match the reference's."
-    peeking = describe("CausalAttention", UNIFORM, CAUSAL, "en")
+    same = describe("CausalAttention", CAUSAL, CAUSAL, "en", TOKENS)
+    assert same == "CausalAttention: your weights match the reference's."
+    peeking = describe("CausalAttention", UNIFORM, CAUSAL, "en", TOKENS)
     assert "15 weight(s) let a token attend to a later token" in peeking, peeking  # the 15 cells above the diagonal
     assert "from “Your” to “Your”" in peeking, "the largest difference: the first token keeps 1.0 in the reference"
-    assert "1 weight(s) are NaN" in describe("CausalAttention", with_nan(CAUSAL), CAUSAL, "en")
-    assert "讀不到" in describe("CausalAttention", "RuntimeError: boom", CAUSAL, "zh_TW")
-    hiding = describe("SelfAttention_v2", CAUSAL, UNIFORM, "zh_TW")
+    assert "1 weight(s) are NaN" in describe("CausalAttention", with_nan(CAUSAL), CAUSAL, "en", TOKENS)
+    assert "讀不到" in describe("CausalAttention", "RuntimeError: boom", CAUSAL, "zh_TW", TOKENS)
+    hiding = describe("SelfAttention_v2", CAUSAL, UNIFORM, "zh_TW", TOKENS)
     assert "有 15 個權重被遮成 0" in hiding, hiding
 
 
 def test_weights_are_tables_a_screen_reader_can_walk():
     from xml.etree import ElementTree
 
-    block = attention_text({"CausalAttention": with_nan(CAUSAL)}, {"CausalAttention": CAUSAL}, "en")
+    block = attention_text({"CausalAttention": with_nan(CAUSAL)}, {"CausalAttention": CAUSAL}, "en", TOKENS)
     tree = ElementTree.fromstring(block)
     tables = list(tree.iter("table"))
     assert len(tables) == 2, "the reference's head and the student's"
@@ -62,7 +64,7 @@ def test_palette_gives_nan_and_masked_cells_a_cue_besides_colour():
     from xml.etree import ElementTree
 
     svg = ElementTree.fromstring(attention_svg({"CausalAttention": with_nan(CAUSAL)}, {"CausalAttention": CAUSAL},
-                                               ("{n}", "{n}")))
+                                               ("{n}", "{n}"), TOKENS))
     assert svg.get("aria-describedby") == "attention-description", "the picture points to its description"
     patterns = {p.get("id"): p for p in svg.iter("pattern")}
     assert NAN_COLOUR == "url(#attention-nan)" and MASKED_COLOUR == "url(#attention-masked)"
@@ -107,7 +109,7 @@ def pages(tmp_path_factory) -> dict[str, Path]:
     broken = SubmissionResult("nan.py", 0.0, 3.0, 1.0, tests=[check], diagnoses=[
         {"part": "CausalAttention", "misconception": None, "message": "Nothing known matched."}],
         attention={"student": {"CausalAttention": with_nan(UNIFORM), "MultiHeadAttention": "RuntimeError: shape"},
-                   "reference": {"CausalAttention": CAUSAL, "MultiHeadAttention": CAUSAL * 2}})
+                   "reference": {"CausalAttention": CAUSAL, "MultiHeadAttention": CAUSAL * 2}, "tokens": TOKENS})
     fixed = SubmissionResult("nan.py", 3.0, 3.0, 1.0, tests=[CheckResult(**{**check.__dict__, "status": "passed",
                                                                              "score": 3.0})])
     for lang in ("en", "zh_TW"):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from autograder.assignment import load
 from autograder.config import Limits
 from autograder.judge.run import charge
 from autograder.judge.worker_subject import WorkerSubject
@@ -55,7 +56,7 @@ def test_a_part_that_leaves_a_process_gets_no_successor_in_its_worker(tmp_path):
     """CausalAttention's construction leaves a sleeping child: the next part starts in a fresh worker, and
     CausalAttention is marked so that the classes built on it use the kit's stand-ins."""
     (tmp_path / "leaves_a_child.py").write_text(LEAVES_A_CHILD, encoding="utf-8")
-    subject = WorkerSubject(load_submission(tmp_path / "leaves_a_child.py").chunk_dicts(), Limits(), ISOLATION)
+    subject = WorkerSubject(load_submission(tmp_path / "leaves_a_child.py").chunk_dicts(), Limits(), ISOLATION, load())
     try:
         subject.begin_part("softmax_naive")
         subject.call("softmax_naive", 1.0)
@@ -93,7 +94,7 @@ class _OverBudget:
 def test_a_limit_met_between_two_parts_is_charged_to_the_part_that_ran():
     """fanout_shm.py's children (started by CausalAttention) went over the memory budget after CausalAttention's
     last request, on a loaded machine: the next part that asked the worker anything was charged instead."""
-    subject = WorkerSubject([], Limits(memory_bytes=320 << 20), ISOLATION)
+    subject = WorkerSubject([], Limits(memory_bytes=320 << 20), ISOLATION, load())
     subject.begin_part("CausalAttention")
     subject.worker = _OverBudget()
     subject.begin_part("MultiHeadAttentionWrapper")

@@ -11,7 +11,8 @@ import zipfile
 import nbformat
 import pytest
 
-from autograder.explain.misconceptions import CATALOGUE
+from autograder.assignment import load
+from autograder.chapters.ch03_attention.explain.misconceptions import CATALOGUE
 from autograder.judge.run import check_table
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
@@ -53,8 +54,8 @@ def bundle(tmp_path_factory):
 
 
 def test_bundle_contains_no_solution_and_no_hidden_check(bundle):
-    hidden = [info.check_id for info in check_table() if info.hidden]
-    visible = [info.check_id for info in check_table() if not info.hidden]
+    hidden = [info.check_id for info in check_table(load().checks) if info.hidden]
+    visible = [info.check_id for info in check_table(load().checks) if not info.hidden]
     assert hidden and visible
     with zipfile.ZipFile(bundle) as archive:
         names = archive.namelist()
@@ -157,8 +158,8 @@ def test_student_bundle_installs_into_a_fresh_virtualenv_and_checks(bundle, tmp_
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     left = sorted(p.name for p in kit.iterdir() if p.name == "build" or p.name.endswith(".egg-info"))
     assert not left, f"`pip install .` left {left} in the student's folder"
-    where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); "
-                              "print(u.find_spec('nbgrader'), u.find_spec('autograder.explain'))")
+    where = run(python, "-c", "import autograder, importlib.util as u; print(autograder.__file__); print("
+                              "u.find_spec('nbgrader'), u.find_spec('autograder.chapters.ch03_attention.explain'))")
     assert str(home) in where.stdout and "None None" in where.stdout, where.stdout + where.stderr
     # JupyterLab's extensions come with packages: none of the environment's own is nbgrader's (this
     # machine's base Python has nbgrader, and `jupyter labextension list` shows its folder too)

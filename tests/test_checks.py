@@ -7,9 +7,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignment import GRADED
+from autograder.assignment import load
 from autograder.i18n import LANGS, catalogue
 from autograder.judge.run import check_table
+
+GRADED = load().graded
 
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = {"softmax_naive": 2, "simple_self_attention": 6, "SelfAttention_v1": 8, "SelfAttention_v2": 8,
@@ -18,7 +20,7 @@ POINTS = {"softmax_naive": 2, "simple_self_attention": 6, "SelfAttention_v1": 8,
 
 
 def test_every_check_is_marked_with_a_graded_name_and_points():
-    table = check_table()
+    table = check_table(load().checks)
     assert len(table) >= 40
     for info in table:
         assert info.names and info.names[0] in GRADED and info.points > 0, info
@@ -27,19 +29,19 @@ def test_every_check_is_marked_with_a_graded_name_and_points():
 
 def test_points_per_part_add_up_to_one_hundred():
     totals: dict[str, float] = {}
-    for info in check_table():
+    for info in check_table(load().checks):
         totals[info.names[0]] = totals.get(info.names[0], 0) + info.points
     assert totals == POINTS
 
 
 def test_every_part_has_visible_and_hidden_checks():
     for part in GRADED:
-        kinds = {info.hidden for info in check_table() if info.names[0] == part}
+        kinds = {info.hidden for info in check_table(load().checks) if info.names[0] == part}
         assert kinds == {True, False}, f"{part} needs both visible and hidden checks"
 
 
 def test_visible_checks_do_not_need_the_solutions():
-    for info in check_table():
+    for info in check_table(load().checks):
         if not info.hidden:
             assert "ref" not in info.fixtures, f"{info.check_id} is visible but compares with the reference"
 
@@ -47,7 +49,7 @@ def test_visible_checks_do_not_need_the_solutions():
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_check_has_a_title(lang):
     messages = catalogue(lang)
-    for info in check_table():
+    for info in check_table(load().checks):
         assert messages.get(f"check.{info.check_id}"), f"no {lang} title for {info.check_id}"
 
 
@@ -91,7 +93,7 @@ STRUCTURE = {"test_v1_signature", "test_v1_parameters", "test_v2_signature", "te
 
 
 def test_only_layout_buffer_and_divisibility_checks_are_structure_checks():
-    marked = {info.check_id for info in check_table() if info.structure}
+    marked = {info.check_id for info in check_table(load().checks) if info.structure}
     assert marked == STRUCTURE
 
 
@@ -103,7 +105,7 @@ def _local(path: Path):
     chunks = [{"origin": c.origin, "code": c.code} for c in load_submission(path).chunks]
     namespace, failures = execute(chunks, "fixture")
     assert not failures, failures
-    return LocalSubject(namespace)
+    return LocalSubject(namespace, load())
 
 
 ATTENTION = ("SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper",
@@ -113,7 +115,7 @@ SUBMISSIONS = ROOT / "tests" / "files" / "submissions"
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in SUBMISSIONS.glob("nothing_*.py")))
 def test_a_forward_that_computes_no_attention_fails_the_precondition(fixture):
-    from autograder.checks.precondition import expect_attention
+    from autograder.chapters.ch03_attention.checks.precondition import expect_attention
     from autograder.errors import StudentError
     from autograder.judge.expect import CheckFailure
 
@@ -133,7 +135,7 @@ UNBUILDABLE = {"bug_v1_seed_parameter.py", "bug_mha_init_always_raises.py", "bug
                                            if not p.name.startswith("nothing_") and p.name not in UNBUILDABLE))
 def test_attention_with_or_without_bugs_passes_the_precondition(fixture):
     """Every realistic bug still computes attention: the precondition must never hide its real message."""
-    from autograder.checks.precondition import expect_attention
+    from autograder.chapters.ch03_attention.checks.precondition import expect_attention
     from autograder.judge.expect import CheckFailure
 
     sub = _local(SUBMISSIONS / fixture)
@@ -150,7 +152,7 @@ def _subject(code: str):
 
     namespace, failures = execute([{"origin": "test", "code": "import torch\nfrom torch import nn\n" + code}], "t")
     assert not failures, failures
-    return LocalSubject(namespace)
+    return LocalSubject(namespace, load())
 
 
 @pytest.mark.parametrize("init, key, words", [

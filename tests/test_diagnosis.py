@@ -7,18 +7,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignment import GRADED
+from autograder.assignment import load
 from autograder.authoring.build import to_marimo
+from autograder.chapters.ch03_attention.explain.facts import measure, state_for
+from autograder.chapters.ch03_attention.explain.knobs import Knobs, attention
+from autograder.chapters.ch03_attention.explain.misconceptions import CATALOGUE, mutate
+from autograder.chapters.ch03_attention.explain.mistakes import name
 from autograder.config import Config
-from autograder.explain.facts import measure, state_for
-from autograder.explain.knobs import Knobs, attention
-from autograder.explain.misconceptions import CATALOGUE, mutate
-from autograder.explain.mistakes import name
 from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from tests.claims import untrue
 from tests.conftest import FILES, run_cli
+
+GRADED = load().graded
 
 REAL = FILES / "real"
 BY_ID = {m.id: m for m in CATALOGUE}
@@ -74,7 +76,7 @@ def test_the_measured_scale_power_is_reported(reference_chunks):
 
 
 def test_a_mistake_found_two_ways_is_named_once(reference_chunks):
-    from autograder.explain.diagnose import Diagnoser
+    from autograder.chapters.ch03_attention.explain.diagnose import Diagnoser
 
     diagnoser = Diagnoser(lambda m: _subject(mutate(reference_chunks, m), f"mutant_{m.id}"))
     m = BY_ID["wrapper_uses_global"]  # a structural fact and a matching catalogue entry both say so

@@ -92,10 +92,11 @@ def test_check_writes_a_feedback_page_in_traditional_chinese(tmp_path):
 def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     from xml.etree import ElementTree
 
-    from autograder.assignment import TOKENS
+    from autograder.assignment import load
     from autograder.i18n import t
     from autograder.report.attention_svg import NAN_COLOUR, attention_svg
 
+    TOKENS = list(load().tokens)
     T = len(TOKENS)
     diagonal = [[1.0 if q == k else 0.2 for k in range(T)] for q in range(T)]
     with_nan = [row[:] for row in diagonal]
@@ -105,7 +106,7 @@ def test_attention_svg_draws_cells_nan_and_unreadable_maps():
     reference = {"CausalAttention": [diagonal], "MultiHeadAttention": [diagonal, diagonal]}
     labels = tuple(t("ui.head_caption", "zh_TW", who=t(side, "zh_TW")) for side in ("ui.reference", "ui.yours"))
 
-    svg = ElementTree.fromstring(attention_svg(student, reference, labels))  # well-formed, every text escaped
+    svg = ElementTree.fromstring(attention_svg(student, reference, labels, TOKENS))  # well-formed, every text escaped
     assert svg.tag == "svg" and svg.get("class") == "attention" and svg.get("role") == "img"
     assert svg.get("aria-label") == "CausalAttention, MultiHeadAttention", "the classes, in the graded order"
     cells = {rect.find("title").text: rect.get("fill") for rect in svg.iter("rect") if rect.find("title") is not None}

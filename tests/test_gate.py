@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from autograder.checks.precondition import ATTENTION
+from autograder.assignment import load
+from autograder.chapters.ch03_attention.checks.precondition import ATTENTION
+from autograder.chapters.ch03_attention.explain.misconceptions import CATALOGUE, mutate
 from autograder.config import Config
-from autograder.explain.misconceptions import CATALOGUE, mutate
 from autograder.judge.expect import CheckFailure
 from autograder.judge.gate import expect_attention_family, recheck, spot_gate
 from autograder.judge.probes import randn
@@ -161,7 +162,7 @@ def test_correct_and_mistaken_work_of_every_style_is_attention(folder):
 def test_gamed_classes_earn_structure_points_only(tmp_path):
     from autograder.judge.run import check_table
 
-    structure = {info.check_id for info in check_table() if info.structure}
+    structure = {info.check_id for info in check_table(load().checks) if info.structure}
     result = run_cli("grade", str(GAMING), "--out", str(tmp_path), "--jobs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     for name, entry in GAMED.items():

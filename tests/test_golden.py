@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.assignment import load
 from autograder.i18n import t
 from autograder.integrations.gradescope import GradescopeSettings, to_gradescope
 from autograder.record import CheckResult, SubmissionResult
@@ -68,7 +69,8 @@ def graded(lang: str) -> SubmissionResult:
                    {"part": "MultiHeadAttention", "misconception": None, "message": unknown}],
         attention={"student": {"SelfAttention_v2": CAUSAL, "CausalAttention": TRIL, "MultiHeadAttention": RAISED},
                    "reference": {"SelfAttention_v2": CAUSAL, "CausalAttention": CAUSAL,
-                                 "MultiHeadAttention": CAUSAL * 2}},
+                                 "MultiHeadAttention": CAUSAL * 2},
+                   "tokens": ["Your", "journey", "starts", "with", "one", "step"]},
         kit_version="0.1.0", checks_digest="0123456789ab", checks_files={"test_3_causal.py": "0123456789ab"})
 
 
@@ -85,7 +87,8 @@ def self_check(lang: str) -> SubmissionResult:
                where="CausalAttention.forward", position="2"),
     ]
     return SubmissionResult("ch03_attention.py", 4.0, 11.0, 3.5, tests=tests, language=lang, kit_version="0.1.0",
-                            checks_digest="0123456789ab", checks_files={})
+                            checks_digest="0123456789ab", checks_files={},
+                            hidden_points={"softmax_naive": 1.0, "SelfAttention_v1": 4.0, "CausalAttention": 18.0})
 
 
 def unreadable() -> SubmissionResult:
@@ -133,7 +136,7 @@ def test_feedback_page(golden):
 def test_gradebook_csv(golden, tmp_path):
     path = tmp_path / "grades.csv"
     write_gradebook([("ada__ch03_attention", graded("en")), ("bob__broken", unreadable()),
-                     ("ch03_attention", self_check("en"))], path)
+                     ("ch03_attention", self_check("en"))], path, load().graded)
     golden("grades.csv", path.read_bytes().decode("utf-8"))
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder.assignment import GRADED
+from autograder.assignment import load
 from autograder.integrations.gradescope import find_submission, pick_submission
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
+
+GRADED = load().graded
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
 
@@ -76,7 +78,7 @@ def test_zip_has_what_gradescope_runs_and_no_tests(autograder_zip):
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "pyproject.toml", "gradescope.json"} <= names, sorted(names)
     assert {"solutions/en/ch03_attention.ipynb", "autograder/integrations/gradescope.py",
-            "autograder/checks/test_3_causal.py", "autograder/locales/en.json"} <= names, \
+            "autograder/chapters/ch03_attention/checks/test_3_causal.py", "autograder/locales/en.json"} <= names, \
         "the kit and the reference travel in the zip"
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n or n.endswith(".pyc")]
     for script in ("setup.sh", "run_autograder"):
@@ -211,6 +213,8 @@ def test_zip_installs_as_setup_sh_does(tmp_path, autograder_zip):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     package = tmp_path / "site" / "autograder"
-    for name in ("integrations/gradescope.py", "sandbox/inside/worker.py", "checks/test_4_multihead.py",
+    for name in ("integrations/gradescope.py", "sandbox/inside/worker.py",
+                 "chapters/ch03_attention/checks/test_4_multihead.py", "chapters/ch03_attention/assignment.toml",
+                 "chapters/ch03_attention/stand_ins.py",
                  "locales/zh_TW.json", "report/templates/page.css", "integrations/templates/run_autograder.j2"):
         assert (package / name).is_file(), f"pip install of the zip's source misses autograder/{name}"

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 
 from autograder.api import grade_file
+from autograder.assignment import load
+from autograder.chapters.ch03_attention.explain import explainer
+from autograder.chapters.ch03_attention.explain.facts import measure
+from autograder.chapters.ch03_attention.explain.mistakes import name
 from autograder.config import Config
-from autograder.explain import explainer
-from autograder.explain.facts import measure
-from autograder.explain.mistakes import name
 from autograder.judge.run import Job, build_record
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
@@ -59,7 +60,7 @@ def test_a_check_that_meets_an_unexpected_case_is_noted_as_the_kits_error():
                            "visible", "fail.unexpected"),
                CheckResult("t", "test_causal_layout", "CausalAttention", 2.0, 2.0, "passed", "", ["CausalAttention"],
                            "visible")]
-    record = build_record(job, LocalSubject({}), results, "none", 0.0)
+    record = build_record(job, LocalSubject({}, load()), results, "none", 0.0, load().checks)
     assert len(record.internal_errors) == 1 and "test_causal_shapes" in record.internal_errors[0], \
         record.internal_errors
 
@@ -67,7 +68,7 @@ def test_a_check_that_meets_an_unexpected_case_is_noted_as_the_kits_error():
 @pytest.mark.parametrize("lang", ["en", "zh_TW"])
 def test_the_overview_names_who_met_an_error(lang):
     job = Job(UNIFORM, lang)
-    record = build_record(job, LocalSubject({}), [], "none", 0.0)
+    record = build_record(job, LocalSubject({}, load()), [], "none", 0.0, load().checks)
     record.internal_errors = ["boom"]
     page = overview_html([("alice.ipynb", record)], lang)
     assert "alice.ipynb" in page and "boom" in page, "the overview does not say whose record notes an error"

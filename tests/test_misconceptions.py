@@ -7,22 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment import GRADED
+from autograder.assignment import load
+from autograder.chapters.ch03_attention.explain.catalogue_match import outcomes_of, same
+from autograder.chapters.ch03_attention.explain.diagnose import MEASURED
+from autograder.chapters.ch03_attention.explain.knobs import alternatives
+from autograder.chapters.ch03_attention.explain.misconceptions import (
+    CATALOGUE,
+    CatalogueError,
+    Misconception,
+    mutate,
+    source,
+)
+from autograder.chapters.ch03_attention.explain.mistakes import DROPOUT_IDS, STRUCTURE_IDS, deviation_id
 from autograder.config import Config
-from autograder.explain.catalogue_match import outcomes_of, same
-from autograder.explain.diagnose import MEASURED
-from autograder.explain.knobs import alternatives
-from autograder.explain.misconceptions import CATALOGUE, CatalogueError, Misconception, mutate, source
-from autograder.explain.mistakes import DROPOUT_IDS, STRUCTURE_IDS, deviation_id
 from autograder.i18n import LANGS, catalogue
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
 from tests.claims import CLAIMS, untrue
 from tests.conftest import run_cli
 
+GRADED = load().graded
+
 
 def possible_ids(part: str) -> set[str]:
-    """Every mistake id `autograder.explain.mistakes.name` can give for `part`: a knob's deviations, the facts it
+    """Every mistake id chapter 3's `explain.mistakes.name` can give for `part`: a knob's deviations, the facts it
     names by themselves, an exception's cause, dropout and structure."""
     multihead = part == "MultiHeadAttention"
     prefix = "mha" if multihead else "causal"
@@ -196,7 +204,7 @@ def test_no_check_message_names_a_cause_a_fixture_does_not_have(graded_fixtures,
 
 
 def test_only_finished_stable_failures_are_diagnosed():
-    from autograder.measure.failed_parts import failed_parts, unstable_parts
+    from autograder.chapters.ch03_attention.measure.failed_parts import failed_parts, unstable_parts
     from autograder.record import CheckResult
 
     def result(part: str, status: str, key: str = "") -> CheckResult:

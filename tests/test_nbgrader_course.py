@@ -12,8 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignment import GRADED
+from autograder.assignment import load
 from tests.conftest import ROOT, SUBMISSIONS
+
+GRADED = load().graded
 
 pytestmark = pytest.mark.slow
 

@@ -95,7 +95,8 @@ def test_grader_image_has_the_kit_without_tests_and_the_cpu_torch(exported):
     assert "COPY kit /grader/kit" in dockerfile and "chmod 0700 /grader/kit" in dockerfile
     assert os.stat(grader / "run").st_mode & stat.S_IXUSR
     kit = grader / "kit"
-    assert (kit / "solutions" / "en" / "ch03_attention.ipynb").is_file() and (kit / "autograder" / "checks").is_dir()
+    checks = kit / "autograder" / "chapters" / "ch03_attention" / "checks"
+    assert (kit / "solutions" / "en" / "ch03_attention.ipynb").is_file() and checks.is_dir()
     assert not (kit / "tests").exists() and not list(kit.rglob("__pycache__"))
     assert json.loads((kit / "prairielearn.json").read_text())["image"] == "course/ch03-grader:1"
 

@@ -32,7 +32,7 @@ def regraded(tmp_path_factory) -> tuple[Path, Path]:
     for path in _kit_files(ROOT):
         (kit / path.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, kit / path.relative_to(ROOT))
-    check = kit / "autograder" / "checks" / "test_3_causal.py"
+    check = kit / "autograder" / "chapters" / "ch03_attention" / "checks" / "test_3_causal.py"
     source = check.read_text()
     assert LOOSENED in source
     check.write_text(source.replace(LOOSENED, LOOSENED + "    return  # loosened by the test: a regrade\n"))

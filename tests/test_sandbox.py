@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.assignment import load
 from autograder.batch import capacity
 from autograder.config import ROOT, Limits
 from autograder.errors import StudentError
@@ -184,7 +185,7 @@ def test_workers_die_with_their_judge(mode):
 @pytest.mark.parametrize("isolation", MODES)
 def test_limits_are_named_and_the_worker_goes_on(isolation):
     limits = Limits(file_bytes=2**20, disk_bytes=8 * 2**20, output_bytes=4096, address_bytes=2 * 2**30)
-    subject = WorkerSubject(CHUNKS, limits, isolation)
+    subject = WorkerSubject(CHUNKS, limits, isolation, load())
     try:
         with pytest.raises(StudentError) as memory:
             subject.call("allocate", 3.0)
@@ -211,7 +212,7 @@ def test_limits_are_named_and_the_worker_goes_on(isolation):
 
 @pytest.mark.parametrize("isolation", MODES)
 def test_timeouts_and_cpu_limit_name_the_call_and_are_not_repeated(isolation):
-    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), isolation)
+    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), isolation, load())
     try:
         with pytest.raises(StudentError) as hung:
             subject.call("daemon_then_hang", "sandbox-test-hang")

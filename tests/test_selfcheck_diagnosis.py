@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
+from autograder.assignment import load
+from autograder.chapters.ch03_attention.measure.explainer import MeasuredExplainer, self_check_entries
 from autograder.integrations.selfcheck import check_in_notebook
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
-from autograder.measure.explainer import MeasuredExplainer, self_check_entries
 from autograder.sandbox.inside.execute import execute
 from tests.conftest import FILES, ROOT
 
@@ -19,8 +20,8 @@ DISCARDED = FILES / "real" / "real_causal_mask_discarded.py"
 CAUSE = {"en": "no mask is applied", "zh_TW": "完全沒有套用遮罩"}
 WRONG_BUFFER_HINT = {"en": "The mask must hide every position above the diagonal",
                      "zh_TW": "遮罩必須遮住對角線以上的每一個位置"}
-NO_EXPLAIN = "import sys; sys.modules['autograder.explain'] = None; from autograder.cli import main; " \
-             "raise SystemExit(main(sys.argv[1:]))"
+NO_EXPLAIN = "import sys; sys.modules['autograder.chapters.ch03_attention.explain'] = None; " \
+             "from autograder.cli import main; raise SystemExit(main(sys.argv[1:]))"
 """The command line as the student bundle runs it: explain/ (the diagnosis with the reference) is not there."""
 
 
@@ -57,7 +58,7 @@ def test_the_notebook_check_cell_names_it(monkeypatch):
 def test_the_self_check_says_only_measured_facts_when_nothing_is_proven():
     source = (FILES / "unseen" / "held_mha_tril_minus1.py")
     namespace, _ = execute(load_submission(source).chunk_dicts(), "selfcheck_tril")
-    [entry] = self_check_entries(LocalSubject(namespace), "MultiHeadAttention", "en")
+    [entry] = self_check_entries(LocalSubject(namespace, load()), "MultiHeadAttention", "en")
     assert entry["misconception"] is None and entry["measured"]
     assert "changes when token" in entry["message"], entry  # the future reaches earlier tokens: measured, true
     assert MeasuredExplainer.needs_reference is False
@@ -67,16 +68,16 @@ def test_the_self_check_says_only_measured_facts_when_nothing_is_proven():
                                           (FILES / "real" / "real_mha_tril.py", "MultiHeadAttention")])
 def test_the_self_check_names_a_reversed_mask_from_what_reaches_each_token(source, part):
     namespace, _ = execute(load_submission(source).chunk_dicts(), f"selfcheck_{source.stem}")
-    [entry] = self_check_entries(LocalSubject(namespace), part, "en")
+    [entry] = self_check_entries(LocalSubject(namespace, load()), part, "en")
     assert entry["misconception"].endswith("_mask_tril"), entry
 
 
 def test_what_reaches_each_token_is_read_as_the_mask_predicts():
     """The model the reversed mask is proven with, held to the reference: its causal mask predicts what it shows."""
-    from autograder.measure.observe import SIZES, attention_reach, observe
+    from autograder.chapters.ch03_attention.measure.observe import SIZES, attention_reach, observe
 
     namespace, _ = execute(load_submission(FILES / "submissions" / "correct_reference.py").chunk_dicts(), "reach")
     for part in ("CausalAttention", "MultiHeadAttention"):
-        found = observe(LocalSubject(namespace), part)
+        found = observe(LocalSubject(namespace, load()), part)
         assert found.reach == attention_reach(lambda q, k: k <= q, SIZES[part][3]), part
         assert found.reach != attention_reach(lambda q, k: k >= q + 2, SIZES[part][3]), part

@@ -8,18 +8,21 @@ import time
 import zipfile
 from pathlib import Path
 
-from autograder.config import ROOT
+from autograder.assignment import Assignment
+from autograder.config import ROOT, Config
 
 STUDENT_ENTRY_POINTS = ("__init__.py", "__main__.py", "cli.py", "api.py", "integrations/selfcheck.py",
                         "report/feedback_page.py")
-"""What a student runs: `check(...)` in a notebook, `autograder check [--html]`. With checks/ (which the
-judge loads as a folder), these and the modules they import are the bundle's code; nothing else ships."""
+"""What a student runs: `check(...)` in a notebook, `autograder check [--html]`. With the assignment's checks (which
+the judge loads as a folder) and its self-check explainer (which the pipeline imports by the name the assignment
+gives), these and the modules they import are the bundle's code; nothing else ships."""
 DISPATCHERS = ("cli.py", "api.py")
 """Their commands (functions) import their modules when run; a command whose module does not ship is not offered.
 The self-check's own modules ship because the entry points above import them at module level."""
-NEVER_SHIPPED = ("authoring", "batch", "explain")
-"""Folders of the instructor's side (building, the batch pool, the diagnosis with its catalogue of solution
-edits). The bundle refuses to build when the self-check's imports reach one of them."""
+NEVER_SHIPPED = ("authoring", "batch")
+"""Folders of the instructor's side (building, the batch pool), and the package of the assignment's explainer (the
+diagnosis with its catalogue of solution edits). The bundle refuses to build when the self-check's imports reach
+one of them."""
 WHOLE_FOLDERS = ("sandbox/inside",)
 """Folders that ship whole once their parent package ships: the sandbox's code is started by folder
 (`python -m inside.zygote`), not imported."""
@@ -95,10 +98,20 @@ class LeakError(RuntimeError):
     """The self-check's imports reach a folder that never ships to students."""
 
 
-def student_modules(package_dir: Path) -> list[Path]:
-    """The package's files a student needs: the entry points and checks/, what they import, the packages'
-    `__init__.py` files and the folders that ship whole; never a module of NEVER_SHIPPED."""
-    todo = [package_dir / name for name in STUDENT_ENTRY_POINTS] + sorted((package_dir / "checks").glob("*.py"))
+def _module_folder(package_dir: Path, spec: str) -> Path | None:
+    """The folder of the module an assignment names ("package.module:Class"), inside the kit's package."""
+    parts = spec.partition(":")[0].split(".")
+    return package_dir.joinpath(*parts[1:-1]) if len(parts) > 2 and parts[0] == package_dir.name else None
+
+
+def student_modules(package_dir: Path, assignment: Assignment) -> list[Path]:
+    """The package's files a student needs: the entry points, the assignment's checks and self-check explainer,
+    what they import, the packages' `__init__.py` files and the folders that ship whole; never a module of
+    NEVER_SHIPPED or of the assignment's explainer's package."""
+    todo = [package_dir / name for name in STUDENT_ENTRY_POINTS] + sorted(assignment.checks.glob("*.py"))
+    explainer = _module_file(package_dir, assignment.self_explainer.partition(":")[0]) if assignment.self_explainer \
+        else None
+    todo += [explainer] if explainer is not None else []
     seen: set[Path] = set()
     while todo:
         path = todo.pop()
@@ -120,7 +133,9 @@ def student_modules(package_dir: Path) -> list[Path]:
             found = _module_file(package_dir, module)
             if found is not None:
                 todo.append(found)
-    barred = [p for p in seen if p.relative_to(package_dir).parts[0] in NEVER_SHIPPED]
+    private = [package_dir / name for name in NEVER_SHIPPED]
+    private += [f for f in (_module_folder(package_dir, assignment.explainer),) if f is not None]
+    barred = [p for p in seen if any(p.is_relative_to(folder) for folder in private)]
     if barred:
         raise LeakError("the student self-check imports instructor-only modules: "
                         + ", ".join(p.relative_to(package_dir).as_posix() for p in sorted(barred)))
@@ -160,11 +175,17 @@ def _add(archive: zipfile.ZipFile, name: str, data: str | bytes) -> None:
     archive.writestr(info, data)
 
 
-def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
-    """Write the zip at `out`; returns the names it contains."""
+def student_bundle(out: Path, root: Path = ROOT, assignment: Assignment | None = None) -> list[str]:
+    """Write the zip at `out`; returns the names it contains. `assignment`: one inside the kit's package
+    (default: the one graded here)."""
+    root = Path(root).resolve()
     package = root / "autograder"
+    assignment = assignment or Config().assignment
+    if not assignment.folder.is_relative_to(package):
+        raise ValueError(f"{assignment.folder}: the student bundle ships assignments inside the kit's package "
+                         f"({package / 'chapters'}) only")
     hidden: set[str] = set()
-    for path in (package / "checks").glob("test_*.py"):
+    for path in assignment.checks.glob("test_*.py"):
         hidden |= {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if _is_hidden_check(n)}
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         def copy(path: Path) -> None:
@@ -173,11 +194,14 @@ def student_bundle(out: Path, root: Path = ROOT) -> list[str]:
         for path in sorted((root / "assignments").rglob("*")):
             if path.is_file():
                 copy(path)
-        modules = student_modules(package)
+        modules = student_modules(package, assignment)
         for path in modules:
-            if path.parent.name == "checks" and path.name.startswith("test_"):
+            if path.parent == assignment.checks and path.name.startswith("test_"):
                 _add(archive, path.relative_to(root).as_posix(), visible_only(path.read_text(encoding="utf-8")))
             else:
+                copy(path)
+        for path in (assignment.folder / "assignment.toml", assignment.stand_ins):  # data the judge reads
+            if path.is_file():
                 copy(path)
         for folder in DATA_FOLDERS:
             if package / Path(folder).parent / "__init__.py" in modules:

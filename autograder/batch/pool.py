@@ -17,7 +17,7 @@ from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
 from autograder.load.submission import file_sha256
 from autograder.pipeline import write
-from autograder.record import SubmissionResult
+from autograder.record import SubmissionResult, checked_by
 from autograder.report.records import load, save
 
 UNPACKED = ".unpacked"
@@ -67,16 +67,17 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     for leftover in out.glob(".tmp-*"):  # from a write_atomic that was killed halfway
         leftover.unlink(missing_ok=True)
     say = notice or (lambda line: None)
+    checks = config.assignment.checks
     entries = discover(paths, out / UNPACKED, config.limits, exclude=out, notice=say)
     handed: dict[str, SubmissionResult] = {}
     """The records written in this run, as the judges handed them back (the reused ones are read from `out`)."""
     for entry in (e for e in entries if e.refusal is not None):
-        record = _refusal_record(entry, lang or config.lang)
+        record = _refusal_record(entry, lang or config.lang, checks)
         say(f"NOT GRADED {entry.path}: {record.error}")
-        if force or not up_to_date(entry, out / f"{entry.name}.json"):
+        if force or not up_to_date(entry, out / f"{entry.name}.json", checks):
             write(record, out, entry.name)
             handed[entry.name] = record
-    todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json"))]
+    todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json", checks))]
     done = len(entries) - len(todo)
     if plan:
         plan(len(todo), done)
@@ -126,7 +127,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
         if check is not None and judge.process.pid == check.judge:  # died grading the reference
             judged(died=judge.process.returncode)
         rest = [e for e in judge.entries if e.name not in judge.finished]
-        rest = [e for e in rest if not (e.name in judge.started and up_to_date(e, out / f"{e.name}.json"))]
+        rest = [e for e in rest if not (e.name in judge.started and up_to_date(e, out / f"{e.name}.json", checks))]
         blamed = judge.current if judge.current in {e.name for e in rest} else None
         if blamed is None and rest and not judge.started:  # died before its first submission
             blamed = rest[0].name
@@ -188,7 +189,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     return records
 
 
-def _refusal_record(entry: Entry, lang: str) -> SubmissionResult:
+def _refusal_record(entry: Entry, lang: str, checks: Path) -> SubmissionResult:
     """The record of a file that is not graded (see Entry.refusal); with sha256, so a rerun keeps it."""
     key, params = entry.refusal
     try:
@@ -196,7 +197,7 @@ def _refusal_record(entry: Entry, lang: str) -> SubmissionResult:
     except OSError:  # a dangling link: no digest, so the next run looks again
         digest = ""
     return SubmissionResult(submission=str(entry.path), score=0.0, max_score=0.0, execution_time=0.0,
-                            error=t(key, lang, **params), language=lang, sha256=digest)
+                            error=t(key, lang, **params), language=lang, sha256=digest, **checked_by(checks))
 
 
 def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: object) -> SubmissionResult:

@@ -8,8 +8,8 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.assignment import GRADED
-from autograder.config import ROOT, environment
+from autograder.assignment import Assignment
+from autograder.config import ROOT, Config, environment
 from autograder.integrations import hosted
 from autograder.integrations.hosted import (  # noqa: F401 - find_submission, pick_submission: kept names
     find_submission,
@@ -83,9 +83,10 @@ def _summary(record: SubmissionResult, shown: str) -> str:
     return "\n".join(lines)
 
 
-def to_gradescope(record: SubmissionResult, shown: str, settings: GradescopeSettings) -> dict:
+def to_gradescope(record: SubmissionResult, shown: str, settings: GradescopeSettings,
+                  assignment: Assignment | None = None) -> dict:
     """A kit record as Gradescope's results.json: only the keys Gradescope documents."""
-    order = list(GRADED)
+    order = list((assignment or Config().assignment).graded)
     counters: dict[str, int] = {}
     tests = []
     for check in record.tests:
@@ -131,8 +132,9 @@ def run(root: Path) -> dict:
     lock(source, root / "results")
     graded = grade_upload(root / "submission", source / "solutions")
     if graded.shown is None:
+        stem = Config().assignment.notebook
         results = _failure("No .ipynb or .py file was found in your submission. Upload your notebook "
-                           "ch03_attention.ipynb (or the marimo file ch03_attention.py) and submit again.", started)
+                           f"{stem}.ipynb (or the marimo file {stem}.py) and submit again.", started)
     elif graded.record is None:
         results = _failure(f"The autograder could not grade {graded.shown}; your instructor can see why in the "
                            "autograder output. Please tell them.", started)

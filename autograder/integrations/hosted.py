@@ -7,14 +7,16 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.assignment import GRADED, NOTEBOOK_STEM
+from autograder.assignment import Assignment
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import SUFFIXES
 from autograder.record import SubmissionResult
 
-REFERENCE = Path("solutions") / "en" / f"{NOTEBOOK_STEM}.ipynb"
-"""The reference notebook, relative to the kit's checkout."""
+
+def _assignment(given: Assignment | None) -> Assignment:
+    """`given`, else the one this process grades (AUTOGRADER_ASSIGNMENT's, else the kit's default)."""
+    return given or Config().assignment
 
 
 def kit_files(root: Path) -> list[Path]:
@@ -29,9 +31,10 @@ def kit_files(root: Path) -> list[Path]:
     return files
 
 
-def require_checkout(root: Path, *more: Path) -> None:
+def require_checkout(root: Path, *more: Path, assignment: Assignment | None = None) -> None:
     """Refuse to export from anywhere but the kit's checkout (an installed kit has no solutions/)."""
-    missing = [p for p in (root / "pyproject.toml", root / REFERENCE, *more) if not p.is_file()]
+    reference = _assignment(assignment).notebook_in(root / "solutions")
+    missing = [p for p in (root / "pyproject.toml", reference, *more) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]} is missing; run the export from the kit's repository checkout")
 
@@ -54,10 +57,11 @@ def lock(*folders: Path) -> None:
         folder.chmod(0o700)
 
 
-def part_lines(record: SubmissionResult) -> list[str]:
+def part_lines(record: SubmissionResult, assignment: Assignment | None = None) -> list[str]:
     """One line per graded part: its name and points, in the notebook's order."""
     parts = record.parts
-    return [f"{name:<28} {parts[name][0]:>5g} / {parts[name][1]:g}" for name in GRADED if name in parts]
+    return [f"{name:<28} {parts[name][0]:>5g} / {parts[name][1]:g}" for name in _assignment(assignment).graded
+            if name in parts]
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -68,14 +72,14 @@ def _candidates(folder: Path) -> list[Path]:
     ]
 
 
-def _preference(folder: Path, path: Path) -> tuple:
-    """ch03_attention.* first, notebooks before .py files, shallow before deep."""
-    return (path.stem != NOTEBOOK_STEM, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
+def _preference(folder: Path, path: Path, stem: str) -> tuple:
+    """The assignment's own name (`stem`) first, notebooks before .py files, shallow before deep."""
+    return (path.stem != stem, path.suffix.lower() != ".ipynb", len(path.relative_to(folder).parts),
             str(path))
 
 
-def implemented(path: Path) -> int:
-    """How many graded names the file defines without `raise NotImplementedError` (read, never run)."""
+def implemented(path: Path, graded: tuple[str, ...]) -> int:
+    """How many of the `graded` names the file defines without `raise NotImplementedError` (read, never run)."""
     from autograder.load.submission import load_submission
 
     try:
@@ -89,41 +93,42 @@ def implemented(path: Path) -> int:
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in GRADED:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in graded:
                 stub = any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(node))
                 (done.discard if stub else done.add)(node.name)
     return len(done)
 
 
-def pick_submission(folder: Path) -> tuple[Path | None, str]:
+def pick_submission(folder: Path, assignment: Assignment | None = None) -> tuple[Path | None, str]:
     """The file to grade among the uploaded ones, and why, for the result ("" when only one was uploaded).
 
     The file the student worked on: the most graded names implemented, then the newest, then the
     assignment's own name (notebooks before .py files).
     """
+    assignment = _assignment(assignment)
     candidates = _candidates(folder)
     if len(candidates) < 2:
         return (candidates[0] if candidates else None), ""
-    counts = {path: implemented(path) for path in candidates}
+    counts = {path: implemented(path, assignment.graded) for path in candidates}
     rank = {path: (counts[path], path.stat().st_mtime) for path in candidates}
     top = max(rank.values())
-    best = min((p for p in candidates if rank[p] == top), key=lambda p: _preference(folder, p))
+    best = min((p for p in candidates if rank[p] == top), key=lambda p: _preference(folder, p, assignment.notebook))
     others = ", ".join(f"{p.relative_to(folder).as_posix()} {counts[p]}" for p in candidates if p != best)
     shown = best.relative_to(folder).as_posix()
     if counts[best] > max(counts[p] for p in candidates if p != best):
         why = t("gradescope.picked_implemented", "en", file=shown, count=len(candidates), done=counts[best],
-                total=len(GRADED), others=others)
+                total=len(assignment.graded), others=others)
     elif any(p.stat().st_mtime < best.stat().st_mtime for p in candidates if counts[p] == counts[best]):
         why = t("gradescope.picked_newest", "en", file=shown, count=len(candidates), done=counts[best],
-                total=len(GRADED))
+                total=len(assignment.graded))
     else:
         why = t("gradescope.picked_name", "en", file=shown, count=len(candidates))
     return best, why
 
 
-def find_submission(folder: Path) -> Path | None:
+def find_submission(folder: Path, assignment: Assignment | None = None) -> Path | None:
     """The notebook to grade among the uploaded files (see pick_submission)."""
-    return pick_submission(folder)[0]
+    return pick_submission(folder, assignment)[0]
 
 
 @dataclass(frozen=True)
@@ -144,12 +149,12 @@ def grade_upload(folder: Path, solutions: Path) -> Graded:
     from autograder.pipeline import grade, sandboxed
     from autograder.sources import File
 
-    path, why = pick_submission(folder)
+    config = Config(solutions=solutions, jobs=1)
+    path, why = pick_submission(folder, config.assignment)
     if path is None:
         return Graded(None)
     shown = path.relative_to(folder).as_posix()
     try:
-        config = Config(solutions=solutions, jobs=1)
         return Graded(shown, why, grade(File(path), config, sandboxed(config)))
     except Exception:  # noqa: BLE001 - still one result: the platform shows a bare failure otherwise
         traceback.print_exc()

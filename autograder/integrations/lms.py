@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.assignment import GRADED
+from autograder.config import Config
 from autograder.load.platforms import person, student_keys
 from autograder.record import SubmissionResult
 from autograder.report.records import write_atomic
 
-DEFAULT_ASSIGNMENT = "Chapter 3 attention"
 CANVAS_STUDENT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 """The identity columns of a Canvas gradebook export, in its order; the import needs them before the grades."""
 CANVAS_KEYS = ["SIS Login ID", "SIS User ID", "ID"]
@@ -153,11 +152,12 @@ def _score(found: Match, i: int, part: str | None) -> str:
     return f"{record.score:g}" if part is None else f"{record.parts.get(part, (0.0, 0.0))[0]:g}"
 
 
-def _grade_columns(assignment: str, parts: bool) -> list[tuple[str, str | None]]:
-    return [(assignment, None)] + ([(f"{assignment}: {p}", p) for p in GRADED] if parts else [])
+def _grade_columns(assignment: str, parts: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """The total's column, then one per graded part in `parts` (none: the total only)."""
+    return [(assignment, None)] + [(f"{assignment}: {p}", p) for p in parts]
 
 
-def canvas_csv(found: Match, assignment: str, parts: bool, max_score: float) -> str:
+def canvas_csv(found: Match, assignment: str, parts: tuple[str, ...], max_score: float) -> str:
     """Canvas's gradebook layout: the identity columns, then a column per grade, "Points Possible" first."""
     columns = _grade_columns(assignment, parts)
     buffer = io.StringIO()
@@ -174,7 +174,7 @@ def canvas_csv(found: Match, assignment: str, parts: bool, max_score: float) -> 
     return buffer.getvalue()
 
 
-def moodle_csv(found: Match, assignment: str, parts: bool, key: str) -> str:
+def moodle_csv(found: Match, assignment: str, parts: tuple[str, ...], key: str) -> str:
     """Moodle's grade import: one row per user, the key column (e-mail or ID number) mapped at import time."""
     columns = _grade_columns(assignment, parts)
     identity = MOODLE_STUDENT if MOODLE_KEYS[key] in MOODLE_STUDENT else [*MOODLE_STUDENT, MOODLE_KEYS[key]]
@@ -213,7 +213,7 @@ def export_grades(platform: str, graded: Path, roster: Path, out: Path, assignme
     """`graded`'s scores as the CSV Canvas ("canvas") or Moodle ("moodle") imports, students matched through `roster`.
 
     Args:
-        assignment: the grade column (default: the roster's column that starts with it, else DEFAULT_ASSIGNMENT).
+        assignment: the grade column (default: the roster's column that starts with it, else the assignment's title).
         parts: also one column per graded part.
         key: Moodle's user column, "email" or "idnumber".
         notice: receives what the instructor should know (a Canvas column without an id).
@@ -230,7 +230,9 @@ def export_grades(platform: str, graded: Path, roster: Path, out: Path, assignme
     if not records:
         raise ValueError(f"{graded} holds no records; run autograder grade --out {graded} first")
     rows = read_roster(roster)
-    assignment = assignment or DEFAULT_ASSIGNMENT
+    graded_here = Config().assignment
+    assignment = assignment or graded_here.title
+    columns = graded_here.graded if parts else ()
     if platform == "canvas":
         found = match(records, rows, CANVAS_KEYS)
         named = [h for h in (rows[0] if rows else {}) if h == assignment or h.startswith(assignment + " (")]
@@ -238,10 +240,10 @@ def export_grades(platform: str, graded: Path, roster: Path, out: Path, assignme
         if not re.search(r"\(\d+\)$", assignment) and notice is not None:
             notice(f"note: '{assignment}' has no Canvas id '(1234)': Canvas will create a new assignment")
         maximum = max((r.max_score for _, r in records if r.max_score), default=100.0)
-        text = canvas_csv(found, assignment, parts, maximum)
+        text = canvas_csv(found, assignment, columns, maximum)
     else:
         found = match(records, rows, [MOODLE_KEYS[key], "Username"])
-        text = moodle_csv(found, assignment, parts, key)
+        text = moodle_csv(found, assignment, columns, key)
     write_atomic(out, text)
     unmatched = out.with_name(out.stem + ".unmatched.csv")
     write_atomic(unmatched, problems_csv(found))

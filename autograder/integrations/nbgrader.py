@@ -6,7 +6,6 @@ import inspect
 import io
 import warnings
 
-from autograder.assignment import GRADED
 from autograder.config import Config, environment
 from autograder.integrations.selfcheck import run_in_kernel
 from autograder.report.checklist import checklist_text
@@ -18,13 +17,15 @@ def grade(name: str) -> float:
     nbgrader gives a test cell partial credit when its last output is a number, and zero when
     the cell writes to stderr, so warnings are kept off stderr here.
     """
-    if name not in GRADED:
-        raise ValueError(f"{name!r} is not graded here; choose one of: {', '.join(GRADED)}")
+    config = Config()
+    graded = config.assignment.graded
+    if name not in graded:
+        raise ValueError(f"{name!r} is not graded here; choose one of: {', '.join(graded)}")
     frame = inspect.currentframe().f_back
     namespace = frame.f_globals if frame is not None else {}
     settings = environment()
     lang = settings.lang or "en"
-    config = Config(solutions=settings.solutions or Config().solutions)
+    config = config.with_(solutions=settings.solutions or config.solutions)
     if not config.reference_notebook.is_file():
         raise FileNotFoundError(f"{config.reference_notebook}: no reference solution; set "
                                 "AUTOGRADER_SOLUTIONS to the kit's solutions/ folder before running nbgrader")

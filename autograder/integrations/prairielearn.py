@@ -9,8 +9,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.assignment import NOTEBOOK_STEM
-from autograder.config import ROOT, environment
+from autograder.config import ROOT, Config, environment
 from autograder.i18n import LANGS, t
 from autograder.integrations import hosted
 from autograder.integrations.hosted import grade_upload, kit_files, lock, part_lines, require_checkout
@@ -18,9 +17,15 @@ from autograder.record import SubmissionResult
 from autograder.report.records import write_atomic
 from autograder.report.render import render
 
-QUESTION = NOTEBOOK_STEM
-UPLOADS = (f"{NOTEBOOK_STEM}.ipynb", f"{NOTEBOOK_STEM}.py")
-"""What students may upload: the Jupyter notebook or the marimo file (one is enough)."""
+
+def question_name() -> str:
+    """The question's folder name: the notebook's of the assignment graded here."""
+    return Config().assignment.notebook
+
+
+def uploads() -> tuple[str, str]:
+    """What students may upload: the Jupyter notebook or the marimo file (one is enough)."""
+    return f"{question_name()}.ipynb", f"{question_name()}.py"
 HIDDEN_MODES = ("summary", "visible")
 RESULTS_LIMIT = 1_000_000
 """PrairieLearn's documented size limit of results.json, in bytes."""
@@ -51,7 +56,7 @@ class PrairieLearnSettings:
 def info_json(settings: PrairieLearnSettings) -> dict:
     """The question's info.json; the uuid is derived from the image name, so re-exports keep the question."""
     return {
-        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"attention-autograder/{settings.image}/{QUESTION}")),
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"attention-autograder/{settings.image}/{question_name()}")),
         "title": t("pl.title", "en"), "topic": "Attention mechanisms", "tags": ["llm", "attention", "chapter3"],
         "type": "v3", "singleVariant": True, "gradingMethod": "External",
         "externalGradingOptions": {"enabled": True, "image": settings.image, "entrypoint": "/grader/run",
@@ -65,23 +70,23 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
 
     Returns the written files relative to `out`.
     """
-    require_checkout(root, *(root / "assignments" / lang / name for lang in LANGS for name in UPLOADS))
+    require_checkout(root, *(root / "assignments" / lang / name for lang in LANGS for name in uploads()))
     torch_version = hosted.torch_version(torch_version)
-    question, grader = out / "questions" / QUESTION, out / "grader"
+    question, grader = out / "questions" / question_name(), out / "grader"
     for folder in (question, grader):
         shutil.rmtree(folder, ignore_errors=True)
     texts = []
     for lang in LANGS:  # a folder per language: the downloaded file has the name the upload expects
         (question / "clientFilesQuestion" / lang).mkdir(parents=True)
         names = []
-        for name in UPLOADS:
+        for name in uploads():
             shutil.copy(root / "assignments" / lang / name, question / "clientFilesQuestion" / lang / name)
             names.append(f"{lang}/{name}")
         texts.append({"lang": lang.replace("_", "-"), "title": t("pl.title", lang), "body": t("pl.body", lang),
                       "download": t("pl.download", lang), "files": names})
     (question / "info.json").write_text(json.dumps(info_json(settings), indent=2) + "\n", encoding="utf-8")
     (question / "question.html").write_text(render("pl_question.html.j2", package=TEMPLATES, texts=texts,
-                                                   upload=UPLOADS), encoding="utf-8")
+                                                   upload=uploads()), encoding="utf-8")
     for path in kit_files(root):
         target = grader / "kit" / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +143,7 @@ def run(root: Path, source: Path) -> dict:
     lock(source, root / "results")  # PrairieLearn does not create results/; we do, for root only
     graded = grade_upload(root / "student", source / "solutions")
     if graded.shown is None:
-        results = _failure(" / ".join(t("pl.no_file", lang, names=" / ".join(UPLOADS)) for lang in LANGS))
+        results = _failure(" / ".join(t("pl.no_file", lang, names=" / ".join(uploads())) for lang in LANGS))
     elif graded.record is None:
         results = _failure(" / ".join(t("pl.crashed", lang, name=graded.shown) for lang in LANGS))
     else:

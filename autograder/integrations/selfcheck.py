@@ -4,7 +4,6 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from autograder.assignment import GRADED
 from autograder.config import Config, environment
 from autograder.load.submission import SubmissionError, load_submission
 from autograder.record import SubmissionResult
@@ -63,22 +62,23 @@ def _notebook_language(namespace: dict) -> str:
     return "en"
 
 
-def _graded_name(what) -> str:
+def _graded_name(what, graded: tuple[str, ...]) -> str:
     name = what if isinstance(what, str) else getattr(what, "__name__", None)
-    if name not in GRADED:
+    if name not in graded:
         shown = repr(what) if isinstance(what, str) else f"{type(what).__name__} {name or what!r}"
-        raise ValueError(f"{shown} is not graded here; check one of: {', '.join(GRADED)}")
+        raise ValueError(f"{shown} is not graded here; check one of: {', '.join(graded)}")
     return name
 
 
 def check_in_notebook(what, lang: str | None = None, namespace: dict | None = None) -> Checklist:
-    """`check(CausalAttention)` in a notebook cell: visible checks on the kernel's own definitions.
+    """`check(MyClass)` in a notebook cell: visible checks on the kernel's own definitions.
 
     `what` is the graded function or class itself (or its name). The object passed is the one
     judged, even where the namespace holds another of that name; the rest (a wrapper's heads, say)
     comes from the caller's globals: the kernel's in Jupyter, the notebook's in marimo.
     """
-    name = _graded_name(what)
+    config = Config()  # the assignment: AUTOGRADER_ASSIGNMENT's, else the kit's default
+    name = _graded_name(what, config.assignment.graded)
     if namespace is None:
         frame = inspect.currentframe()
         while frame is not None and frame.f_globals.get("__name__", "").startswith("autograder"):
@@ -87,4 +87,4 @@ def check_in_notebook(what, lang: str | None = None, namespace: dict | None = No
     if not isinstance(what, str):
         namespace = {**namespace, name: what}
     lang = lang or environment().lang or _notebook_language(namespace)
-    return Checklist(run_in_kernel(namespace, name, lang, Config()), lang)
+    return Checklist(run_in_kernel(namespace, name, lang, config), lang)

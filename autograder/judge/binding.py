@@ -12,15 +12,6 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-_HEADS = ("d_in", "d_out", "context_length", "dropout", "num_heads", "qkv_bias=False")
-STUBS: dict[str, tuple[str, ...]] = {
-    "SelfAttention_v1": ("d_in", "d_out"),
-    "SelfAttention_v2": ("d_in", "d_out", "qkv_bias=False"),
-    "CausalAttention": ("d_in", "d_out", "context_length", "dropout", "qkv_bias=False"),
-    "MultiHeadAttentionWrapper": _HEADS,
-    "MultiHeadAttention": _HEADS,
-}
-"""Each graded class's __init__ parameters after self, as the stub writes them."""
 POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
 EMPTY = {"$empty": True}
 """A parameter without a default, as the worker reports it (values.plain_value)."""
@@ -43,12 +34,13 @@ SYNONYMS: dict[str, frozenset[str]] = {
 """Stub name -> the names (lower case, without underscores) that mean it."""
 
 
-def stub_names(name: str) -> list[str]:
-    return [p.split("=")[0] for p in STUBS[name]]
+def stub_names(stub: tuple[str, ...]) -> list[str]:
+    """The parameters' names of a stub's signature (Assignment.stubs: `qkv_bias=False` with its default)."""
+    return [p.split("=")[0] for p in stub]
 
 
-def stub_defaults(name: str) -> dict[str, Any]:
-    return {p.split("=")[0]: ast.literal_eval(p.split("=", 1)[1]) for p in STUBS[name] if "=" in p}
+def stub_defaults(stub: tuple[str, ...]) -> dict[str, Any]:
+    return {p.split("=")[0]: ast.literal_eval(p.split("=", 1)[1]) for p in stub if "=" in p}
 
 
 def _plain(text: str) -> str:
@@ -66,7 +58,8 @@ def _meaning(student: str) -> str | None:
 class Binding:
     """How the stub's arguments reach the student's constructor, and how its parameters differ from the stub's."""
 
-    name: str
+    stub: tuple[str, ...]
+    """The stub's parameters (Assignment.stubs)."""
     targets: tuple[tuple[str, str, str], ...]
     """Per stub parameter, in the stub's order: (stub name, student name, student kind)."""
     renamed: tuple[tuple[str, str], ...]
@@ -88,8 +81,8 @@ class Binding:
         Every parameter of the stub is passed, the stub's defaults included (a student default may differ):
         positional-only parameters by position, the others by the student's names.
         """
-        names = stub_names(self.name)
-        values = dict(stub_defaults(self.name))
+        names = stub_names(self.stub)
+        values = dict(stub_defaults(self.stub))
         values.update(zip(names, args))
         others = {k: v for k, v in kwargs.items() if k not in names}
         values.update({k: v for k, v in kwargs.items() if k in names})
@@ -109,15 +102,16 @@ Unmatched = str
 default) or "positional_only"."""
 
 
-def bind(name: str, parameters: list[list] | None) -> Binding | Unmatched | None:
-    """Match `name`'s stub with the student's __init__ `parameters` ([name, kind, default] each, after self).
+def bind(spec: tuple[str, ...], parameters: list[list] | None) -> Binding | Unmatched | None:
+    """Match the stub's parameters `spec` with the student's __init__ `parameters` ([name, kind, default] each,
+    after self).
 
     None: the stub's own signature (or one that takes anything: `*args`, unknown), used as it is.
     A Binding: matched, but differing. A string: cannot be matched, and why.
     """
     if parameters is None or any(kind == "VAR_POSITIONAL" for _, kind, _ in parameters):
         return None
-    stub = stub_names(name)
+    stub = stub_names(spec)
     named = [(p, kind, default) for p, kind, default in parameters if kind != "VAR_KEYWORD"]
     positional = [p for p, kind, _ in named if kind in POSITIONAL]
     if positional[: len(stub)] == stub and all(d != EMPTY for p, _, d in named if p not in stub):
@@ -151,7 +145,7 @@ def bind(name: str, parameters: list[list] | None) -> Binding | Unmatched | None
     renamed = tuple((claimed[s], s) for s in stub if claimed[s] != s)
     keyword_only = tuple(claimed[s] for s in stub if kinds[claimed[s]] == "KEYWORD_ONLY")
     reordered = any(i >= len(positional) or positional[i] != claimed[s] for i, s in enumerate(stub))
-    return Binding(name, targets, renamed, reordered, keyword_only)
+    return Binding(spec, targets, renamed, reordered, keyword_only)
 
 
 ROLES = {"W_query": ("q", "wq", "query", "queries", "wquery", "wqueries", "qproj", "queryproj", "qlinear"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 
 from autograder.errors import StudentError
-from autograder.judge.binding import EMPTY, STUBS, Binding, role_of, stub_names
+from autograder.judge.binding import EMPTY, Binding, role_of, stub_names
 from autograder.judge.expect import fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
@@ -30,12 +30,12 @@ def signature_problem(sub: Subject, name: str) -> tuple[str, dict] | None:
     (`fail.signature_order`) or by keyword only (`fail.signature_keyword_only`) is graded with its own names
     (`Subject.new`); one that cannot be matched (`fail.signature`) is not.
     """
-    if name not in STUBS:
+    if name not in sub.stubs:
         return None
     binding = sub.binding(name)
     if binding is None:
         return None
-    params = {"where": name, "got": _shown(sub.signature(name) or []), "expected": ", ".join(STUBS[name])}
+    params = {"where": name, "got": _shown(sub.signature(name) or []), "expected": ", ".join(sub.stubs[name])}
     if isinstance(binding, Binding):
         if binding.renamed:
             return "fail.signature_renamed", {**params, "found": ", ".join(p for p, _ in binding.renamed),
@@ -44,20 +44,14 @@ def signature_problem(sub: Subject, name: str) -> tuple[str, dict] | None:
             return "fail.signature_keyword_only", {**params, "names": ", ".join(binding.keyword_only)}
         return "fail.signature_order", params
     names = [p for p, kind, _ in sub.signature(name) or [] if kind not in ("VAR_POSITIONAL", "VAR_KEYWORD")]
-    stub = stub_names(name)
+    stub = stub_names(sub.stubs[name])
     missing, unknown = [p for p in stub if p not in names], [p for p in names if p not in stub]
     return "fail.signature", {**params, "missing": ", ".join(missing) or "-", "extra": ", ".join(unknown) or "-"}
 
 
 def unmatched_signature(sub: Subject, name: str) -> bool:
     """`name`'s constructor cannot be matched with the stub's, so the checks cannot build it as they mean to."""
-    return name in STUBS and isinstance(sub.binding(name), str)
-
-
-BUILT_WITH: dict[str, tuple] = {"SelfAttention_v1": (3, 2), "SelfAttention_v2": (3, 2),
-                                 "CausalAttention": (3, 2, 6, 0.0), "MultiHeadAttentionWrapper": (3, 2, 6, 0.0, 2),
-                                 "MultiHeadAttention": (3, 2, 6, 0.0, 2)}
-"""Arguments each constructor must accept for its signature to count: the stub's own, given, earns nothing."""
+    return name in sub.stubs and isinstance(sub.binding(name), str)
 
 
 def expect_signature(sub: Subject, name: str, stand_in: tuple[str, ...] = ()) -> None:
@@ -66,8 +60,9 @@ def expect_signature(sub: Subject, name: str, stand_in: tuple[str, ...] = ()) ->
     problem = signature_problem(sub, name)
     if problem is not None:
         fail(problem[0], **problem[1])
-    if name in BUILT_WITH:
-        sub.new(name, *BUILT_WITH[name], stand_in=stand_in)  # with the kit's stand-ins for what it builds on
+    built_with = sub.assignment.built_with if sub.assignment else {}
+    if name in built_with:  # the stub's own signature, given, earns nothing: the constructor must accept these
+        sub.new(name, *built_with[name], stand_in=stand_in)  # with the kit's stand-ins for what it builds on
 
 
 def expect_constructible(sub: Subject, name: str) -> None:
@@ -128,7 +123,7 @@ def built_arguments(module: ModuleHandle, cls: str) -> dict | None:
             arguments = construction["arguments"]
             if isinstance(binding, Binding):
                 arguments = [[binding.stub_name(k) or k, v] for k, v in arguments]
-            stub = stub_names(cls)
+            stub = stub_names(module.subject.stubs[cls])
             named = dict(arguments)
             return {s: named.get(s, arguments[i][1] if i < len(arguments) else None) for i, s in enumerate(stub)}
     return None

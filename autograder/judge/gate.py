@@ -20,17 +20,16 @@ import itertools
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
 
+from autograder.assignment import Attention
 from autograder.errors import StudentError
 from autograder.judge.expect import SAME_CODE, ZERO, fail
 from autograder.judge.subjects import ModuleHandle, Subject
 
-MULTIHEAD = {"MultiHeadAttentionWrapper", "MultiHeadAttention"}
-CAUSAL = {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"}
 MIN_SPREAD = 0.02
 """The least standard deviation of the fitted logits c * q.k: below it the weights hardly depend on q.k."""
 RESIDUAL = 0.03
@@ -63,23 +62,38 @@ class Probe:
     heads: int
     head_dim: int
     """Value columns per head (the wrapper: each head's d_out)."""
+    form: Attention
+    names: tuple[str, ...] = ()
+    """The stub's names of `args`."""
+
+    def scaled(self, factor: float) -> Probe:
+        return replace(self, x=self.x * factor)
 
 
-def probe(name: str, seed: int) -> Probe:
+SIZES = ("d_in", "d_out", "context_length", "dropout", "num_heads")
+"""The stub parameters a probe gives values (a graded attention class's other parameters need defaults)."""
+
+
+def probe(sub: Subject, name: str, seed: int) -> Probe:
     """Sizes that vary with `seed`, d_in, d_out, head_dim, tokens and context_length all different, and
-    every head at least two value columns wider than the tokens (so the weights can be read back)."""
+    every head at least two value columns wider than the tokens (so the weights can be read back). The
+    arguments are the stub's parameters without defaults (Assignment.stubs), in its order."""
+    form = sub.assignment.attention[name]
     rng = random.Random(seed)
     T = rng.choice((5, 6, 7))
-    heads = rng.choice((2, 3)) if name in MULTIHEAD else 1
+    heads = rng.choice((2, 3)) if form.heads else 1
     head_dim = T + rng.choice((2, 3))
-    d_out = head_dim if name == "MultiHeadAttentionWrapper" else heads * head_dim
+    d_out = head_dim if form.heads == "concat" else heads * head_dim
     d_in = d_out * heads + rng.choice((1, 3))
     context = T + rng.choice((1, 2, 4))
     generator = torch.Generator().manual_seed(seed)
-    if name in ("SelfAttention_v1", "SelfAttention_v2"):
-        return Probe((d_in, d_out), torch.randn(T, d_in, generator=generator), 1, head_dim)
-    args = (d_in, d_out, context, 0.0) + ((heads,) if name in MULTIHEAD else ())
-    return Probe(args, torch.randn(2, T, d_in, generator=generator), heads, head_dim)
+    x = torch.randn(*((2, T) if form.batched else (T,)), d_in, generator=generator)
+    values = {"d_in": d_in, "d_out": d_out, "context_length": context, "dropout": 0.0, "num_heads": heads}
+    names = tuple(p for p in sub.stubs[name] if "=" not in p)
+    unknown = [p for p in names if p not in values]
+    if unknown:
+        raise ValueError(f"{name}: the attention gate gives values to {', '.join(SIZES)} only, not {unknown}")
+    return Probe(tuple(values[p] for p in names), x, heads, head_dim, form, names)
 
 
 DRAWS = ("uniform", "normal", None)
@@ -176,7 +190,7 @@ def _last_look(sub: Subject, name: str, gated: Gated) -> dict | None:
     generator = torch.Generator().manual_seed(int(_chance(sub.probe_seed, name, 0) * 2 ** 31))
     x = torch.randn(p.x.shape, generator=generator) * float(p.x.std())
     for shrink in SHRINK:
-        verdict = is_attention(module, Probe(p.args, x * shrink, p.heads, p.head_dim), name)
+        verdict = is_attention(module, replace(p, x=x * shrink))
         if verdict is not None and verdict != BLANK:
             break
     return _changed(sub, name, f"{name}{p.args}") if verdict is False else None
@@ -196,16 +210,16 @@ def _chance(seed: int, name: str, turn: int) -> float:
 def _verdict(sub: Subject, name: str, seed: int, draw: str | None) -> tuple[bool | str | None, Probe, tuple]:
     """The verdict on one probe drawn from `seed` (redrawn while unreadable), the probe, and (module, its input)."""
     for redraw in range(REDRAWS):
-        p = probe(name, seed + 7919 * redraw)
+        p = probe(sub, name, seed + 7919 * redraw)
         kept: list[tuple[ModuleHandle, Probe]] = []
         try:
             verdict = _judge(sub, name, p, seed + 7919 * redraw, draw, kept)
         except StudentError:
-            if len(p.args) < 3:
+            if "context_length" not in p.names:
                 raise
             # a context longer than the tokens is incidental here: a mask never cut to the tokens is another
-            # check's business (test_3_causal), so ask again with the context as long as the tokens
-            p = Probe((*p.args[:2], p.x.shape[-2], *p.args[3:]), p.x, p.heads, p.head_dim)
+            # check's business (the causal checks), so ask again with the context as long as the tokens
+            p = replace(p, args=tuple(p.x.shape[-2] if n == "context_length" else a for n, a in zip(p.names, p.args)))
             kept.clear()
             verdict = _judge(sub, name, p, seed + 7919 * redraw, draw, kept)
         if verdict != UNREADABLE:
@@ -217,12 +231,12 @@ def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, st
     """The message for outputs that differ when the scores are large, from what `name` divides its scores by,
     measured on a drawn probe (the scale of the fit log A = c q.k): the scale, if it is not each head's
     sqrt(head_dim); that the scale is right, if it is; only the difference, if no fit shows the scale."""
-    p = probe(name, seed)
+    p = probe(sub, name, seed)
     module = sub.new(name, *p.args, stand_in=())
     module.load(_drawn(module, seed, "normal"))
     fits: list[Fit] = []
     for shrink in SHRINK:
-        if is_attention(module, Probe(p.args, p.x * shrink, p.heads, p.head_dim), name, fits) is True:
+        if is_attention(module, p.scaled(shrink), fits) is True:
             divisor, right = 1 / fits[0].c, p.head_dim ** 0.5
             if abs(divisor / right - 1) < 0.01:
                 return "fail.large_scores_scale_right", {}
@@ -239,8 +253,8 @@ def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None,
     else:
         p = _ordinary(module, p)
     for shrink in SHRINK:
-        shown = Probe(p.args, p.x * shrink, p.heads, p.head_dim)
-        verdict = is_attention(module, shown, name)
+        shown = p.scaled(shrink)
+        verdict = is_attention(module, shown)
         if verdict is not None and verdict != BLANK:
             break
     if kept is not None:
@@ -264,13 +278,13 @@ def _drawn(module: ModuleHandle, seed: int, draw: str) -> dict[str, torch.Tensor
 
 def _ordinary(module: ModuleHandle, p: Probe) -> Probe:
     """`p` with its input scaled so that the module's own projections give scores of about one per sqrt(head_dim)
-    (a fresh SelfAttention_v1's torch.rand weights would otherwise make every weight 0 or 1)."""
+    (a fresh module whose weights are torch.rand's would otherwise make every weight 0 or 1)."""
     weights = _weights(module)
     x = p.x.double() if p.x.dim() == 3 else p.x.double().unsqueeze(0)
     P = _projections(weights, x, p.heads * p.head_dim if p.heads * p.head_dim in _widths(weights, x) else p.head_dim)
     size = max((float((Q @ K.transpose(-1, -2)).std()) for Q in P for K in P), default=1.0)
     factor = (p.head_dim ** 0.5 / max(size, 1e-6)) ** 0.5
-    return Probe(p.args, p.x * factor, p.heads, p.head_dim)
+    return p.scaled(factor)
 
 
 def _weights(module: ModuleHandle) -> dict[str, torch.Tensor]:
@@ -281,7 +295,7 @@ def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
     return {int(W.shape[0]) for W in weights.values() if W.dim() == 2 and W.shape[1] == x.shape[-1]}
 
 
-def is_attention(module: ModuleHandle, p: Probe, name: str, fits: list[Fit] | None = None) -> bool | str | None:
+def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) -> bool | str | None:
     """Whether `module`'s output on `p` is attention; None when it fits attention everywhere it can be read but
     some head's weights are all 0 or 1 (scores so far apart that they show nothing): the caller asks again with
     the input scaled down, which scales the scores down and keeps the family. UNREADABLE when it fits nothing but
@@ -293,19 +307,19 @@ def is_attention(module: ModuleHandle, p: Probe, name: str, fits: list[Fit] | No
     x = p.x.double() if p.x.dim() == 3 else p.x.double().unsqueeze(0)
     out = out.double().reshape(x.shape[0], x.shape[1], -1)
     weights = _weights(module)
-    causal = name in CAUSAL
+    causal, multihead = p.form.causal, bool(p.form.heads)
     width = p.heads * p.head_dim
     if out.shape[-1] != width:
         return False
-    if name == "MultiHeadAttentionWrapper":
+    if p.form.heads == "concat":
         return _wrapper(weights, x, out, p, causal)
     P = _projections(weights, x, width)
     saturated, blank, reads = False, False, []
     for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
-        for merged in ((True, False) if name in MULTIHEAD else (True,)):
+        for merged in ((True, False) if multihead else (True,)):
             ctx = (y.reshape(*y.shape[:2], p.heads, p.head_dim).transpose(1, 2) if merged
                    else y.reshape(y.shape[0], p.heads, y.shape[1], p.head_dim))
-            for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, name in MULTIHEAD, magnify, reads):
+            for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, multihead, magnify, reads):
                 fit = _fit(A, S, axis, read)
                 if fit is not None and not fit.saturated:
                     if fits is not None:

@@ -38,19 +38,22 @@ def safe_here(isolation: str) -> bool:
     return False  # "none": the student's own kernel
 
 
-def digest(reference_notebook: Path) -> str:
-    """What the answers depend on: the kit's code, the reference, torch and Python."""
+def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
+    """What the answers depend on: the kit's code, the assignment's folder (its checks and stand-ins, when it lies
+    outside the kit), the reference, torch and Python."""
     import torch
 
     sha = hashlib.sha256(f"{FORMAT}\0{torch.__version__}\0{sys.version}\0".encode())
-    for path in sorted(KIT.rglob("*.py")):
-        sha.update(path.relative_to(KIT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    outside = [assignment] if assignment is not None and not assignment.is_relative_to(KIT) else []
+    for root in [KIT, *outside]:
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()):
+            sha.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     sha.update(reference_notebook.read_bytes())
     return sha.hexdigest()[:32]
 
 
-def path_for(folder: Path, reference_notebook: Path) -> Path:
-    return folder / f"reference-{digest(reference_notebook)}.answers"
+def path_for(folder: Path, reference_notebook: Path, assignment: Path | None = None) -> Path:
+    return folder / f"reference-{digest(reference_notebook, assignment)}.answers"
 
 
 def read(path: Path) -> dict[bytes, dict]:

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from autograder import stopwatch
-from autograder.judge.subjects import LocalSubject, Subject, cloned
+from autograder.assignment import Assignment
+from autograder.judge.subjects import LocalSubject, Subject, cloned, stand_ins_of
 from autograder.load.submission import load_submission
 from autograder.sandbox.inside.handler import Handler
 
@@ -32,8 +33,9 @@ class ReferenceSubject(LocalSubject):
     answers everything (one kept from an earlier run) never runs the reference at all.
     """
 
-    def __init__(self, namespace: dict | Callable[[], dict], memo: dict[bytes, dict] | None = None):
-        Subject.__init__(self)
+    def __init__(self, namespace: dict | Callable[[], dict], assignment: Assignment,
+                 memo: dict[bytes, dict] | None = None):
+        Subject.__init__(self, assignment)
         self._namespace = namespace
         self._handler: Handler | None = None
         self.memo: dict[bytes, dict] = dict(memo or {})
@@ -45,7 +47,7 @@ class ReferenceSubject(LocalSubject):
     def handler(self) -> Handler:
         if self._handler is None:
             namespace = self._namespace() if callable(self._namespace) else self._namespace
-            self._handler = Handler(namespace)
+            self._handler = Handler(namespace, stand_ins_of(self.assignment))
         return self._handler
 
     def begin(self, check: str) -> None:
@@ -101,13 +103,14 @@ class ReferenceSubject(LocalSubject):
         return {"op": message["op"], "args": args}
 
 
-def load_reference(notebook: Path, memo: dict[bytes, dict] | None = None) -> tuple[ReferenceSubject, list[dict]]:
+def load_reference(notebook: Path, assignment: Assignment,
+                   memo: dict[bytes, dict] | None = None) -> tuple[ReferenceSubject, list[dict]]:
     """The reference notebook's subject, answering from `memo` first, and its definitions (which the diagnosis runs
     mutated); the definitions run when the subject first needs them."""
     chunks = load_submission(notebook).chunk_dicts()
 
     def definitions() -> dict:
         with stopwatch.stage("reference load"):
-            return LocalSubject.from_chunks(chunks, "reference").handler.namespace
+            return LocalSubject.from_chunks(chunks, "reference", assignment).handler.namespace
 
-    return ReferenceSubject(definitions, memo), chunks
+    return ReferenceSubject(definitions, assignment, memo), chunks

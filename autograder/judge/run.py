@@ -12,9 +12,7 @@ from autograder.i18n import t
 from autograder.judge.subjects import Subject
 from autograder.judge.worker_subject import WorkerSubject
 from autograder.load.submission import Submission
-from autograder.record import CheckResult, SubmissionResult
-
-CHECKS = Path(__file__).parent.parent / "checks"
+from autograder.record import CheckResult, SubmissionResult, checked_by
 
 
 @dataclass
@@ -50,7 +48,7 @@ def charge(results: list[CheckResult], charged: dict[str, tuple[str, dict]], lan
 
 
 def build_record(job: Job, subject: Subject, results: list[CheckResult], isolation: str,
-                 started: float) -> SubmissionResult:
+                 started: float, checks: Path) -> SubmissionResult:
     """The submission's record: its checks' results, what went wrong while loading, its worker's output."""
     problems = list(job.submission.problems) if job.submission else []
     stderr = ""
@@ -69,7 +67,7 @@ def build_record(job: Job, subject: Subject, results: list[CheckResult], isolati
         output=output, tests=results, error=t(job.error[0], job.lang, **job.error[1]) if job.error else None,
         isolation=isolation if isinstance(subject, WorkerSubject) else "none",
         language=job.lang, sha256=job.sha256, stderr=stderr,
-        internal_errors=internal,
+        internal_errors=internal, **checked_by(checks),
     )
 
 
@@ -87,14 +85,28 @@ class CheckInfo:
     """Judges how the module is built, not what it computes (no behaviour precondition)."""
 
 
-def check_table() -> list[CheckInfo]:
-    """Every check in autograder/checks, in file order."""
+def module_name(path: Path) -> str:
+    """The dotted name pytest imports a check module under: its packages (folders with __init__.py) up to the
+    first folder without one, which goes on sys.path (pytest's "prepend" import mode)."""
+    import sys
+
+    parts, folder = [path.stem], path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return ".".join(parts)
+
+
+def check_table(checks: Path) -> list[CheckInfo]:
+    """Every check in the folder `checks` (Assignment.checks), in file order."""
     import importlib
     import inspect
 
     table = []
-    for path in sorted(CHECKS.glob("test_*.py")):
-        module = importlib.import_module(f"autograder.checks.{path.stem}")
+    for path in sorted(checks.glob("test_*.py")):
+        module = importlib.import_module(module_name(path))
         functions = [f for name, f in inspect.getmembers(module, inspect.isfunction)
                      if name.startswith("test_") and f.__module__ == module.__name__]
         for function in sorted(functions, key=lambda f: f.__code__.co_firstlineno):

@@ -21,7 +21,7 @@ from autograder.config import Config
 from autograder.judge import kept_answers, pytest_plugin
 from autograder.judge.pytest_plugin import GradingPlugin
 from autograder.judge.reference import MEMO_ENTRIES, ReferenceSubject, load_reference
-from autograder.judge.run import CHECKS, charge
+from autograder.judge.run import charge
 from autograder.judge.subjects import Subject
 from autograder.record import CheckResult
 
@@ -44,12 +44,13 @@ class Checks:
             memo = {}
             if self._kept_folder is not None:
                 try:
-                    self._kept = kept_answers.path_for(self._kept_folder, self.config.reference_notebook)
+                    self._kept = kept_answers.path_for(self._kept_folder, self.config.reference_notebook,
+                                                         self.config.assignment.folder)
                 except OSError:  # no reference here: load_reference says so as before
                     self._kept = None
                 else:
                     memo = kept_answers.read(self._kept)
-            self._reference = load_reference(self.config.reference_notebook, memo)
+            self._reference = load_reference(self.config.reference_notebook, self.config.assignment, memo)
         return self._reference
 
     def run(self, subject: Subject, lang: str) -> list[CheckResult]:
@@ -101,7 +102,8 @@ class Checks:
         # Nothing in the judge prints (student output stays in the worker): no capture to set up per check.
         # Only the kit's own plugins: another package's pytest plugin (pytest-benchmark, ...) must not run inside a
         # student's kernel, where nbgrader scores a cell 0 for a word on stderr.
-        args = [str(CHECKS), "-c", os.devnull, "--rootdir", str(CHECKS), "--assert=plain",
+        checks = str(self.config.assignment.checks)
+        args = [checks, "-c", os.devnull, "--rootdir", checks, "--assert=plain",
                 "--disable-plugin-autoload"]
         for name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
                      "threadexception"):

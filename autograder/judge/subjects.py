@@ -1,18 +1,22 @@
 """What the checks drive, alike for a submission (in its worker: worker_subject.py) and the reference."""
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from autograder.errors import StudentError
-from autograder.judge.binding import STUBS, Binding, Unmatched, bind
+from autograder.judge.binding import Binding, Unmatched, bind
 from autograder.judge.causes import cause_of
 from autograder.sandbox.inside.execute import execute
-from autograder.sandbox.inside.handler import Handler
+from autograder.sandbox.inside.handler import Handler, define_stand_ins
+
+if TYPE_CHECKING:
+    from autograder.assignment import Assignment
 
 
 @dataclass
@@ -96,7 +100,11 @@ class Subject:
     source = "notebook"
     """What the student's definitions came from: "notebook" (.ipynb, marimo) or "file" (plain .py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, assignment: Assignment | None = None) -> None:
+        self.assignment = assignment
+        """What is graded (None: a subject that answers nothing, Unloadable)."""
+        self.stubs = assignment.stubs if assignment else {}
+        """Graded class -> the stub's __init__ parameters (Assignment.stubs)."""
         self.ids = itertools.count(1)
         self.cache: dict[str, Any] = {}
         """Objects several checks share (e.g. the GPT-2-sized module); cleared when a worker restarts."""
@@ -186,27 +194,30 @@ class Subject:
         """How graded class `name`'s constructor matches the stub's (binding.bind), from the signature the worker
         read; None for the stub's own signature or a name that is not a graded class. A class that is not
         defined (or a submission that cannot be read) raises its StudentError, as building it would."""
-        if name not in STUBS:
+        if name not in self.stubs:
             return None
-        return self.cached(f"binding:{name}", lambda: bind(name, self.signature(name)))
+        return self.cached(f"binding:{name}", lambda: bind(self.stubs[name], self.signature(name)))
 
 
 class LocalSubject(Subject):
     """Definitions run in this process: the reference, or the student's own kernel (self-check)."""
 
-    def __init__(self, namespace: dict):
-        super().__init__()
-        self.handler = Handler(namespace)
+    def __init__(self, namespace: dict, assignment: Assignment):
+        super().__init__(assignment)
+        self.handler = Handler(namespace, stand_ins_of(assignment))
 
     @classmethod
-    def from_chunks(cls, chunks: list[dict], module_name: str) -> LocalSubject:
-        from autograder.assignment import GRADED
+    def from_chunks(cls, chunks: list[dict], module_name: str, assignment: Assignment | None = None) -> LocalSubject:
+        """Run `chunks` (a notebook's definitions) here: `assignment`'s graded names (default: the kit's default
+        assignment) must all be defined."""
+        from autograder.assignment import load
 
+        assignment = assignment or load()
         namespace, failures = execute(chunks, module_name)
-        missing = [name for name in GRADED if name not in namespace]
+        missing = [name for name in assignment.graded if name not in namespace]
         if missing:  # demo statements may fail without a kernel; the definitions may not
             raise RuntimeError(f"the reference solution does not define {missing}: {failures}")
-        return cls(namespace)
+        return cls(namespace, assignment)
 
     def _send(self, message: dict, what: str, key: str) -> dict:
         return self.handler.handle(cloned(message))
@@ -215,12 +226,22 @@ class LocalSubject(Subject):
 class Unloadable(Subject):
     """Stands in for a submission that could not be read: every request fails with the reason."""
 
-    def __init__(self, key: str, params: dict):
-        super().__init__()
+    def __init__(self, key: str, params: dict, assignment: Assignment | None = None):
+        super().__init__(assignment)
         self.key, self.params = key, params
 
     def _send(self, message: dict, what: str, key: str) -> dict:
         raise StudentError(self.key, **self.params)
+
+
+def stand_ins_of(assignment: Assignment) -> dict[str, type]:
+    """The assignment's stand-ins, defined in this process (once per assignment)."""
+    return _defined(assignment.stand_ins_source())
+
+
+@functools.cache
+def _defined(source: str) -> dict[str, type]:
+    return define_stand_ins(source)
 
 
 def cloned(value: Any) -> Any:

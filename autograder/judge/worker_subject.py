@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import time
 
+from autograder.assignment import Assignment
 from autograder.config import Limits
 from autograder.errors import StudentError
 from autograder.judge.subjects import Subject
@@ -26,8 +27,8 @@ class WorkerSubject(Subject):
     code goes over the budget is charged for it as a whole (`charged`); its code is not run again.
     """
 
-    def __init__(self, chunks: list[dict], limits: Limits, isolation: str):
-        super().__init__()
+    def __init__(self, chunks: list[dict], limits: Limits, isolation: str, assignment: Assignment):
+        super().__init__(assignment)
         self.chunks, self.limits, self.isolation = chunks, limits, isolation
         self.worker: WorkerClient | None = None
         self.restarts = -1
@@ -83,7 +84,7 @@ class WorkerSubject(Subject):
         if self.restarts > self.limits.restarts:
             raise StudentError("student.too_many_crashes", count=self.restarts)
         try:
-            self.worker = WorkerClient(self.chunks, self.limits, self.isolation)
+            self.worker = WorkerClient(self.chunks, self.limits, self.isolation, self.assignment.stand_ins_source())
         except WorkerGone as exc:
             self.worker = None
             keys = {"timeout": "student.load_timeout", "cpu": "student.cpu_limit"}

@@ -141,12 +141,12 @@ def _clean(name: str) -> str:
     return re.sub(r"^\.", "_", re.sub(r"[^\w.\-]+", "_", name))
 
 
-def up_to_date(entry: Entry, record_path: Path) -> bool:
-    """Does `record_path` hold the record of this very file, graded by these very checks?"""
+def up_to_date(entry: Entry, record_path: Path, checks: Path) -> bool:
+    """Does `record_path` hold the record of this very file, graded by the checks in `checks`?"""
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         digest = file_sha256(entry.path)
     except (OSError, ValueError):
         return False
     return (bool(digest) and record.get("submission") == str(entry.path) and record.get("sha256") == digest
-            and record.get("checks_digest") == checks_digest())  # changed checks: a regrade, not a resume
+            and record.get("checks_digest") == checks_digest(checks))  # changed checks: a regrade, not a resume

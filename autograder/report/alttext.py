@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import math
 
-from autograder.assignment import DRAWN as CLASSES
-from autograder.assignment import TOKENS
 from autograder.i18n import t
-from autograder.report.attention_svg import MASKED_BELOW, MASKED_COLOUR, NAN_COLOUR, _blue
+from autograder.report.attention_svg import MASKED_BELOW, MASKED_COLOUR, NAN_COLOUR, _blue, drawn_order
 from autograder.report.render import render_page
 
 SAME = 0.01
@@ -19,7 +17,7 @@ def _is_nan(weight: float | None) -> bool:
     return weight is None or math.isnan(weight)
 
 
-def describe(name: str, student: list | str, reference: list | str | None, lang: str) -> str:
+def describe(name: str, student: list | str, reference: list | str | None, lang: str, tokens: list[str]) -> str:
     """One sentence or a few about how the student's map of `name` differs from the reference's."""
     if isinstance(student, str):
         return t("alt.unreadable", lang, name=name, reason=student)
@@ -46,7 +44,7 @@ def describe(name: str, student: list | str, reference: list | str | None, lang:
         return t("alt.same", lang, name=name)
     if largest > SAME:
         h, q, k = where
-        sentences.append(t("alt.largest", lang, diff=largest, head=h + 1, query=TOKENS[q], to=TOKENS[k]))
+        sentences.append(t("alt.largest", lang, diff=largest, head=h + 1, query=tokens[q], to=tokens[k]))
     for count, key in ((nans, "alt.nans"), (peeks, "alt.peeks"), (hides, "alt.hides")):
         if count:
             sentences.append(t(key, lang, count=count))
@@ -60,23 +58,23 @@ def _cell(weight: float | None) -> tuple[str, str]:
     return ("masked", "") if abs(weight) < MASKED_BELOW else ("num", f"{weight:.3f}")
 
 
-def _tables(name: str, student: dict, reference: dict, lang: str) -> list[dict]:
+def _tables(name: str, student: dict, reference: dict, lang: str, tokens: list[str]) -> list[dict]:
     """The reference's heads of `name`, then the student's: a caption and a row of cells per query token."""
     tables = []
     for side, maps in (("ui.reference", reference.get(name)), ("ui.yours", student[name])):
         if isinstance(maps, list):
             tables += [{"caption": t("alt.caption", lang, name=name, who=t(side, lang), head=h + 1),
-                        "rows": [(query, [_cell(w) for w in row]) for query, row in zip(TOKENS, matrix)]}
+                        "rows": [(query, [_cell(w) for w in row]) for query, row in zip(tokens, matrix)]}
                        for h, matrix in enumerate(maps)]
     return tables
 
 
-def attention_text(student: dict, reference: dict, lang: str) -> str:
+def attention_text(student: dict, reference: dict, lang: str, tokens: list[str]) -> str:
     """The block under the picture: the description the picture points to, a legend, the weights as tables (a row
     per query token, a column per key token, headers a screen reader announces)."""
-    names = [n for n in CLASSES if n in student]
-    details = [(name, tables) for name in names if (tables := _tables(name, student, reference, lang))]
+    names = drawn_order(student, reference)
+    details = [(name, tables) for name in names if (tables := _tables(name, student, reference, lang, tokens))]
     # the patterns the swatches use live in the picture's <defs>, which comes first on the page
-    return render_page("attention_text.html.j2", lang, tokens=TOKENS, details=details,
-                       descriptions=[describe(n, student[n], reference.get(n), lang) for n in names],
+    return render_page("attention_text.html.j2", lang, tokens=tokens, details=details,
+                       descriptions=[describe(n, student[n], reference.get(n), lang, tokens) for n in names],
                        light=_blue(0.1), dark=_blue(0.9), masked=MASKED_COLOUR, nan=NAN_COLOUR)

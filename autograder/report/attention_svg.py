@@ -5,9 +5,6 @@ import functools
 import html
 import math
 
-from autograder.assignment import DRAWN as CLASSES
-from autograder.assignment import TOKENS
-
 BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 """ColorBrewer's 9-class Blues (matplotlib's "Blues"): weights 0 to 1, interpolated between these stops. One hue
 whose lightness alone carries the weight, so it reads the same with any colour vision (and in greyscale)."""
@@ -34,29 +31,35 @@ def _blue(weight: float) -> str:
     return "#" + "".join(f"{round(a + (b - a) * (x - i)):02x}" for a, b in zip(low, high))
 
 
-def _head(matrix: list, left: float, top: float, size: int) -> str:
+def _head(matrix: list, left: float, top: float, size: int, tokens: list[str]) -> str:
     """One head's grid: a cell per (query row, key column) with its weight as tooltip, then a thin frame."""
     cells = []
-    for q, (query, row) in enumerate(zip(TOKENS, matrix)):
-        for k, (key, weight) in enumerate(zip(TOKENS, row)):
+    for q, (query, row) in enumerate(zip(tokens, matrix)):
+        for k, (key, weight) in enumerate(zip(tokens, row)):
             nan = weight is None or math.isnan(weight)
             fill = NAN_COLOUR if nan else MASKED_COLOUR if abs(weight) < MASKED_BELOW else _blue(weight)
             cells.append(f"<rect x='{left + k * size}' y='{top + q * size}' width='{size}' height='{size}' "
                          f"fill='{fill}'><title>{html.escape(query)} → "
                          f"{html.escape(key)}: {'NaN' if nan else f'{weight:.3f}'}</title></rect>")
-    side = len(TOKENS) * size
+    side = len(tokens) * size
     return "".join(cells) + f"<rect x='{left}' y='{top}' width='{side}' height='{side}' fill='none' stroke='#d0d7de'/>"
 
 
-def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> str:
+def drawn_order(student: dict, reference: dict) -> list[str]:
+    """The classes to draw: in the reference's order (the assignment's, as the explainer measured them), then any
+    the reference lacks."""
+    return [n for n in reference if n in student] + [n for n in student if n not in reference]
+
+
+def attention_svg(student: dict, reference: dict, labels: tuple[str, str], tokens: list[str]) -> str:
     """One inline SVG for all classes: a row per class, the reference's heads left, the student's right.
 
     `labels` are the two sides' column captions, with {n} where the head's number goes. A student map that is a
     string (why it could not be read) is drawn as a "?" with the reason as tooltip. No xmlns: the markup is meant for
-    an HTML page.
+    an HTML page. `tokens`: the sentence's words, a row and a column each.
     """
-    esc, T, heads, cell = html.escape, len(TOKENS), 2, 16  # heads: slots per side; cell: its side in px
-    names = [n for n in CLASSES if n in student]
+    esc, T, heads, cell = html.escape, len(tokens), 2, 16  # heads: slots per side; cell: its side in px
+    names = drawn_order(student, reference)
     margin, caption, heading = 52, 18, 20  # width of the y labels; heights of the captions, of a class's name
     row = heading + (T + 1) * cell  # one class: name, grid, gap
     x = lambda i: margin + i * (T + 1) * cell + (2 * cell if i >= heads else 0)  # noqa: E731 - head slot i
@@ -73,10 +76,10 @@ def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> st
         top = caption + r * row + heading
         out.append(f"<text x='{margin}' y='{top - 6}' font-size='11' font-weight='bold'>{esc(name)}</text>")
         out += [f"<text x='{margin - 4}' y='{top + (j + 0.5) * cell}' text-anchor='end' dominant-baseline='central'>"
-                f"{esc(token)}</text>" for j, token in enumerate(TOKENS)]
+                f"{esc(token)}</text>" for j, token in enumerate(tokens)]
         for side, maps in enumerate((reference.get(name), student.get(name))):
             if isinstance(maps, list):
-                out += [_head(matrix, x(side * heads + h), top, cell) for h, matrix in enumerate(maps[:heads])]
+                out += [_head(matrix, x(side * heads + h), top, cell, tokens) for h, matrix in enumerate(maps[:heads])]
         if isinstance(student[name], str):
             w, middle = x(2 * heads - 1) + T * cell - x(heads), top + T * cell / 2
             out.append(f"<g><title>{esc(student[name])}</title><rect x='{x(heads)}' y='{top}' width='{w}' "
@@ -85,5 +88,5 @@ def attention_svg(student: dict, reference: dict, labels: tuple[str, str]) -> st
                        f"dominant-baseline='central'>?</text></g>")
     out += [f"<text transform='translate({x(i) + (j + 0.5) * cell},{bottom + 4}) rotate(-90)' text-anchor='end' "
             f"dominant-baseline='central'>{esc(token)}</text>"
-            for i in range(2 * heads) for j, token in enumerate(TOKENS)]
+            for i in range(2 * heads) for j, token in enumerate(tokens)]
     return "".join(out) + "</svg>"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-from autograder.assignment import POINTS
 from autograder.i18n import t
 from autograder.record import SubmissionResult
 from autograder.report.render import render_page
@@ -26,7 +25,7 @@ def _graded(result: SubmissionResult) -> bool:
 
 
 def _hidden_points(result: SubmissionResult, part: str) -> float:
-    return 0.0 if _graded(result) else max(POINTS.get(part, 0.0) - result.parts[part][1], 0.0)
+    return 0.0 if _graded(result) else result.hidden_points.get(part, 0.0)
 
 
 def points_text(result: SubmissionResult, part: str, lang: str) -> str:

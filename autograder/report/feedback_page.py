@@ -22,10 +22,17 @@ def _pictures(result: SubmissionResult, lang: str) -> dict | None:
         from autograder.report.attention_svg import attention_svg
     except ImportError:  # the student bundle draws no pictures: they need the reference
         return None
+    tokens = result.attention.get("tokens") or _numbered(student, reference)
     labels = tuple(t("ui.head_caption", lang, who=t(side, lang)) for side in ("ui.reference", "ui.yours"))
     return {"failed": [(name, maps) for name, maps in student.items() if isinstance(maps, str)],
-            "svg": Markup(attention_svg(student, reference, labels)),
-            "text": Markup(attention_text(student, reference, lang))}  # its text alternative, weights as tables
+            "svg": Markup(attention_svg(student, reference, labels, tokens)),
+            "text": Markup(attention_text(student, reference, lang, tokens))}  # its text alternative, weights as tables
+
+
+def _numbered(*maps: dict) -> list[str]:
+    """Rows and columns numbered from 1: the labels of a record written before records named the tokens."""
+    sizes = [len(heads[0]) for side in maps for heads in side.values() if isinstance(heads, list) and heads]
+    return [str(i + 1) for i in range(max(sizes, default=0))]
 
 
 def feedback_html(result: SubmissionResult, lang: str | None = None, title: str = "") -> str:

@@ -5,20 +5,19 @@ import csv
 import io
 from pathlib import Path
 
-from autograder.assignment import GRADED
 from autograder.i18n import t
 from autograder.record import SubmissionResult
 from autograder.report.records import write_atomic
 
 
-def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path) -> None:
-    """grades.csv: one row per submission, a column per graded part, the total and any error."""
+def write_gradebook(records: list[tuple[str, SubmissionResult]], path: Path, graded: tuple[str, ...]) -> None:
+    """grades.csv: one row per submission, a column per graded part (`graded`, in order), the total and any error."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["submission", *GRADED, "total", "max_score", "error"])
+    writer.writerow(["submission", *graded, "total", "max_score", "error"])
     for name, record in records:
         parts = record.parts
-        writer.writerow([name, *(f"{parts.get(p, (0.0, 0.0))[0]:g}" for p in GRADED),
+        writer.writerow([name, *(f"{parts.get(p, (0.0, 0.0))[0]:g}" for p in graded),
                          f"{record.score:g}", f"{record.max_score:g}", record.error or ""])
     write_atomic(path, buffer.getvalue())
 

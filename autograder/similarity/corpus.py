@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.assignment import GRADED
-from autograder.config import ROOT, Config
+from autograder.assignment import Assignment
+from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import discover
 from autograder.load.submission import Submission, read_file
@@ -14,12 +14,9 @@ from autograder.report.class_overview import read_records
 from autograder.similarity.fingerprints import every_kgram
 from autograder.similarity.tokens import Definition, Unit, split
 
-STUB = ROOT / "assignments" / "en" / "ch03_attention.ipynb"
-"""The notebook students start from: its stubs and its given code (plot_attention, ...) are nobody's work."""
 FORCED = ("__init__",)
-"""Reference methods whose every line the stub dictates (layer names, order, arguments): `__init__`."""
-FORCED_FUNCTIONS = ("exercise_3_2", "exercise_3_3")
-"""Reference functions that are one constructor call the exercise spells out."""
+"""Reference methods whose every line the stub dictates (layer names, order, arguments): `__init__`.
+Reference functions the exercise spells out are forced too (the assignment's `fixed` parts)."""
 
 
 @dataclass
@@ -57,33 +54,42 @@ def _document(path: Path, name: str, kind: str, skip: frozenset[str], max_bytes:
     return Document(name, kind, path, definitions, units)
 
 
-def given_names(stub: Submission) -> frozenset[str]:
+def given_names(stub: Submission, graded: tuple[str, ...]) -> frozenset[str]:
     """The stub's definitions that are not graded: the notebook's given code, never compared."""
-    return frozenset(d.name for d in split(stub)[0] if d.name not in GRADED)
+    return frozenset(d.name for d in split(stub)[0] if d.name not in graded)
 
 
-def _load(path: Path) -> Submission:
+def _load(path: Path, what: str) -> Submission:
     read = read_file(path, Config().limits.source_bytes)
     if read.submission is None:
-        raise FileNotFoundError(f"{path}: cannot read the {'stub' if path == STUB else 'reference'} "
+        raise FileNotFoundError(f"{path}: cannot read the {what} "
                                 f"({read.error[0] if read.error else '?'}); the similarity report needs it to "
                                 "leave out what every student is given")
     return read.submission
 
 
-def boilerplate(k: int, stub: Path = STUB, reference: Path | None = None) -> tuple[set[int], frozenset[str]]:
+def boilerplate(k: int, config: Config, stub: Path | None = None,
+                reference: Path | None = None) -> tuple[set[int], frozenset[str]]:
     """The k-grams nobody is credited with: every line of the stub (its signatures, the given code) and the
     reference's lines that the task forces. Returns them and the given code's names.
+
+    Args:
+        stub: the notebook students start from (default: the assignment's handout, English).
 
     Raises:
         FileNotFoundError: the stub or the reference solution cannot be read.
     """
-    stub_submission = _load(stub)
-    given = given_names(stub_submission)
+    assignment: Assignment = config.assignment
+    if stub is None and assignment.handouts is None:
+        raise FileNotFoundError(f"{assignment.folder}: the assignment names no handouts folder, so the similarity "
+                                "report cannot tell the given code from the students' own")
+    stub_submission = _load(stub or assignment.notebook_in(assignment.handouts), "stub")
+    given = given_names(stub_submission, assignment.graded)
     streams = [u.tokens for u in split(stub_submission)[1]]
-    for unit in split(_load(reference or Config().reference_notebook), given)[1]:
+    fixed = {name for name, part in assignment.parts.items() if part.fixed}
+    for unit in split(_load(reference or config.reference_notebook, "reference"), given)[1]:
         method = unit.name.rpartition(".")[2]
-        if method in FORCED or unit.name in FORCED_FUNCTIONS:
+        if method in FORCED or unit.name in fixed:
             streams.append(unit.tokens)
     return every_kgram(streams, k), given
 

@@ -19,8 +19,9 @@ def similarity(paths: list[Path], out: Path, against: list[Path] = (), lang: str
         ValueError: nothing to compare (an empty folder), or an --against folder without code.
     """
     settings = settings or Settings()
-    max_bytes = Config().limits.source_bytes
-    forced, given = boilerplate(settings.k) if settings.boilerplate else (set(), frozenset())
+    config = Config()
+    max_bytes = config.limits.source_bytes
+    forced, given = boilerplate(settings.k, config) if settings.boilerplate else (set(), frozenset())
     docs, unreadable, _ = class_documents(list(paths), given, lang, max_bytes)
     if not docs:
         reasons = "; ".join(f"{u.name}: {u.reason}" for u in unreadable[:3])

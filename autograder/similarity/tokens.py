@@ -37,7 +37,7 @@ class Unit:
     definition: int
     """Index of its Definition in the submission's list."""
     name: str
-    """"CausalAttention.forward", "softmax_naive", "CausalAttention" (the class's other statements)."""
+    """"MyClass.forward", "my_function", "MyClass" (the class's other statements)."""
     tokens: list[str] = field(default_factory=list)
     spans: list[tuple[int, int, int, int]] = field(default_factory=list)
     """Per token: (line, column, end line, end column), lines counted from 0 within the definition."""

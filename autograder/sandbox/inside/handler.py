@@ -17,16 +17,25 @@ import torch
 from torch import nn
 
 from .execute import describe_exception
-from .stand_ins import STAND_INS
 from .values import Refused, describe_module, plain, plain_value
 
+
+def define_stand_ins(source: str) -> dict[str, type]:
+    """The STAND_INS of an assignment's stand_ins.py, run on its own (before the student's definitions)."""
+    if not source:
+        return {}
+    namespace: dict[str, Any] = {"__name__": "stand_ins"}
+    exec(compile(source, "stand_ins.py", "exec"), namespace)
+    return dict(namespace.get("STAND_INS", {}))
 
 class Handler:
     """Answers requests against one namespace of definitions."""
 
-    def __init__(self, namespace: dict):
+    def __init__(self, namespace: dict, stand_ins: dict[str, type] | None = None):
+        """`stand_ins`: graded class -> the kit's own (define_stand_ins), built in its place when asked."""
         self.namespace = namespace
         self.objects: dict[int, Any] = {}
+        self.stand_ins = stand_ins or {}
 
     def handle(self, request: dict) -> dict:
         method = getattr(self, "op_" + str(request.get("op")), None)
@@ -117,8 +126,8 @@ class Handler:
 
     @contextmanager
     def _standing_in(self, names: list) -> Iterator[None]:
-        saved = {name: self.namespace.get(name) for name in names if name in STAND_INS}
-        self.namespace.update({name: STAND_INS[name] for name in saved})
+        saved = {name: self.namespace.get(name) for name in names if name in self.stand_ins}
+        self.namespace.update({name: self.stand_ins[name] for name in saved})
         try:
             yield
         finally:
@@ -176,13 +185,13 @@ def _plain(text: str) -> str:
 
 
 def _near_miss_name(name: str, namespace: dict) -> str | None:
-    """A class or function of the namespace whose name is a misspelling of `name` (SelfAttentionV1 for
-    SelfAttention_v1), or None."""
+    """A class or function of the namespace whose name is a misspelling of `name` (MyLayerV1 for My_Layer_v1),
+    or None."""
     defined = {_plain(k): k for k, v in namespace.items()
                if not k.startswith("_") and isinstance(v, type | types.FunctionType)}
     if _plain(name) in defined:
         return defined[_plain(name)]
-    digits = re.findall(r"\d", name)  # SelfAttention_v2 is no misspelling of SelfAttention_v1
+    digits = re.findall(r"\d", name)  # Layer_v2 is no misspelling of Layer_v1
     found = difflib.get_close_matches(_plain(name), [k for k in defined if re.findall(r"\d", k) == digits], n=1,
                                       cutoff=0.9)
     return defined[found[0]] if found else None
@@ -192,7 +201,7 @@ def _constructor_typo(factory: Any) -> str | None:
     """The misspelt constructor a class defines instead of __init__ (__init_, _init__, __int__), or None."""
     if not isinstance(factory, type) or "__init__" in vars(factory):
         return None
-    mangled = f"_{factory.__name__.lstrip('_')}__"  # Python renames __init_ to _CausalAttention__init_
+    mangled = f"_{factory.__name__.lstrip('_')}__"  # Python renames __init_ to _MyClass__init_
     for attribute, value in vars(factory).items():
         name = "__" + attribute[len(mangled):] if attribute.startswith(mangled) else attribute
         similar = difflib.SequenceMatcher(None, name.strip("_"), "init").ratio() >= 0.75

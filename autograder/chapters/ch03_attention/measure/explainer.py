@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import time
 
+from autograder.chapters.ch03_attention import CHAPTER
+from autograder.chapters.ch03_attention.measure.failed_parts import failed_parts, unstable_parts
+from autograder.chapters.ch03_attention.measure.observe import (
+    SIZES,
+    Observed,
+    facts,
+    facts_text,
+    mask_discarded,
+    mask_reversed,
+    observe,
+)
+from autograder.chapters.ch03_attention.measure.pictures import attention_maps
 from autograder.i18n import t
 from autograder.judge.subjects import Subject
-from autograder.measure.failed_parts import failed_parts, unstable_parts
-from autograder.measure.observe import SIZES, Observed, facts, facts_text, mask_discarded, mask_reversed, observe
-from autograder.measure.pictures import attention_maps
 
 MEASURED = {"CausalAttention": "causal", "MultiHeadAttention": "mha"}
 
@@ -68,4 +77,5 @@ class MeasuredExplainer:
         skip = unstable_parts(results)
         if {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"} & skip:
             skip |= {"MultiHeadAttentionWrapper"}
-        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": {}}
+        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": {},
+                            "tokens": list(CHAPTER.tokens)}

@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
+from autograder.chapters.ch03_attention.measure.readings import MASKS, SCALES, divisor, future
 from autograder.judge.expect import EXACT_ZERO, READ, SAME_CODE, ZERO
 from autograder.judge.probes import identity_state, one_hot, weights_from_output
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.readings import MASKS, SCALES, divisor, future
 
 QKV_D, QKV_T, QKV_A = 7, 5, 1.2
 """One-hot tokens (d_in = 7, 5 tokens) and W_query = W_key = W_value = 1.2 * [I; I] per head."""

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from autograder.chapters.ch03_attention.explain.knobs import layer_names
+from autograder.chapters.ch03_attention.measure.equal_qkv import equal_qkv_probe, equal_qkv_weights, read_pattern
+from autograder.chapters.ch03_attention.measure.readings import MASKS
 from autograder.errors import StudentError
-from autograder.explain.knobs import layer_names
 from autograder.judge.dropout import dropout_kind
 from autograder.judge.probes import is_mask, randn
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.equal_qkv import equal_qkv_probe, equal_qkv_weights, read_pattern
-from autograder.measure.readings import MASKS
 
 RANDOM_PROBES = {  # (d_in, d_out, context_length, tokens, heads); tokens < context_length except the last
     "CausalAttention": [(5, 3, 9, 7, 1), (4, 6, 8, 5, 1), (3, 2, 6, 6, 1)],

@@ -5,8 +5,15 @@ from itertools import combinations, product
 
 import torch
 
-from autograder.explain.facts import TRAIN_P, TRAIN_SEED, Facts
-from autograder.explain.knobs import DROP_PLACES, Drop, Knobs, alternatives, attention, with_deviations
+from autograder.chapters.ch03_attention.explain.facts import TRAIN_P, TRAIN_SEED, Facts
+from autograder.chapters.ch03_attention.explain.knobs import (
+    DROP_PLACES,
+    Drop,
+    Knobs,
+    alternatives,
+    attention,
+    with_deviations,
+)
 from autograder.judge.expect import RECOMPUTED
 
 MAX_DEVIATIONS = 2

@@ -1,7 +1,7 @@
 """3.6: exercises 3.2 and 3.3, judged by the arguments they build with (never by their classes' bugs)."""
 import torch
 
-from autograder.checks.precondition import standing_in
+from autograder.chapters.ch03_attention.checks.precondition import standing_in
 from autograder.errors import StudentError
 from autograder.judge.contract import built_arguments
 from autograder.judge.expect import check, expect, expect_close, expect_shape, fail

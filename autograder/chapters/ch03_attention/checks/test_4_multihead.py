@@ -1,7 +1,7 @@
 """3.6: multi-head attention, stacked (wrapper) and with weight splits (the exercises: test_5_exercises.py)."""
 import torch
 
-from autograder.checks.precondition import build, standing_in
+from autograder.chapters.ch03_attention.checks.precondition import build, standing_in
 from autograder.errors import StudentError
 from autograder.judge.binding import role_of
 from autograder.judge.contract import expect_named, expect_signature

@@ -4,16 +4,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from autograder.assignment import DEPENDS
+from autograder.chapters.ch03_attention import CHAPTER
+from autograder.chapters.ch03_attention.explain.catalogue_match import CatalogueMatcher, OutOfTime
+from autograder.chapters.ch03_attention.explain.facts import measure, wrapper_facts
+from autograder.chapters.ch03_attention.explain.misconceptions import Misconception
+from autograder.chapters.ch03_attention.explain.mistakes import name as name_mistakes
+from autograder.chapters.ch03_attention.explain.mistakes import proven_right
+from autograder.chapters.ch03_attention.measure.observe import facts, facts_text, observe
 from autograder.errors import StudentError
-from autograder.explain.catalogue_match import CatalogueMatcher, OutOfTime
-from autograder.explain.facts import measure, wrapper_facts
-from autograder.explain.misconceptions import Misconception
-from autograder.explain.mistakes import name as name_mistakes
-from autograder.explain.mistakes import proven_right
 from autograder.i18n import t
 from autograder.judge.subjects import Subject
-from autograder.measure.observe import facts, facts_text, observe
 
 MEASURED = ("CausalAttention", "MultiHeadAttention")
 """Parts whose facts are measured one by one, so several mistakes at once are named."""
@@ -80,9 +80,9 @@ class Diagnoser:
             entry = {"part": part, "misconception": None}
             if part in MEASURED:
                 entry.update(measured_entry(sub, part, lang, self.proven_right))
-            elif DEPENDS.get(part) in parts:
-                entry["message"] = t("ui.diagnosis_dependency", lang, part=part, dependency=DEPENDS[part])
-                entry["depends_on"] = DEPENDS[part]
+            elif CHAPTER.depends.get(part) in parts:
+                entry["message"] = t("ui.diagnosis_dependency", lang, part=part, dependency=CHAPTER.depends[part])
+                entry["depends_on"] = CHAPTER.depends[part]
             else:
                 entry["message"] = t("ui.no_diagnosis", lang, part=part, hint=t(f"diagnosis.hint.{part}", lang))
             entries.append(entry)

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.assignment import DRAWN as CLASSES
-from autograder.assignment import TOKENS
+from autograder.chapters.ch03_attention import CHAPTER
 from autograder.judge.probes import INPUTS, identity_state, layer_of, weights_from_output
 from autograder.judge.subjects import Subject
 
@@ -42,7 +41,7 @@ def _sentence_queries_keys(heads: int, T: int) -> Callable[[str, list[int]], tor
 
 def sentence_weights(sub: Subject, name: str, heads: int | None) -> torch.Tensor:
     """The (heads, T, T) attention weights of `name` on the sentence, read through the module's output."""
-    T, n = len(TOKENS), heads or 1
+    T, n = len(CHAPTER.tokens), heads or 1
     d_out = 2 * T * (n if name == "MultiHeadAttention" else 1)
     args = {"SelfAttention_v2": (T, d_out), "CausalAttention": (T, d_out, T, 0.0)}.get(name, (T, d_out, T, 0.0, n))
     module = sub.new(name, *args)
@@ -63,7 +62,7 @@ def attention_maps(sub: Subject, skip: set[str] = frozenset(), lang: str = "en")
     from autograder.i18n import t
 
     maps: dict[str, list | str] = {}
-    for name, heads in CLASSES.items():
+    for name, heads in CHAPTER.drawn.items():
         if name in skip:
             maps[name] = t("ui.picture_skipped", lang)
             continue

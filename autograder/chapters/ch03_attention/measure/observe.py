@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from autograder.chapters.ch03_attention.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
 from autograder.errors import StudentError
 from autograder.i18n import t
 from autograder.judge.dropout import dropout_kind
 from autograder.judge.expect import READ, SAME_CODE, ZERO
 from autograder.judge.probes import randn
 from autograder.judge.subjects import ModuleHandle, Subject
-from autograder.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
 
 SIZES = {"CausalAttention": (5, 6, 9, 7, 1), "MultiHeadAttention": (5, 6, 9, 7, 2)}
 """(d_in, d_out, context_length, tokens, heads): d_in != d_out != head_dim, tokens < context_length."""

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
-from autograder.explain.diagnose import Diagnoser
-from autograder.explain.misconceptions import mutate
+from autograder.chapters.ch03_attention import CHAPTER
+from autograder.chapters.ch03_attention.explain.diagnose import Diagnoser
+from autograder.chapters.ch03_attention.explain.misconceptions import mutate
+from autograder.chapters.ch03_attention.measure.failed_parts import failed_parts, unstable_parts
+from autograder.chapters.ch03_attention.measure.pictures import attention_maps
 from autograder.judge.subjects import LocalSubject, Subject
-from autograder.measure.failed_parts import failed_parts, unstable_parts
-from autograder.measure.pictures import attention_maps
 
 
 class Explainer:
@@ -28,4 +29,5 @@ class Explainer:
         skip = unstable_parts(results)
         if {"CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"} & skip:
             skip |= {"MultiHeadAttentionWrapper"}  # built from CausalAttention heads
-        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": self._reference_maps}
+        return diagnoses, {"student": attention_maps(sub, skip, lang), "reference": self._reference_maps,
+                            "tokens": list(CHAPTER.tokens)}

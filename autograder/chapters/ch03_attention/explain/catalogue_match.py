@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from autograder.chapters.ch03_attention.explain.facts import state_for
+from autograder.chapters.ch03_attention.explain.misconceptions import CATALOGUE, Misconception
 from autograder.errors import StudentError
-from autograder.explain.facts import state_for
-from autograder.explain.misconceptions import CATALOGUE, Misconception
 from autograder.judge.dropout import dropout_kind
 from autograder.judge.expect import TOLERANCE, CheckFailure
 from autograder.judge.probes import BATCH, INPUTS, identity_state, is_mask, one_hot, randn, weights_from_output

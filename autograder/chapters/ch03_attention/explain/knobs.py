@@ -6,7 +6,7 @@ from itertools import product
 
 import torch
 
-from autograder.measure.readings import AXES, MASKS, SCALES, divisor, future
+from autograder.chapters.ch03_attention.measure.readings import AXES, MASKS, SCALES, divisor, future
 
 PROJECTIONS = ("W_query", "W_key", "W_value")
 COMBINES = ("weights_values", "weights_t_values", "values")
