@@ -161,23 +161,28 @@ def similarity_report(paths: list[Path], out: Path, against: list[Path] = (), la
     return similarity([Path(p) for p in paths], Path(out), [Path(a) for a in against], lang, settings)
 
 
-def build_assignments(check: bool = False) -> list[Path]:
-    """Regenerate assignments/ from solutions/; returns the files changed (check=True: that would change).
+def build_assignments(check: bool = False, config: Config | None = None) -> list[Path]:
+    """Regenerate the assignment's handouts (assignments/) from its solutions; returns the files changed
+    (check=True: that would change).
 
     Raises:
         ModuleNotFoundError: the instructor's tools (nbgrader) are not installed.
+        FileNotFoundError: the assignment names no solutions or no handouts folder.
     """
     import autograder.load.submission  # noqa: F401 - first: it keeps nbformat's import fast (see there)
     from autograder.authoring.build import build
 
-    return build(check=check)
+    assignment = (config or Config()).assignment
+    if assignment.solutions is None or assignment.handouts is None:
+        raise FileNotFoundError(f"{assignment.folder / 'assignment.toml'} names no solutions or no handouts folder")
+    return build(check=check, solutions=assignment.solutions, handouts=assignment.handouts)
 
 
-def student_bundle(out: Path) -> list[str]:
+def student_bundle(out: Path, config: Config | None = None) -> list[str]:
     """Write the student zip (assignments and visible checks, no solutions) at `out`; returns its file names."""
     from autograder.authoring.bundle import student_bundle as bundle
 
-    return bundle(Path(out))
+    return bundle(Path(out), assignment=(config or Config()).assignment)
 
 
 def export(target: str, out: Path, hidden_visibility: str | None = None, image: str = "attention-autograder-grader",

@@ -14,8 +14,15 @@ from pathlib import Path
 import tomllib
 
 CHAPTERS = Path(__file__).resolve().parent / "chapters"
-DEFAULT = CHAPTERS / "ch03_attention"
-"""The assignment the kit grades unless told otherwise (`--assignment`, AUTOGRADER_ASSIGNMENT)."""
+CHOSEN = CHAPTERS / "default"
+"""A file naming the folder under chapters/ that a copy of the kit grades by default (the student bundle writes it:
+the bundle holds that assignment only); without it, chapter 3."""
+
+
+def default() -> Path:
+    """The assignment the kit grades unless AUTOGRADER_ASSIGNMENT names another."""
+    name = CHOSEN.read_text(encoding="utf-8").strip() if CHOSEN.is_file() else "ch03_attention"
+    return CHAPTERS / name
 
 
 class AssignmentError(ValueError):
@@ -124,13 +131,13 @@ def _text(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def load(folder: Path = DEFAULT) -> Assignment:
+def load(folder: Path | None = None) -> Assignment:
     """The assignment in `folder` (read once per process).
 
     Raises:
         AssignmentError: no readable assignment.toml, or one that lacks what every assignment needs.
     """
-    return _load(Path(folder).resolve())
+    return _load(Path(folder if folder is not None else default()).resolve())
 
 
 @functools.cache

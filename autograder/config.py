@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from autograder.assignment import DEFAULT, Assignment
+from autograder.assignment import Assignment
 from autograder.assignment import load as load_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +155,7 @@ class Config:
     """Everything the grader is told (limits, paths, parallelism), in one place."""
 
     limits: Limits = field(default_factory=Limits)
-    assignment: Assignment = field(default_factory=lambda: load_assignment(environment().assignment or DEFAULT))
+    assignment: Assignment = field(default_factory=lambda: load_assignment(environment().assignment))
     """What is graded: the graded names, points and checks (assignment.py), read from the assignment's folder."""
     solutions: Path = None  # type: ignore[assignment] - set in __post_init__
     """The instructor's sources (default: the folder the assignment names, else the kit's solutions/)."""

@@ -12,11 +12,20 @@ LANGS = tuple(sorted(path.stem for path in LOCALES.glob("*.json")))
 """The languages that have a catalogue in locales/ ("en", "zh_TW"): `--lang`'s choices, the exports' languages."""
 
 
+CHAPTER_LOCALES = Path(__file__).parent / "chapters"
+"""Each assignment folder there may add messages of its own (its checks' titles): <folder>/locales/<lang>.json."""
+
+
 @cache
 def catalogue(lang: str) -> dict[str, str]:
+    """The kit's messages in `lang`, with those of the assignments' own catalogues (the kit's win a clash)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")
-    return json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    messages: dict[str, str] = {}
+    for path in sorted(CHAPTER_LOCALES.glob(f"*/locales/{lang}.json")):
+        messages.update(json.loads(path.read_text(encoding="utf-8")))
+    messages.update(json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8")))
+    return messages
 
 
 class _Params(dict):

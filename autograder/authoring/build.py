@@ -85,43 +85,46 @@ def render(source_path: Path) -> dict[str, str]:
     return {".ipynb": notebook_text(for_format(student, ".ipynb")), ".py": to_marimo(for_format(student, ".py"))}
 
 
-def planned(root: Path) -> dict[Path, str]:
-    """Every file assignments/ should contain, mapped to its expected text."""
+def planned(solutions: Path, handouts: Path) -> dict[Path, str]:
+    """Every file `handouts` should contain, mapped to its expected text."""
     files = {}
-    for source in sorted((root / SOLUTIONS).glob("*/*.ipynb")):
+    for source in sorted(solutions.glob("*/*.ipynb")):
         if source.parent.name.startswith("."):
             continue
-        target = root / ASSIGNMENTS / source.parent.name / source.stem
+        target = handouts / source.parent.name / source.stem
         for suffix, text in render(source).items():
             files[target.with_suffix(suffix)] = text
     return files
 
 
-def orphans(root: Path, expected: dict[Path, str]) -> list[Path]:
-    """Generated-looking files in assignments/ whose source notebook no longer exists."""
+def orphans(handouts: Path, expected: dict[Path, str]) -> list[Path]:
+    """Generated-looking files in `handouts` whose source notebook no longer exists."""
     found = [
         path
         for pattern in ("*/*.ipynb", "*/*.py")
-        for path in (root / ASSIGNMENTS).glob(pattern)
+        for path in handouts.glob(pattern)
         if not path.parent.name.startswith(".")
     ]
     return sorted(path for path in found if path not in expected)
 
 
-def build(check: bool = False, root: Path = ROOT) -> list[Path]:
-    """Regenerate assignments/ from solutions/ and return the files that were (or, with check, would be) changed.
+def build(check: bool = False, root: Path = ROOT, solutions: Path | None = None,
+          handouts: Path | None = None) -> list[Path]:
+    """Regenerate the handouts (root/assignments/) from the solutions (root/solutions/) and return the files that
+    were (or, with check, would be) changed.
 
-    With check=True nothing is written; a non-empty result means assignments/ is stale: a file is
+    With check=True nothing is written; a non-empty result means the handouts are stale: a file is
     missing, differs from what its source generates, or has no source any more.
     """
     root = Path(root)
-    expected = planned(root)
+    solutions, handouts = solutions or root / SOLUTIONS, handouts or root / ASSIGNMENTS
+    expected = planned(solutions, handouts)
     stale = [
         path
         for path, text in expected.items()
         if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
-    leftovers = orphans(root, expected)
+    leftovers = orphans(handouts, expected)
     if not check:
         for path in stale:
             path.parent.mkdir(parents=True, exist_ok=True)

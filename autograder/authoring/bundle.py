@@ -175,6 +175,13 @@ def _add(archive: zipfile.ZipFile, name: str, data: str | bytes) -> None:
     archive.writestr(info, data)
 
 
+def _without_hidden(path: Path, hidden: set[str]) -> str:
+    """A message catalogue without the titles of the hidden checks."""
+    messages = json.loads(path.read_text(encoding="utf-8"))
+    kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
+    return json.dumps(kept, ensure_ascii=False, indent=1, sort_keys=True)
+
+
 def student_bundle(out: Path, root: Path = ROOT, assignment: Assignment | None = None) -> list[str]:
     """Write the zip at `out`; returns the names it contains. `assignment`: one inside the kit's package
     (default: the one graded here)."""
@@ -191,9 +198,10 @@ def student_bundle(out: Path, root: Path = ROOT, assignment: Assignment | None =
         def copy(path: Path) -> None:
             _add(archive, path.relative_to(root).as_posix(), path.read_bytes())
 
-        for path in sorted((root / "assignments").rglob("*")):
+        handouts = assignment.handouts or root / "assignments"
+        for path in sorted(handouts.rglob("*")):  # as assignments/<lang>/..., whatever the folder's name
             if path.is_file():
-                copy(path)
+                _add(archive, "assignments/" + path.relative_to(handouts).as_posix(), path.read_bytes())
         modules = student_modules(package, assignment)
         for path in modules:
             if path.parent == assignment.checks and path.name.startswith("test_"):
@@ -203,15 +211,15 @@ def student_bundle(out: Path, root: Path = ROOT, assignment: Assignment | None =
         for path in (assignment.folder / "assignment.toml", assignment.stand_ins):  # data the judge reads
             if path.is_file():
                 copy(path)
+        _add(archive, "autograder/chapters/default", assignment.folder.name + "\n")  # what this copy grades
+        for path in sorted(assignment.folder.glob("locales/*.json")):  # its check titles, the hidden ones left out
+            _add(archive, path.relative_to(root).as_posix(), _without_hidden(path, hidden))
         for folder in DATA_FOLDERS:
             if package / Path(folder).parent / "__init__.py" in modules:
                 for path in sorted(p for p in (package / folder).iterdir() if p.is_file()):
                     copy(path)
         for path in sorted((package / "locales").glob("*.json")):  # titles of hidden checks stay behind too
-            messages = json.loads(path.read_text(encoding="utf-8"))
-            kept = {k: v for k, v in messages.items() if k.removeprefix("check.") not in hidden}
-            _add(archive, path.relative_to(root).as_posix(), json.dumps(kept, ensure_ascii=False, indent=1,
-                                                                         sort_keys=True))
+            _add(archive, path.relative_to(root).as_posix(), _without_hidden(path, hidden))
         _add(archive, "pyproject.toml", student_pyproject((root / "pyproject.toml").read_text(encoding="utf-8")))
         _add(archive, "README.md", student_readme((root / "README.md").read_text(encoding="utf-8")))
         _add(archive, "README.zh_TW.md", STUDENT_README_ZH.read_text(encoding="utf-8"))

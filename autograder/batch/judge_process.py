@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from autograder import stopwatch
+from autograder.assignment import load
 from autograder.config import Config, Limits
 from autograder.sandbox.zygote_client import prestart
 
@@ -19,6 +20,7 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spec = json.loads(sys.stdin.readline())
     config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]),
+                    assignment=load(Path(spec["assignment"])),
                     cache=Path(spec["cache"]) if spec.get("cache") else None)
     prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
     import torch

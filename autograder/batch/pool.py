@@ -216,6 +216,7 @@ def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, 
 
     spec = {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
+        "assignment": str(config.assignment.folder),
         "cache": str(config.cache) if config.cache is not None else None,
         "limits": asdict(config.limits), "preflight": str(preflight) if preflight else None, "wait": wait,
         "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],  # no refusals

@@ -58,7 +58,9 @@ def export(out: Path, settings: GradescopeSettings = GradescopeSettings(), root:
 
     Gradescope unpacks it into /autograder/source, runs setup.sh once, then run_autograder per submission.
     """
-    require_checkout(root)
+    assignment = Config().assignment
+    require_checkout(root, assignment=assignment)
+    chosen = hosted.manifest(assignment)
     torch_version = hosted.torch_version(torch_version)
     from autograder.report.render import render  # the export's only: the run in the container renders nothing
 
@@ -67,26 +69,28 @@ def export(out: Path, settings: GradescopeSettings = GradescopeSettings(), root:
         _add_script(archive, "setup.sh", render("setup.sh.j2", package=TEMPLATES, torch=torch_version))
         _add_script(archive, "run_autograder", render("run_autograder.j2", package=TEMPLATES))
         archive.writestr("gradescope.json", json.dumps(asdict(settings), indent=1) + "\n")
+        archive.writestr(hosted.MANIFEST, json.dumps(chosen, indent=1) + "\n")
         for path in kit_files(root):
             archive.write(path, path.relative_to(root).as_posix())
         return archive.namelist()
 
 
-def _summary(record: SubmissionResult, shown: str) -> str:
+def _summary(record: SubmissionResult, shown: str, assignment: Assignment) -> str:
     lines = [f"Graded {shown}: {record.score:g} / {record.max_score:g} points."]
     if record.error:
         lines.append(record.error)
     if record.output:
         lines.append(record.output)
     if record.parts:
-        lines += ["", *part_lines(record)]
+        lines += ["", *part_lines(record, assignment)]
     return "\n".join(lines)
 
 
 def to_gradescope(record: SubmissionResult, shown: str, settings: GradescopeSettings,
                   assignment: Assignment | None = None) -> dict:
     """A kit record as Gradescope's results.json: only the keys Gradescope documents."""
-    order = list((assignment or Config().assignment).graded)
+    assignment = assignment or Config().assignment
+    order = list(assignment.graded)
     counters: dict[str, int] = {}
     tests = []
     for check in record.tests:
@@ -105,7 +109,7 @@ def to_gradescope(record: SubmissionResult, shown: str, settings: GradescopeSett
     return {
         "score": record.score,
         "execution_time": round(record.execution_time, 3),
-        "output": _summary(record, shown),
+        "output": _summary(record, shown, assignment),
         "visibility": "visible",
         "stdout_visibility": settings.stdout_visibility,
         "tests": tests,
@@ -130,16 +134,18 @@ def run(root: Path) -> dict:
     settings = GradescopeSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
         else GradescopeSettings()
     lock(source, root / "results")
-    graded = grade_upload(root / "submission", source / "solutions")
+    assignment, solutions = hosted.graded_in(source)
+    assignment = assignment or Config().assignment
+    graded = grade_upload(root / "submission", solutions, assignment)
     if graded.shown is None:
-        stem = Config().assignment.notebook
+        stem = assignment.notebook
         results = _failure("No .ipynb or .py file was found in your submission. Upload your notebook "
                            f"{stem}.ipynb (or the marimo file {stem}.py) and submit again.", started)
     elif graded.record is None:
         results = _failure(f"The autograder could not grade {graded.shown}; your instructor can see why in the "
                            "autograder output. Please tell them.", started)
     else:
-        results = to_gradescope(graded.record, graded.shown, settings)
+        results = to_gradescope(graded.record, graded.shown, settings, assignment)
         if graded.why:
             results["output"] = graded.why + "\n\n" + results["output"]
             results["extra_data"]["picked"] = graded.why

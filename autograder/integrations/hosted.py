@@ -31,9 +31,49 @@ def kit_files(root: Path) -> list[Path]:
     return files
 
 
+MANIFEST = "assignment.json"
+"""Beside the exported kit: which of its assignments it grades, and where that one's solutions lie in the kit."""
+
+
+def in_checkout(assignment: Assignment, kind: str) -> Path:
+    """Where the assignment's "solutions" or "handouts" lie relative to the checkout it belongs to (an assignment
+    is autograder/chapters/<name>/ of a checkout; the export copies the checkout's files, not its paths).
+
+    Raises:
+        FileNotFoundError: the assignment is not one of a checkout's chapters, or the folder lies outside it.
+    """
+    checkout = assignment.folder.parents[2]
+    folder = getattr(assignment, kind)
+    if assignment.folder.parent.name != "chapters" or folder is None or not folder.is_relative_to(checkout):
+        raise FileNotFoundError(f"{assignment.folder}: only an assignment in a checkout's autograder/chapters/, "
+                                f"with its {kind} in that checkout, can be exported")
+    return folder.relative_to(checkout)
+
+
+def manifest(assignment: Assignment) -> dict:
+    """What an export records in MANIFEST: the assignment's folder name under autograder/chapters/ and its
+    solutions folder relative to the checkout."""
+    return {"assignment": assignment.folder.name, "solutions": in_checkout(assignment, "solutions").as_posix()}
+
+
+def graded_in(source: Path) -> tuple[Assignment | None, Path]:
+    """The exported kit at `source`: the assignment it grades (None: the default, an export without MANIFEST)
+    and its solutions folder."""
+    from autograder.assignment import CHAPTERS, load
+
+    path = source / MANIFEST
+    if not path.is_file():
+        return None, source / "solutions"
+    import json
+
+    found = json.loads(path.read_text(encoding="utf-8"))
+    return load(CHAPTERS / found["assignment"]), source / found["solutions"]
+
+
 def require_checkout(root: Path, *more: Path, assignment: Assignment | None = None) -> None:
     """Refuse to export from anywhere but the kit's checkout (an installed kit has no solutions/)."""
-    reference = _assignment(assignment).notebook_in(root / "solutions")
+    assignment = _assignment(assignment)
+    reference = assignment.notebook_in(root / in_checkout(assignment, "solutions"))
     missing = [p for p in (root / "pyproject.toml", reference, *more) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]} is missing; run the export from the kit's repository checkout")
@@ -143,13 +183,13 @@ class Graded:
     """None with a file: grading it raised (the traceback went to stderr, the instructor's log)."""
 
 
-def grade_upload(folder: Path, solutions: Path) -> Graded:
+def grade_upload(folder: Path, solutions: Path, assignment: Assignment | None = None) -> Graded:
     """Pick the upload's file and grade it as `autograder grade` would, in this process: a container holds
-    one submission, so no pool of judges."""
+    one submission, so no pool of judges. `assignment`: None for the default."""
     from autograder.pipeline import grade, sandboxed
     from autograder.sources import File
 
-    config = Config(solutions=solutions, jobs=1)
+    config = Config(solutions=solutions, jobs=1, **({"assignment": assignment} if assignment else {}))
     path, why = pick_submission(folder, config.assignment)
     if path is None:
         return Graded(None)

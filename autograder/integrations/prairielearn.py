@@ -9,6 +9,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from autograder.assignment import Assignment
 from autograder.config import ROOT, Config, environment
 from autograder.i18n import LANGS, t
 from autograder.integrations import hosted
@@ -18,14 +19,14 @@ from autograder.report.records import write_atomic
 from autograder.report.render import render
 
 
-def question_name() -> str:
-    """The question's folder name: the notebook's of the assignment graded here."""
-    return Config().assignment.notebook
+def question_name(assignment: Assignment | None = None) -> str:
+    """The question's folder name: the notebook's of the assignment (default: the one graded here)."""
+    return (assignment or Config().assignment).notebook
 
 
-def uploads() -> tuple[str, str]:
+def uploads(assignment: Assignment | None = None) -> tuple[str, str]:
     """What students may upload: the Jupyter notebook or the marimo file (one is enough)."""
-    return f"{question_name()}.ipynb", f"{question_name()}.py"
+    return f"{question_name(assignment)}.ipynb", f"{question_name(assignment)}.py"
 HIDDEN_MODES = ("summary", "visible")
 RESULTS_LIMIT = 1_000_000
 """PrairieLearn's documented size limit of results.json, in bytes."""
@@ -70,7 +71,9 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
 
     Returns the written files relative to `out`.
     """
-    require_checkout(root, *(root / "assignments" / lang / name for lang in LANGS for name in uploads()))
+    assignment = Config().assignment
+    handouts = root / hosted.in_checkout(assignment, "handouts")
+    require_checkout(root, *(handouts / lang / name for lang in LANGS for name in uploads()), assignment=assignment)
     torch_version = hosted.torch_version(torch_version)
     question, grader = out / "questions" / question_name(), out / "grader"
     for folder in (question, grader):
@@ -80,7 +83,7 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
         (question / "clientFilesQuestion" / lang).mkdir(parents=True)
         names = []
         for name in uploads():
-            shutil.copy(root / "assignments" / lang / name, question / "clientFilesQuestion" / lang / name)
+            shutil.copy(handouts / lang / name, question / "clientFilesQuestion" / lang / name)
             names.append(f"{lang}/{name}")
         texts.append({"lang": lang.replace("_", "-"), "title": t("pl.title", lang), "body": t("pl.body", lang),
                       "download": t("pl.download", lang), "files": names})
@@ -92,6 +95,7 @@ def export(out: Path, settings: PrairieLearnSettings = PrairieLearnSettings(), r
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
     (grader / "kit" / "prairielearn.json").write_text(json.dumps(asdict(settings), indent=1) + "\n")
+    (grader / "kit" / hosted.MANIFEST).write_text(json.dumps(hosted.manifest(assignment), indent=1) + "\n")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     (grader / "Dockerfile").write_text(render("pl_Dockerfile.j2", package=TEMPLATES, image=settings.image,
                                               python=python, torch=torch_version), encoding="utf-8")
@@ -104,7 +108,8 @@ def _clip(text: str) -> str:
     return text if len(text) <= OUTPUT_CHARS else text[:OUTPUT_CHARS] + "\n…"
 
 
-def to_prairielearn(record: SubmissionResult, shown: str, settings: PrairieLearnSettings) -> dict:
+def to_prairielearn(record: SubmissionResult, shown: str, settings: PrairieLearnSettings,
+                    assignment: Assignment | None = None) -> dict:
     """A kit record as PrairieLearn's results.json: score as a fraction, one test per check."""
     lang = record.language if record.language in LANGS else "en"
     if record.error and not record.tests:  # nothing could be checked: PrairieLearn keeps the attempt
@@ -125,7 +130,7 @@ def to_prairielearn(record: SubmissionResult, shown: str, settings: PrairieLearn
     return {
         "gradable": True, "score": record.score / record.max_score if record.max_score else 0.0,
         "message": t("pl.summary", lang, name=shown, score=record.score, max_score=record.max_score),
-        "output": _clip("\n".join(filter(None, [record.error, record.output, *part_lines(record)]))),
+        "output": _clip("\n".join(filter(None, [record.error, record.output, *part_lines(record, assignment)]))),
         "tests": tests,
     }
 
@@ -141,13 +146,15 @@ def run(root: Path, source: Path) -> dict:
     settings = PrairieLearnSettings(**json.loads(settings_file.read_text())) if settings_file.is_file() \
         else PrairieLearnSettings()
     lock(source, root / "results")  # PrairieLearn does not create results/; we do, for root only
-    graded = grade_upload(root / "student", source / "solutions")
+    assignment, solutions = hosted.graded_in(source)
+    graded = grade_upload(root / "student", solutions, assignment)
     if graded.shown is None:
-        results = _failure(" / ".join(t("pl.no_file", lang, names=" / ".join(uploads())) for lang in LANGS))
+        names = " / ".join(uploads(assignment))
+        results = _failure(" / ".join(t("pl.no_file", lang, names=names) for lang in LANGS))
     elif graded.record is None:
         results = _failure(" / ".join(t("pl.crashed", lang, name=graded.shown) for lang in LANGS))
     else:
-        results = to_prairielearn(graded.record, graded.shown, settings)
+        results = to_prairielearn(graded.record, graded.shown, settings, assignment)
     text = json.dumps(results, ensure_ascii=False, indent=1)
     if len(text.encode()) > RESULTS_LIMIT:  # never in practice (outputs are clipped); still a valid file
         results = {**results, "tests": [{**test, "output": ""} for test in results.get("tests", [])], "output": ""}

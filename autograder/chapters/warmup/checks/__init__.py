@@ -1,0 +1,1 @@
+"""The warm-up's graded checks."""
