@@ -96,6 +96,38 @@ def test_the_self_check_in_a_kernel_runs_the_warmups_visible_checks(monkeypatch)
         check_in_notebook("CausalAttention", namespace=namespace)
 
 
+def test_nbgraders_hidden_cell_grades_the_warmup_in_the_kernel(monkeypatch, capsys):
+    from autograder.load.submission import load_submission
+    from autograder.sandbox.inside.execute import execute
+
+    monkeypatch.setenv("AUTOGRADER_ASSIGNMENT", str(WARMUP))
+    namespace, failures = execute(load_submission(FIXTURES / "bug_unscaled.py").chunk_dicts(), "warmup_nbgrader")
+    assert not failures, failures
+    exec("from autograder.nbgrader import grade\npoints = grade('DotProductAttention')", namespace)  # a hidden cell
+    assert namespace["points"] == 3, capsys.readouterr().out
+    assert "DotProductAttention" in capsys.readouterr().out
+
+
+def test_the_similarity_report_leaves_out_the_warmups_given_code(monkeypatch, tmp_path):
+    from autograder.similarity.corpus import boilerplate
+
+    forced, given = boilerplate(8, warmup_config())
+    assert forced and "row_softmax" not in given, "the stub's lines are boilerplate, the graded names are not given"
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("correct_functional.py", "bug_unscaled.py", "bug_softmax_columns.py"):
+        (folder / name).write_bytes((FIXTURES / name).read_bytes())
+    (folder / "copy_of_unscaled.py").write_bytes((FIXTURES / "bug_unscaled.py").read_bytes())
+    monkeypatch.setenv("AUTOGRADER_ASSIGNMENT", str(WARMUP))
+    result = cli("similarity", str(folder), "--out", str(tmp_path / "similar"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (tmp_path / "similar" / "similarity.html").read_text(encoding="utf-8")
+    assert "4 submissions compared with each other" in page, "the class was read"
+    # the warmup's code is a few lines: even an exact copy is too little to count as evidence of sharing
+    with open(tmp_path / "similar" / "similarity.csv", newline="") as table:
+        assert next(csv.reader(table))[:3] == ["rank", "a", "b"]
+
+
 def test_build_check_grade_and_gradebook_through_the_command_line(tmp_path):
     assert cli("build", "--check").returncode == 0, "the warmup's handouts are built from its solutions"
     checked = cli("check", str(HANDOUT))
