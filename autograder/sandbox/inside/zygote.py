@@ -41,9 +41,9 @@ from .limits import HOME, SCRATCH, apply_limits
 
 PR_SET_DUMPABLE = 4
 IPC_RMID = 0
-PRELOAD = ("numpy", "matplotlib.pyplot", "torch.fx.experimental.symbolic_shapes")
-"""Imported once here, not once per worker: what the assignment's notebooks import besides torch, and
-what torch imports on a worker's first backward pass (sympy, about 0.8 s)."""
+PRELOAD = ("numpy", "matplotlib.pyplot")
+"""Imported once here, not once per worker: what the assignment's notebooks import besides torch. (A backward
+given explicit gradients would import sympy, about 0.5 s; the handler's gradients never do, see op_forward.)"""
 
 
 class ZygoteServer:
