@@ -13,7 +13,8 @@ LANGS = tuple(sorted(path.stem for path in LOCALES.glob("*.json")))
 
 
 CHAPTER_LOCALES = Path(__file__).parent / "chapters"
-"""Each assignment folder there may add messages of its own (its checks' titles): <folder>/locales/<lang>.json."""
+"""Each assignment folder there adds the messages only it says (its check titles, its misconceptions and hints):
+<folder>/locales/<lang>.json."""
 
 
 @cache

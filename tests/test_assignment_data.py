@@ -23,18 +23,21 @@ def mentions(path: Path, names: tuple[str, ...]) -> list[str]:
 
 
 def generic_files() -> list[Path]:
+    """The package's code, templates and message catalogues outside the assignment folders."""
     return [p for p in sorted(PACKAGE.rglob("*")) if p.suffix in (".py", ".j2", ".json", ".css")
-            and not p.is_relative_to(CHAPTERS) and "__pycache__" not in p.parts and p.parent.name != "locales"]
+            and not p.is_relative_to(CHAPTERS) and "__pycache__" not in p.parts]
 
 
 def test_no_code_outside_the_assignment_folders_names_a_graded_name():
     graded = tuple(name for folder in CHAPTERS.iterdir() if (folder / "assignment.toml").is_file()
                    for name in load(folder).graded)
     assert "CausalAttention" in graded and len(generic_files()) > 80, "the search looks where it should"
+    assert PACKAGE / "locales" / "zh_TW.json" in generic_files(), "the kit's own messages are searched too"
     found = [line for path in generic_files() for line in mentions(path, graded)]
     assert not found, "generic code names a graded name:\n" + "\n".join(found)
     # the same search finds them where they belong
     assert mentions(CHAPTERS / "ch03_attention" / "stand_ins.py", graded)
+    assert mentions(CHAPTERS / "ch03_attention" / "locales" / "zh_TW.json", graded)
 
 
 def test_the_default_assignment_is_chapter_3_read_from_its_folder():

@@ -215,6 +215,6 @@ def test_zip_installs_as_setup_sh_does(tmp_path, autograder_zip):
     package = tmp_path / "site" / "autograder"
     for name in ("integrations/gradescope.py", "sandbox/inside/worker.py",
                  "chapters/ch03_attention/checks/test_4_multihead.py", "chapters/ch03_attention/assignment.toml",
-                 "chapters/ch03_attention/stand_ins.py",
+                 "chapters/ch03_attention/stand_ins.py", "chapters/ch03_attention/locales/zh_TW.json",
                  "locales/zh_TW.json", "report/templates/page.css", "integrations/templates/run_autograder.j2"):
         assert (package / name).is_file(), f"pip install of the zip's source misses autograder/{name}"
