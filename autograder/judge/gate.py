@@ -233,7 +233,7 @@ def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, st
     sqrt(head_dim); that the scale is right, if it is; only the difference, if no fit shows the scale."""
     p = probe(sub, name, seed)
     module = sub.new(name, *p.args, stand_in=())
-    module.load(_drawn(module, seed, "normal"))
+    module.load(_drawn(module, seed, "normal"), wait=False)  # sent with is_attention's first request
     fits: list[Fit] = []
     for shrink in SHRINK:
         if is_attention(module, p.scaled(shrink), fits) is True:
@@ -249,7 +249,7 @@ def _judge(sub: Subject, name: str, p: Probe, seed: int, draw: str | None,
     """`kept`, if given, receives the module and the input it was last judged on."""
     module = sub.new(name, *p.args, stand_in=())
     if draw is not None:
-        module.load(_drawn(module, seed, draw))
+        module.load(_drawn(module, seed, draw), wait=False)  # sent with is_attention's first request
     else:
         p = _ordinary(module, p)
     for shrink in SHRINK:
@@ -287,8 +287,10 @@ def _ordinary(module: ModuleHandle, p: Probe) -> Probe:
     return p.scaled(factor)
 
 
-def _weights(module: ModuleHandle) -> dict[str, torch.Tensor]:
-    return {k: v.double() for k, v in module.state().items() if k in module.params and k.split(".")[-1] != "mask"}
+def _weights(module: ModuleHandle, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The module's trainable weights in double precision, from `state` (default: its state_dict now)."""
+    state = module.state() if state is None else state
+    return {k: v.double() for k, v in state.items() if k in module.params and k.split(".")[-1] != "mask"}
 
 
 def _widths(weights: dict[str, torch.Tensor], x: torch.Tensor) -> set[int]:
@@ -301,12 +303,12 @@ def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) 
     the input scaled down, which scales the scores down and keeps the family. UNREADABLE when it fits nothing but
     the read-out was too coarse to tell (a drawn out_proj nearly singular): the caller draws another probe.
     `fits`, if given, receives the fit that showed it is attention."""
-    out = module(p.x)
+    out, state = module.forward_and_state(p.x)  # one round trip: the weights it had when it gave out
     if out.shape[:-1] != p.x.shape[:-1] or not bool(torch.isfinite(out).any()):
         return False
     x = p.x.double() if p.x.dim() == 3 else p.x.double().unsqueeze(0)
     out = out.double().reshape(x.shape[0], x.shape[1], -1)
-    weights = _weights(module)
+    weights = _weights(module, state)
     causal, multihead = p.form.causal, bool(p.form.heads)
     width = p.heads * p.head_dim
     if out.shape[-1] != width:

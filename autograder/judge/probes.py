@@ -43,7 +43,8 @@ def weights_of(module: ModuleHandle) -> dict[str, torch.Tensor]:
 
 
 def copy_weights(source: ModuleHandle, target: ModuleHandle) -> None:
-    """Load `source`'s parameters into `target` by name, so creation order never matters."""
+    """Load `source`'s parameters into `target` by name, so creation order never matters. The copy travels with
+    the target's next request (its failure is raised there): a caller runs the module next."""
     names = {k for k in source.params if not is_mask(k)}
     got = {k for k in target.params if not is_mask(k)}
     if names != got:
@@ -53,12 +54,12 @@ def copy_weights(source: ModuleHandle, target: ModuleHandle) -> None:
                 fail("fail.layer_names", where=target.label, found=layers(got - names), expected=layers(names - got))
             fail("fail.param_names", where=target.label, missing=", ".join(sorted(names - got)) or "-",
                  extra=", ".join(sorted(got - names)) or "-")
-        target.load({mapping[k]: v for k, v in weights_of(source).items()})
+        target.load({mapping[k]: v for k, v in weights_of(source).items()}, wait=False)
         return
     if source.subject is target.subject:  # e.g. GPT-2-sized modules: the weights need not travel
-        target.copy_from(source, sorted(names))
+        target.copy_from(source, sorted(names), wait=False)
     else:
-        target.load(weights_of(source))
+        target.load(weights_of(source), wait=False)
 
 
 def twin(sub: Subject, ref: Subject, name: str, *args, **kwargs) -> tuple[ModuleHandle, ModuleHandle]:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -101,6 +102,33 @@ class GradingPlugin:
         return [replace(r, score=0.0, status="failed", message_key="fail.attention_changes",
                         output=t("fail.attention_changes", current.lang, **changed[r.part]))
                 if r.part in changed and r.check_id in behaviour else r for r in current.results]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        with self._settling():
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        with self._settling():
+            return (yield)
+
+    @contextmanager
+    def _settling(self) -> Iterator[None]:
+        """The subject's deferred requests (Subject.defer) are sent before a check's phase ends, so that a failure
+        among them is this check's. A phase that failed sends them too (it had asked for them), but its own failure
+        is the one it reports."""
+        try:
+            yield
+        except BaseException:
+            if self.current is not None:
+                try:
+                    self.current.subject.settle()
+                except StudentError:
+                    pass
+            raise
+        if self.current is not None:
+            self.current.subject.settle()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:

@@ -106,7 +106,7 @@ class Checks:
         args = [checks, "-c", os.devnull, "--rootdir", checks, "--assert=plain",
                 "--disable-plugin-autoload"]
         for name in ("capture", "cacheprovider", "terminal", "warnings", "stepwise", "unraisableexception",
-                     "threadexception"):
+                     "threadexception", "logging"):
             args += ["-p", f"no:{name}"]
         try:
             return pytest.main(args, plugins=[plugin, pytest_plugin])

@@ -26,6 +26,16 @@ class Forward:
     grads: dict[str, torch.Tensor | None] | None = None
 
 
+@dataclass
+class Pending:
+    """One request, and its result once answered (Subject.request, Subject.defer)."""
+
+    message: dict
+    what: str
+    key: str
+    result: Any = None
+
+
 class ModuleHandle:
     """The judge's handle on a torch module that lives in a subject (a worker, or the reference), addressed by id."""
 
@@ -46,14 +56,24 @@ class ModuleHandle:
     def forward(self, x: torch.Tensor, train: bool = False, seed: int = 0,
                 grad_out: torch.Tensor | None = None, times: int = 1) -> Forward:
         """The module's output on x (and gradients, given grad_out); with `times`, of its last of that many calls."""
+        op, what, key, args = self._forward(x, train, seed, grad_out, times)
+        result = self.subject.request(op, what, key, **args)
+        return Forward(result["out"], result.get("x_grad"), result.get("grads"))
+
+    def forward_and_state(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The module's output on x in eval mode, and its state_dict after that call, in one round trip."""
+        op, what, key, args = self._forward(x, False, 0, None, 1)
+        forward = self.subject.defer(op, what, key, **args)
+        state = self.state()
+        return forward.result["out"], state
+
+    def _forward(self, x: torch.Tensor, train: bool, seed: int, grad_out: torch.Tensor | None,
+                 times: int) -> tuple[str, str, str, dict]:
         self.calls += times
         most = self.subject.most_calls
         most[self.label] = max(most.get(self.label, 0), self.calls)
-        result = self.subject.request(
-            "forward", f"{self.label}.forward", self._key("forward"), id=self.id, x=x, train=train, seed=seed,
-            grad_out=grad_out, **({"times": times} if times > 1 else {}),
-        )
-        return Forward(result["out"], result.get("x_grad"), result.get("grads"))
+        return "forward", f"{self.label}.forward", self._key("forward"), dict(
+            id=self.id, x=x, train=train, seed=seed, grad_out=grad_out, **({"times": times} if times > 1 else {}))
 
     def __call__(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         return self.forward(x, **kwargs).out
@@ -61,8 +81,9 @@ class ModuleHandle:
     def state(self) -> dict[str, torch.Tensor]:
         return self.subject.request("state", f"{self.label}.state_dict", self._key("state"), id=self.id)
 
-    def load(self, state: dict[str, torch.Tensor]) -> None:
-        """Copy `state` in by name (a subset of the state_dict); the names must be the chapter's."""
+    def load(self, state: dict[str, torch.Tensor], wait: bool = True) -> None:
+        """Copy `state` in by name (a subset of the state_dict); the names must be the chapter's. `wait=False`:
+        the copy travels with the next request (Subject.defer), whose caller then meets its failure."""
         unknown = set(state) - set(self.info["state_keys"])
         if unknown:
             raise StudentError("student.names_differ", where=self.label, missing=", ".join(sorted(unknown)),
@@ -72,16 +93,17 @@ class ModuleHandle:
             if shape is not None and list(tensor.shape) != shape:
                 raise StudentError("student.param_shape", where=self.label, name=name,
                                    got=tuple(shape), expected=tuple(tensor.shape))
-        self.subject.request("load", f"{self.label}.load_state_dict", self._key("load"), id=self.id, state=state)
+        send = self.subject.request if wait else self.subject.defer
+        send("load", f"{self.label}.load_state_dict", self._key("load"), id=self.id, state=state)
 
-    def copy_from(self, source: ModuleHandle, names: list[str]) -> None:
-        """Load `source`'s parameters `names` by name; both modules live in the same subject."""
+    def copy_from(self, source: ModuleHandle, names: list[str], wait: bool = True) -> None:
+        """Load `source`'s parameters `names` by name; both modules live in the same subject. `wait`: as in load."""
         for name in names:
             if source.params[name] != self.params[name]:
                 raise StudentError("student.param_shape", where=self.label, name=name,
                                    got=tuple(self.params[name]), expected=tuple(source.params[name]))
-        self.subject.request("copy", f"{self.label}.load_state_dict", self._key("load"), id=self.id,
-                             source=source.id, names=names)
+        send = self.subject.request if wait else self.subject.defer
+        send("copy", f"{self.label}.load_state_dict", self._key("load"), id=self.id, source=source.id, names=names)
 
     def child(self, path: str) -> ModuleHandle:
         id = next(self.subject.ids)
@@ -96,6 +118,9 @@ class ModuleHandle:
 
 class Subject:
     """Base: turns replies into values or StudentError."""
+
+    batches = False
+    """Whether deferred requests wait for the next one (a worker's round trips are what grading costs)."""
 
     source = "notebook"
     """What the student's definitions came from: "notebook" (.ipynb, marimo) or "file" (plain .py)."""
@@ -115,6 +140,8 @@ class Subject:
         """The attention gate's probes are drawn from it (config.probe_seed: the course's secret and the code)."""
         self.most_calls: dict[str, int] = {}
         """Module label -> the most forward calls one module of it has had (the gate's last look makes as many)."""
+        self.pending: list[Pending] = []
+        """Deferred requests not sent yet (`defer`)."""
         self.left_running: dict[str, str] = {}
         """Graded parts whose checks left processes, threads or files behind in the worker -> which: the
         parts built on them use the kit's stand-ins instead (checks/precondition.py, `sound`)."""
@@ -134,21 +161,58 @@ class Subject:
     def _send(self, message: dict, what: str, key: str) -> dict:
         raise NotImplementedError
 
-    def request(self, op: str, what: str, key: str | None = None, **args: Any) -> Any:
-        """Send one request; `what` names the call for the student, `key` what code it runs."""
-        reply = self._send({"op": op, "args": args}, what, key or f"{op}:{what}")
-        if reply.get("ok"):
-            return reply.get("result")
-        if "refused" in reply:
-            refused = reply["refused"]
-            raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}), source=self.source)
-        raise self._error(reply.get("error") or {}, what)
+    def _send_many(self, items: list[Pending]) -> list[dict]:
+        """The replies to `items`, sent in turn, up to and including the first that failed (a worker: in one
+        round trip). A request that could not be answered raises its StudentError, the ones before it answered."""
+        replies: list[dict] = []
+        for item in items:
+            replies.append(self._send(item.message, item.what, item.key))
+            if not replies[-1].get("ok"):
+                break
+        return replies
 
-    def _error(self, error: dict, what: str) -> StudentError:
+    def request(self, op: str, what: str, key: str | None = None, **args: Any) -> Any:
+        """Send one request, with the deferred ones before it; `what` names the call for the student, `key` what
+        code it runs. A deferred request that failed raises its own StudentError here, and this one is not sent."""
+        item = Pending({"op": op, "args": args}, what, key or f"{op}:{what}")
+        self._round_trip([*self._taken(), item])
+        return item.result
+
+    def defer(self, op: str, what: str, key: str | None = None, **args: Any) -> Pending:
+        """A request whose answer can wait: where the subject is a worker (`batches`), it travels with the next
+        request or `settle`, in one round trip, and its failure is raised there; elsewhere it is sent at once."""
+        item = Pending({"op": op, "args": args}, what, key or f"{op}:{what}")
+        if self.batches:
+            self.pending.append(item)
+        else:
+            self._round_trip([item])
+        return item
+
+    def settle(self) -> None:
+        """Send what was deferred: a check ends (or a worker may change) with nothing of it left unsent."""
+        if self.pending:
+            self._round_trip(self._taken())
+
+    def _taken(self) -> list[Pending]:
+        items, self.pending = self.pending, []
+        return items
+
+    def _round_trip(self, items: list[Pending]) -> None:
+        for item, reply in zip(items, self._send_many(items)):
+            if reply.get("ok"):
+                item.result = reply.get("result")
+                continue
+            if "refused" in reply:
+                refused = reply["refused"]
+                raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}), source=self.source)
+            raise self._error(reply.get("error") or {}, item.what, item.key)
+
+    def _error(self, error: dict, what: str, key: str) -> StudentError:
+        """The student's code raised `error` in the call `what` (running code `key`)."""
         kind = error.get("type", "Exception")
-        key = "student.not_implemented" if kind == "NotImplementedError" else "student.raised"
+        failure = "student.not_implemented" if kind == "NotImplementedError" else "student.raised"
         because = cause_of(kind, str(error.get("message", "")))
-        return StudentError(key, where=what, type=kind, message=error.get("message", ""),
+        return StudentError(failure, where=what, type=kind, message=error.get("message", ""),
                             line=f" ({error['where']})" if error.get("where") else "",
                             **({"because": because} if because else {}))
 

@@ -7,7 +7,7 @@ import time
 from autograder.assignment import Assignment
 from autograder.config import Limits
 from autograder.errors import StudentError
-from autograder.judge.subjects import Subject
+from autograder.judge.subjects import Pending, Subject
 from autograder.sandbox.budget import KEYS as TREE_LIMITS
 from autograder.sandbox.budget import human_size
 from autograder.sandbox.errors import WorkerGone
@@ -27,6 +27,8 @@ class WorkerSubject(Subject):
     code goes over the budget is charged for it as a whole (`charged`); its code is not run again.
     """
 
+    batches = True
+
     def __init__(self, chunks: list[dict], limits: Limits, isolation: str, assignment: Assignment):
         super().__init__(assignment)
         self.chunks, self.limits, self.isolation = chunks, limits, isolation
@@ -38,7 +40,6 @@ class WorkerSubject(Subject):
         """Bytes of output beyond Limits.output_bytes, counted and not kept."""
         self.deadline = time.monotonic() + limits.submission_seconds
         self._broken: dict[str, tuple[str, dict]] = {}
-        self._calling = ""
         self._load_error: tuple[str, dict] | None = None
         self.part: str | None = None
         """The graded part whose checks are running; None before the first and after the last (the diagnosis)."""
@@ -96,39 +97,58 @@ class WorkerSubject(Subject):
             raise StudentError(key, **params) from None
         self.load_failures = self.worker.failures
 
-    def _send(self, message: dict, what: str, key: str) -> dict:
-        broken = self._broken.get(key) or self.charged.get(key.split(":", 1)[-1].split("+")[0])
-        if broken is not None:
+    def _send_many(self, items: list[Pending]) -> list[dict]:
+        """One round trip for `items`; the first that is not to be made again (it hung, crashed, or its part is
+        charged) is not sent: the ones before it are, and then it raises, as if each had been sent on its own."""
+        sendable = []
+        for item in items:
+            broken = self._broken.get(item.key) or self.charged.get(item.key.split(":", 1)[-1].split("+")[0])
+            if broken is not None:
+                break
+            sendable.append(item)
+        replies = self._exchange(sendable) if sendable else []
+        if len(sendable) < len(items) and len(replies) == len(sendable) and all(r.get("ok") for r in replies):
             failure, params = broken
-            raise StudentError(failure, **{**params, "where": what})
+            raise StudentError(failure, **{**params, "where": items[len(sendable)].what})
+        return replies
+
+    def _exchange(self, items: list[Pending]) -> list[dict]:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds)
         self.ensure_worker()
-        seconds = min(self.limits.call_seconds, left)
-        self._calling = key
+        given: list[float] = []
+
+        def seconds() -> float:  # each request's own time, within what is left of the submission's
+            given.append(max(min(self.limits.call_seconds, self.deadline - time.monotonic()), 0.001))
+            return given[-1]
+
+        replies: list[dict] = []
         try:
-            return self.worker.request(message, seconds)
+            for reply in self.worker.replies([item.message for item in items], seconds):
+                replies.append(reply)
         except WorkerGone as exc:
-            if exc.reason == "timeout" and seconds < self.limits.call_seconds:
+            item, limit = items[len(replies)], given[-1] if given else self.limits.call_seconds
+            if exc.reason == "timeout" and limit < self.limits.call_seconds:
                 raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds) from None
             failure = {"timeout": "student.timeout", "crashed": "student.crashed",
                        "cpu": "student.cpu_limit"}.get(exc.reason, "student.protocol")
-            params = {"where": what, "seconds": self.limits.call_seconds, "detail": exc.detail,
+            params = {"where": item.what, "seconds": self.limits.call_seconds, "detail": exc.detail,
                       "limit": self.limits.cpu_seconds}
             failure, params = _tree_limit(exc, self.limits, failure, params)
             if exc.reason in TREE_LIMITS and self.part is not None:
                 self.charged[self.part] = (failure, params)  # whichever of its checks the limit met
             else:
-                self._broken[key] = (failure, params)
+                self._broken[item.key] = (failure, params)
             raise StudentError(failure, **params) from None
+        return replies
 
-    def _error(self, error: dict, what: str) -> StudentError:
+    def _error(self, error: dict, what: str, key: str) -> StudentError:
         """The worker's limits show up as ordinary exceptions in the student's code; name them."""
         kind, message, code = error.get("type", ""), str(error.get("message", "")), error.get("errno")
         if kind == "MemoryError" or "can't allocate memory" in message or code == errno.ENOMEM:
             params = {"where": what, "limit": human_size(self.limits.address_bytes)}
-            self._broken[self._calling] = ("student.memory_limit", params)  # filling memory again is slow
+            self._broken[key] = ("student.memory_limit", params)  # filling memory again is slow
             return StudentError("student.memory_limit", **params)
         if (code == errno.EAGAIN and kind == "BlockingIOError") or "can't start new thread" in message:
             return StudentError("student.process_limit", where=what, limit=self.limits.processes)
@@ -136,7 +156,7 @@ class WorkerSubject(Subject):
             return StudentError("student.file_limit", where=what, limit=human_size(self.limits.file_bytes))
         if code == errno.ENOSPC:
             return StudentError("student.disk_limit", where=what, limit=human_size(self.limits.disk_bytes))
-        return super()._error(error, what)
+        return super()._error(error, what, key)
 
     def _retire(self) -> None:
         if self.worker is not None:

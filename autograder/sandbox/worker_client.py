@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 
 from autograder import stopwatch
 from autograder.config import Limits
@@ -88,6 +89,13 @@ class WorkerClient:
         return None if self.isolation == "bwrap" else self._spawn.tmp
 
     def request(self, message: dict, seconds: float) -> dict:
+        """The worker's reply to `message`, within `seconds`; WorkerGone if the worker ends, hangs or garbles it."""
+        return list(self.replies([message], lambda: seconds))[0]
+
+    def replies(self, messages: list[dict], seconds: Callable[[], float]) -> Iterator[dict]:
+        """Send `messages` in one round trip (a batch, if more than one) and yield their replies in order, each
+        within `seconds()` (asked as its turn comes) of the last, up to and including the first that failed.
+        A reply that cannot be read (WorkerGone) ends the worker: nothing of it is read afterwards."""
         from autograder.sandbox.inside.protocol import (  # torch: not before needed
             ProtocolError,
             read_message,
@@ -96,21 +104,30 @@ class WorkerClient:
 
         if self.process.poll() is not None:
             raise self._gone("crashed")
-        try:
-            with stopwatch.request():
-                write_message(self.process.stdin.fileno(), message)
-                return read_message(self.process.stdout.fileno(), self.limits.message_bytes,
-                                    time.monotonic() + seconds)
-        except ProtocolError as exc:
-            if exc.reason == "timeout" and self.process.poll() is None:
-                self.kill()
-                raise WorkerGone("timeout", f"{seconds:g} s") from None
-            if exc.reason == "eof" or self._exited():
+        with stopwatch.request():
+            try:
+                write_message(self.process.stdin.fileno(),
+                              messages[0] if len(messages) == 1 else {"op": "batch", "requests": messages})
+            except OSError:
                 raise self._gone("crashed") from None
-            self.kill()
-            raise WorkerGone("protocol", str(exc)) from None
-        except OSError:
-            raise self._gone("crashed") from None
+            for _ in messages:
+                limit = seconds()
+                try:
+                    reply = read_message(self.process.stdout.fileno(), self.limits.message_bytes,
+                                         time.monotonic() + limit)
+                except ProtocolError as exc:
+                    if exc.reason == "timeout" and self.process.poll() is None:
+                        self.kill()
+                        raise WorkerGone("timeout", f"{limit:g} s") from None
+                    if exc.reason == "eof" or self._exited():
+                        raise self._gone("crashed") from None
+                    self.kill()
+                    raise WorkerGone("protocol", str(exc)) from None
+                except OSError:
+                    raise self._gone("crashed") from None
+                yield reply
+                if not reply.get("ok"):
+                    return
 
     def _exited(self) -> bool:
         try:

@@ -2,7 +2,8 @@
 
 Started by the judge's WorkerClient (sandbox/worker_client.py) as `python -m inside.worker`.
 Requests arrive on stdin, replies leave on the original stdout; the student's own prints are sent
-to stderr, which the judge caps.
+to stderr, which the judge caps. A batch, {"op": "batch", "requests": [...]}, is answered one reply per
+request, in order, up to and including the first that fails.
 """
 from __future__ import annotations
 
@@ -45,12 +46,22 @@ def serve(requests: int, replies: int, max_bytes: int) -> None:
             request = read_message(requests, max_bytes)
         except ProtocolError:  # the judge closed the pipe (it usually kills the worker first)
             return
-        reply = handler.handle(request)
-        try:
-            write_message(replies, reply)
-        except (TypeError, ValueError) as exc:  # e.g. a tensor of a dtype the wire does not carry
-            write_message(replies, {"ok": False, "error": {"type": "TypeError", "where": None,
-                                                           "message": f"the answer cannot be sent back: {exc}"[:1000]}})
+        batch = request.get("requests") if request.get("op") == "batch" else None
+        for one in batch if isinstance(batch, list) else [request]:
+            if not answer(handler, one if isinstance(one, dict) else {}, replies):
+                break  # the judge reads no further: the rest of a batch runs only after what it follows succeeded
+
+
+def answer(handler: Handler, request: dict, replies: int) -> bool:
+    """Answer one request; whether it succeeded."""
+    reply = handler.handle(request)
+    try:
+        write_message(replies, reply)
+    except (TypeError, ValueError) as exc:  # e.g. a tensor of a dtype the wire does not carry
+        write_message(replies, {"ok": False, "error": {"type": "TypeError", "where": None,
+                                                       "message": f"the answer cannot be sent back: {exc}"[:1000]}})
+        return False
+    return bool(reply.get("ok"))
 
 
 def main() -> None:
