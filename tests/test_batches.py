@@ -179,3 +179,43 @@ def test_a_check_that_ends_with_a_deferred_request_meets_its_failure():
         assert not subject.pending, "a failed check left its deferred requests for the next check"
     finally:
         subject.close()
+
+
+def test_a_deferred_build_travels_with_its_first_request(counted):
+    subject = WorkerSubject(CHUNKS, Limits(), "process", load())
+    try:
+        module = subject.new("Layer", wait=False)
+        assert counted == [], "a deferred build was sent on its own"
+        module(torch.ones(2, 2))
+        assert counted[-1] == ["new", "forward"], counted
+        other = subject.new("Layer", wait=False)
+        assert other.params["W.weight"] == [2, 2], other.params  # looking at it sends the build
+        assert counted[-1] == ["new"], counted
+    finally:
+        subject.close()
+
+
+def test_a_deferred_build_that_fails_says_so_where_it_is_used():
+    subject = WorkerSubject(CHUNKS, Limits(), "process", load())
+    try:
+        module = subject.new("Missing", wait=False)
+        with pytest.raises(StudentError) as error:
+            module(torch.ones(2, 2))
+        assert error.value.key == "refused.missing", error.value
+        with pytest.raises(StudentError) as again:  # the handle of a build that failed says why, every time
+            _ = module.info
+        assert again.value.key == "refused.missing", again.value
+    finally:
+        subject.close()
+
+
+def test_a_hang_after_a_deferred_build_keeps_what_the_build_answered():
+    subject = WorkerSubject(CHUNKS, Limits(call_seconds=2), "process", load())
+    try:
+        module = subject.new("Layer", wait=False)
+        with pytest.raises(StudentError) as hung:
+            module(torch.ones(3, 2))
+        assert hung.value.key == "student.timeout", hung.value
+        assert module.info["class"] == "Layer", "the build was answered before the forward hung"
+    finally:
+        subject.close()

@@ -34,16 +34,36 @@ class Pending:
     what: str
     key: str
     result: Any = None
+    error: BaseException | None = None
+    """Why it has no result: its own failure, or the one that stopped its round trip before it ran."""
 
 
 class ModuleHandle:
     """The judge's handle on a torch module that lives in a subject (a worker, or the reference), addressed by id."""
 
-    def __init__(self, subject: Subject, id: int, info: dict, label: str):
-        self.subject, self.id, self.info, self.label = subject, id, info, label
+    def __init__(self, subject: Subject, id: int, info: dict | Pending, label: str):
+        """`info`: the worker's description of the module, or the deferred request that builds it (Subject.new)."""
+        self.subject, self.id, self.label = subject, id, label
+        if isinstance(info, Pending) and info.result is not None:  # sent at once (a subject that does not batch)
+            info = info.result
+        self._made = info if isinstance(info, Pending) else None
+        self._info = None if isinstance(info, Pending) else info
+        self.kind = label if self._made is not None else str(info.get("class"))
+        """What code its requests run (their keys): its class, or, built by a deferred request, the name it was
+        built by (the class is not known until the answer comes)."""
         self.built: list[dict] = []
         """For a module a graded function returned: the recorded constructions (see Subject.call)."""
         self.calls = 0
+
+    @property
+    def info(self) -> dict:
+        """Its class, parameters, buffers, state keys, submodules and dropout rates (a deferred build is sent now)."""
+        if self._info is None:
+            self.subject.settle()
+            if self._made.error is not None:  # the build failed, or never ran: what stopped it
+                raise self._made.error
+            self._info = self._made.result
+        return self._info
 
     @property
     def params(self) -> dict[str, list[int]]:
@@ -113,7 +133,7 @@ class ModuleHandle:
 
     def _key(self, op: str) -> str:
         """What a call does, whatever the module is called here: its class's code runs either way."""
-        return f"{op}:{self.info.get('class')}"
+        return f"{op}:{self.kind}"
 
 
 class Subject:
@@ -198,14 +218,23 @@ class Subject:
         return items
 
     def _round_trip(self, items: list[Pending]) -> None:
-        for item, reply in zip(items, self._send_many(items)):
-            if reply.get("ok"):
-                item.result = reply.get("result")
-                continue
-            if "refused" in reply:
-                refused = reply["refused"]
-                raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}), source=self.source)
-            raise self._error(reply.get("error") or {}, item.what, item.key)
+        answered = 0
+        try:
+            for item, reply in zip(items, self._send_many(items)):
+                answered += 1
+                if reply.get("ok"):
+                    item.result = reply.get("result")
+                    continue
+                if "refused" in reply:
+                    refused = reply["refused"]
+                    raise StudentError(str(refused.get("key")), **dict(refused.get("params") or {}),
+                                       source=self.source)
+                raise self._error(reply.get("error") or {}, item.what, item.key)
+        except StudentError as error:
+            for item in items[max(answered - 1, 0):]:
+                if item.result is None:
+                    item.error = error
+            raise
 
     def _error(self, error: dict, what: str, key: str) -> StudentError:
         """The student's code raised `error` in the call `what` (running code `key`)."""
@@ -216,19 +245,23 @@ class Subject:
                             line=f" ({error['where']})" if error.get("where") else "",
                             **({"because": because} if because else {}))
 
-    def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), **kwargs: Any) -> ModuleHandle:
+    def new(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), wait: bool = True,
+            **kwargs: Any) -> ModuleHandle:
         """Build `name` with the stub's arguments; the graded classes in `stand_in` are the kit's stand-ins meanwhile.
 
         A constructor whose parameters match the stub's under other names or in another order gets the
         arguments mapped onto its own (`binding`); one that cannot be matched gets them as they are.
+        `wait=False`: the build travels with the module's first request (or the first look at its `info`), which
+        then meets its failure (Subject.defer): for a module used at once, never inside a `try` of its own.
         """
         binding = self.binding(name) if name not in stand_in else None
         if isinstance(binding, Binding):
             args, kwargs = binding.arguments(args, kwargs)
         id = next(self.ids)
         extra = {"stand_in": list(stand_in)} if stand_in else {}
-        info = self.request("new", name, f"new:{name}" + "+".join(("", *stand_in)), id=id, name=name,
-                            args=list(args), kwargs=kwargs, **extra)
+        send = self.request if wait else self.defer
+        info = send("new", name, f"new:{name}" + "+".join(("", *stand_in)), id=id, name=name, args=list(args),
+                    kwargs=kwargs, **extra)
         return ModuleHandle(self, id, info, name)
 
     def call(self, name: str, *args: Any, stand_in: tuple[str, ...] = (), record: tuple[str, ...] = ()) -> Any:

@@ -128,6 +128,8 @@ class WorkerSubject(Subject):
             for reply in self.worker.replies([item.message for item in items], seconds):
                 replies.append(reply)
         except WorkerGone as exc:
+            for answered, reply in zip(items, replies):  # the ones before it were answered
+                answered.result = reply.get("result")
             item, limit = items[len(replies)], given[-1] if given else self.limits.call_seconds
             if exc.reason == "timeout" and limit < self.limits.call_seconds:
                 raise StudentError("student.submission_timeout", seconds=self.limits.submission_seconds) from None

@@ -144,7 +144,9 @@ class Budget:
         return None
 
     def _holding(self) -> Holding:
-        living = [f for f in self.tree.members() if (proc_stat(f) or {}).get("threads")]
+        # the group holds every process the worker started, wherever it was reparented: no walk through all of /proc
+        members = [f"/proc/{pid}" for pid in self.group.pids()] if self.group is not None else self.tree.members()
+        living = [f for f in members if (proc_stat(f) or {}).get("threads")]
         return Holding(len(living), tasks(living), sum(map(rss, living)), self.tree.scratch_bytes())
 
     def kill(self) -> None:

@@ -114,7 +114,8 @@ class _Decoder:
         self.count = 0
 
     def message(self) -> dict:
-        message = json.loads(self.json, object_hook=self._object)
+        # no '"$' anywhere: no descriptor and no escaped key, so every object would come back as it is
+        message = json.loads(self.json) if '"$' not in self.json else json.loads(self.json, object_hook=self._object)
         if not isinstance(message, dict):
             raise ProtocolError("undecodable", f"expected a dict, got {type(message).__name__}")
         if self.used != len(self.blob):
@@ -125,7 +126,10 @@ class _Decoder:
         """Called by json for each object, innermost first: a descriptor becomes its tensor."""
         if "$tensor" in obj:
             return self._tensor(obj)
-        if not any(key.startswith("$") for key in obj):
+        for key in obj:
+            if key[:1] == "$":
+                break
+        else:
             return obj
         if not all(key.startswith("$$") for key in obj if key.startswith("$")):
             raise ProtocolError("undecodable", "a key with a single '$' that is not a tensor descriptor")

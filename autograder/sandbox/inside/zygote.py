@@ -135,7 +135,8 @@ class ZygoteServer:
             except ProcessLookupError:  # there was none
                 pass
             self.reap()
-            others = [pid for pid in _living() if pid not in (1, me)]
+            # zombies too: a process that ended after the reap would still show in the next worker's /proc
+            others = [pid for pid in _living(zombies=True) if pid not in (1, me)]
             if not others:
                 break
             time.sleep(0.005)
@@ -181,7 +182,8 @@ def _become_worker(requests: int, replies: int, errors: int, limits: dict, spawn
     worker.serve(requests, replies, limits["message_bytes"])
 
 
-def _living() -> list[int]:
+def _living(zombies: bool = False) -> list[int]:
+    """The processes this one sees (ended ones not yet reaped only with `zombies`)."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -190,7 +192,7 @@ def _living() -> list[int]:
                     state = handle.read().rsplit(b")", 1)[1].split()[0]
             except (OSError, IndexError):
                 continue
-            if state not in (b"Z", b"X"):
+            if zombies or state not in (b"Z", b"X"):
                 found.append(int(name))
     return found
 

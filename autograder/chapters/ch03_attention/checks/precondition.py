@@ -55,7 +55,7 @@ def _expect_attention(sub: Subject, name: str) -> None:
     module = build(sub, name, *args)
     names = sorted(k for k in module.params if k.split(".")[-1] != "mask")
     weights = {k: randn(*module.params[k], seed=30 + i) for i, k in enumerate(names)}
-    module.load(weights)
+    module.load(weights, wait=False)  # sent with the forward below
     x = randn(*shape, seed=31)
     out = module(x)
     if tuple(out.shape[:-1]) != tuple(shape[:-1]):
@@ -82,7 +82,8 @@ def _expect_attention(sub: Subject, name: str) -> None:
         if not keys:
             fail("fail.param_names", where=module.label, missing=projection, extra="-")
         # every weight loaded each time (the others as before): no request to put the drawn ones back
-        module.load({**weights, **{k: randn(*module.params[k], seed=40 + 10 * j + i) for i, k in enumerate(keys)}})
+        module.load({**weights, **{k: randn(*module.params[k], seed=40 + 10 * j + i) for i, k in enumerate(keys)}},
+                    wait=False)
         if SAME_CODE.agree(module(x), out):
             fail("fail.attention_ignores_weights", where=module.label, name=projection)
     expect_attention_family(sub, name, sub.probe_seed, standing_in(sub, name))
@@ -119,5 +120,6 @@ def standing_in(sub: Subject, name: str) -> tuple[str, ...]:
 
 
 def build(sub: Subject, name: str, *args, **kwargs) -> ModuleHandle:
-    """The student's `name`, with stand-ins for the wrong classes it builds on (see standing_in)."""
-    return sub.new(name, *args, stand_in=standing_in(sub, name), **kwargs)
+    """The student's `name`, with stand-ins for the wrong classes it builds on (see standing_in); built with its
+    first request (Subject.new, wait=False)."""
+    return sub.new(name, *args, stand_in=standing_in(sub, name), wait=False, **kwargs)

@@ -28,7 +28,7 @@ def test_v1_parameters(sub):
 @check("SelfAttention_v1", points=2)
 def test_v1_shapes(sub):
     for T, d_in, d_out in SIZES:
-        out = sub.new("SelfAttention_v1", d_in, d_out)(randn(T, d_in, seed=T))
+        out = sub.new("SelfAttention_v1", d_in, d_out, wait=False)(randn(T, d_in, seed=T))
         expect_shape(out, (T, d_out), f"SelfAttention_v1({d_in}, {d_out})", "(tokens, d_out)")
 
 
@@ -67,7 +67,7 @@ def test_v2_layers(sub):
 @check("SelfAttention_v2", points=2)
 def test_v2_shapes(sub):
     for T, d_in, d_out in SIZES:
-        out = sub.new("SelfAttention_v2", d_in, d_out)(randn(T, d_in, seed=T))
+        out = sub.new("SelfAttention_v2", d_in, d_out, wait=False)(randn(T, d_in, seed=T))
         expect_shape(out, (T, d_out), f"SelfAttention_v2({d_in}, {d_out})", "(tokens, d_out)")
 
 
@@ -102,7 +102,7 @@ def _pair(sub, d_in, d_out):
 
 def _expect_loaded(sub, d_in, d_out, seed):
     v1, v2 = _pair(sub, d_in, d_out)
-    v2.load({k: randn(*shape, seed=seed + i) for i, (k, shape) in enumerate(sorted(v2.params.items()))})
+    v2.load({k: randn(*shape, seed=seed + i) for i, (k, shape) in enumerate(sorted(v2.params.items()))}, wait=False)
     sub.call("load_v2_weights_into_v1", v1, v2)
     after, source = v1.state(), v2.state()
     for name in QKV:

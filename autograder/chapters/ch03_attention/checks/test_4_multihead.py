@@ -85,7 +85,7 @@ def test_wrapper_no_peeking(sub):
 def test_wrapper_heads_are_independent(sub):
     module = build(sub, WRAPPER, 4, 3, 6, 0.0, 3)
     state = {k: randn(*module.params[k], seed=i) for i, k in enumerate(sorted(weights_of(module)))}
-    module.load(state)
+    module.load(state, wait=False)
     outs = head_outputs(module, randn(2, 5, 4, seed=9), 3)
     expect(not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2]),
            "fail.heads_shared", where=WRAPPER)
@@ -179,7 +179,7 @@ def test_mha_mask_is_buffer(sub):
 def test_mha_shapes(sub):
     for b, T, d_in, d_out, context_length, num_heads in SHAPES:
         d_out = d_out * num_heads  # divisible by construction
-        out = sub.new(MHA, d_in, d_out, context_length, 0.0, num_heads)(randn(b, T, d_in, seed=T))
+        out = sub.new(MHA, d_in, d_out, context_length, 0.0, num_heads, wait=False)(randn(b, T, d_in, seed=T))
         expect_shape(out, (b, T, d_out), f"{MHA}({d_in}, {d_out}, {context_length}, 0.0, num_heads={num_heads}) "
                      f"on ({b}, {T}, {d_in})", "(batch, tokens, d_out)")
 
@@ -205,7 +205,8 @@ def test_mha_rejects_indivisible_d_out(sub):
 @check(MHA, points=3)
 def test_mha_no_peeking(sub):
     for b, T, d_in, d_out, context_length, num_heads in SHAPES[:4]:
-        expect_causal(sub.new(MHA, d_in, d_out * num_heads, context_length, 0.0, num_heads), b, T, d_in, seed=T)
+        module = sub.new(MHA, d_in, d_out * num_heads, context_length, 0.0, num_heads, wait=False)
+        expect_causal(module, b, T, d_in, seed=T)
 
 
 @check(MHA, points=1)
@@ -233,7 +234,7 @@ def test_mha_scales_by_head_dim(sub, ref):
     # Large query/key weights make the softmax sensitive to the scaling factor.
     theirs, ours = twin(sub, ref, MHA, 8, 8, 6, 0.0, 4)
     state = {k: v * (4.0 if "W_query" in k or "W_key" in k else 1.0) for k, v in weights_of(ours).items()}
-    theirs.load(state)
+    theirs.load(state, wait=False)
     ours.load(state)
     x = randn(2, 6, 8, seed=11)
     got, expected = theirs(x), ours(x)
@@ -247,7 +248,7 @@ def test_mha_scales_by_head_dim(sub, ref):
 def test_mha_applies_out_proj(sub, ref):
     theirs, ours = twin(sub, ref, MHA, 3, 4, 6, 0.0, 2)
     bias = torch.tensor([0.5, -1.0, 2.0, 0.25])
-    theirs.load({"out_proj.weight": torch.zeros(4, 4), "out_proj.bias": bias})
+    theirs.load({"out_proj.weight": torch.zeros(4, 4), "out_proj.bias": bias}, wait=False)
     expect_close(theirs(BATCH), bias.expand(2, 6, 4), f"{MHA} with out_proj set to a constant",
                  key="fail.out_proj_unused")
 
