@@ -5,8 +5,9 @@ line to it when it ends: {"pid": ..., "stages": {name: [seconds, count]}}. The b
 (benchmarks/grade_vs_nbgrader.py) sums them into its profile by stage. Unset, the cost is a
 perf_counter call and a dict update per stage entered; nothing is written.
 
-A request to a worker is counted under the stage it is made from ("requests: checks",
-"requests: explain"), so the judge's own work in a stage is the stage less its requests.
+A round trip into a worker is counted under the stage it is made from ("requests: checks",
+"requests: explain"), so the judge's own work in a stage is the stage less its requests; the requests it
+carried (several, batched: judge/subjects.py, Subject.defer) are counted as "requests: checks (messages)".
 """
 from __future__ import annotations
 
@@ -54,13 +55,16 @@ def stage(name: str) -> Iterator[None]:
 
 
 @contextmanager
-def request() -> Iterator[None]:
-    """Time one request into a worker, under the stage it is made from."""
+def request(messages: int = 1) -> Iterator[None]:
+    """Time one round trip into a worker, under the stage it is made from; `messages`: the requests it carried
+    (counted as "requests: STAGE (messages)", with no time of their own)."""
     start = time.perf_counter()
     try:
         yield
     finally:
-        add(f"requests: {_current[-1] if _current else 'other'}", time.perf_counter() - start)
+        name = f"requests: {_current[-1] if _current else 'other'}"
+        add(name, time.perf_counter() - start)
+        add(f"{name} (messages)", 0.0, messages)
 
 
 @atexit.register

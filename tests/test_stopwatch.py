@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_profile_counts_each_stage_and_the_requests_by_stage(tmp_path):
+    """Round trips and the requests they carried are counted apart (batches carry several)."""
     profile = tmp_path / "profile.jsonl"
     env = {**os.environ, "AUTOGRADER_PROFILE": str(profile)}
     result = subprocess.run([sys.executable, "-m", "autograder", "check", str(SUBMISSIONS / "correct_reference.py")],
@@ -27,6 +28,8 @@ def test_the_profile_counts_each_stage_and_the_requests_by_stage(tmp_path):
     assert stages["load"][1] == 1 and stages["sandbox start"][1] >= 1, stages
     assert stages["requests: checks"][1] >= 50, f"the visible checks make many requests: {stages['requests: checks']}"
     assert stages["requests: checks"][0] < stages["checks"][0], "requests are part of the checks' time"
+    trips, messages = stages["requests: checks"][1], stages["requests: checks (messages)"][1]
+    assert trips < messages, f"no round trip carried more than one request: {trips} round trips, {messages} requests"
 
 
 def test_unset_the_profile_writes_nothing(tmp_path):

@@ -104,7 +104,7 @@ class WorkerClient:
 
         if self.process.poll() is not None:
             raise self._gone("crashed")
-        with stopwatch.request():
+        with stopwatch.request(len(messages)):
             try:
                 write_message(self.process.stdin.fileno(),
                               messages[0] if len(messages) == 1 else {"op": "batch", "requests": messages})
