@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import functools
 import importlib.util
-import os
 import sys
-import threading
 from pathlib import Path
 
 from autograder.config import ROOT, Config
+from autograder.exiting import exit_quickly
 from autograder.i18n import LANGS
 
 EPILOG = """exit codes: 0 success; 1 the job ran but found problems (failed checks, stale files);
@@ -343,27 +341,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run() -> None:
-    """The command's entry point (`autograder`, `python -m autograder`): `main`, then a quick exit.
-
-    Once the output is written and the exit handlers have run (the sandboxes stopped, temporary folders removed),
-    tearing down the interpreter's modules, torch's above all, only costs time: about 0.5 s of a self-check's 3 s.
-    While a thread other than the daemons is still at work, or when `main` raises, Python exits as usual.
-    """
-    code = main()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        raise SystemExit(code)
-    _flush()
-    atexit._run_exitfuncs()  # what the interpreter would run at exit, in the same order
-    _flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`autograder check | head`) or stream
-            pass
+    """The command's entry point (`autograder`, `python -m autograder`): `main`, then a quick exit (exiting.py);
+    when `main` raises, Python exits as usual."""
+    exit_quickly(main())
 
 
 def main(argv: list[str] | None = None) -> int:

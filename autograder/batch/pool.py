@@ -212,6 +212,7 @@ def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, 
                  preflight: Path | None = None, wait: bool = False):
     """A judge for `chunk`; `preflight`: it grades the reference first, into that file; `wait`: it waits for
     "go" on its stdin before its first submission."""
+    from autograder.sandbox.capability import probed
     from autograder.sandbox.launch import start_judge
 
     spec = {
@@ -220,6 +221,7 @@ def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, 
         "cache": str(config.cache) if config.cache is not None else None,
         "limits": asdict(config.limits), "preflight": str(preflight) if preflight else None, "wait": wait,
         "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],  # no refusals
+        "probed": probed(),  # what this machine allows, as this process found it (sandbox/capability.py)
     }
     return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec), keep_stdin=wait)
 

@@ -5,6 +5,7 @@ import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import cache
 
 from autograder.config import Limits
@@ -16,6 +17,8 @@ from autograder.sandbox.processes import UID_BASE, UIDS_PER_JUDGE
 
 _PROBE_ERRORS: dict[str, str] = {}
 """Why a probe failed, by isolation: for the error and the weaknesses the grader prints."""
+_PROBED: dict[str, bool | list[str]] = {}
+"""What was probed here, or told by the process that started this one (assume): each probe starts a Python."""
 _uid_counter = itertools.count()
 
 
@@ -59,13 +62,33 @@ def fresh_uid(isolation: str) -> int | None:
     return UID_BASE + os.getpid() * UIDS_PER_JUDGE + next(_uid_counter) % UIDS_PER_JUDGE
 
 
-@cache
+def probed() -> dict[str, bool | list[str]]:
+    """What this process has probed so far, for the judges it starts to assume (as JSON)."""
+    return dict(_PROBED)
+
+
+def assume(found: dict[str, bool | list[str]]) -> None:
+    """Take what the grading process probed (probed()) as this machine's answers: a judge it starts on the same
+    machine seconds later would start the same Pythons to learn the same (0.2 s each, before its sandbox starts)."""
+    _PROBED.update({key: value for key, value in found.items() if key not in _PROBED})
+
+
+def _probed(key: str, probe: Callable[[], bool | list[str]]) -> bool | list[str]:
+    if key not in _PROBED:
+        _PROBED[key] = probe()
+    return _PROBED[key]
+
+
 def can_drop_root() -> bool:
     """Python must be reachable for an unprivileged user, directly or through a private mount namespace."""
     if not linux.LINUX:
         return False
     if not blockers(python_roots()):
         return True
+    return bool(_probed("drop_root", _python_as_another_user))
+
+
+def _python_as_another_user() -> bool:
     try:
         with Spawn(Limits(), "process", uid=UID_BASE - 1) as spawn:
             return spawn.popen([sys.executable, "-E", "-s", "-c", "pass"]).wait(timeout=60) == 0
@@ -73,13 +96,16 @@ def can_drop_root() -> bool:
         return False
 
 
-@cache
 def fallback_walls() -> frozenset[str]:
     """What a fallback worker is walled off from here, probed: "files" when it has a root of its own (a root grader
     that may make a mount namespace, inside/mounts.arrange), so no top-level folder of the machine that it does not
     need exists for it; "network" when it has a network namespace of its own (no interface but loopback)."""
     if os.geteuid() != 0 or not can_drop_root():
         return frozenset()
+    return frozenset(_probed("walls", _walls))
+
+
+def _walls() -> list[str]:
     needed = (*mounts.SYSTEM, "/etc", "/dev", "/proc", "/tmp", "/var", *python_roots())
     outside = [f"/{name}" for name in os.listdir("/")
                if not any(path == f"/{name}" or path.startswith(f"/{name}/") for path in needed)]
@@ -89,9 +115,9 @@ def fallback_walls() -> frozenset[str]:
         with Spawn(Limits(), "process", uid=UID_BASE - 3) as spawn:
             code = spawn.popen([sys.executable, "-E", "-s", "-c", code, *outside]).wait(timeout=60)
     except (OSError, subprocess.SubprocessError):
-        return frozenset()
+        return []
     walls = {name for bit, name in ((1, "files"), (2, "network")) if code & bit}
-    return frozenset(walls if outside else walls - {"files"})
+    return sorted(walls if outside else walls - {"files"})
 
 
 @cache
@@ -111,9 +137,12 @@ def _probe_uid() -> int | None:
     return UID_BASE - 2 if os.geteuid() == 0 and can_drop_root() else None
 
 
-@cache
 def _probe(isolation: str, uid: int | None) -> bool:
     """Can a worker's Python start under `isolation` as `uid` and read torch? (Fast: torch is not imported.)"""
+    return bool(_probed(f"{isolation} as {uid}", lambda: _start_python(isolation, uid)))
+
+
+def _start_python(isolation: str, uid: int | None) -> bool:
     code = "import importlib.util as u; open(u.find_spec('torch').origin, 'rb').close()"
     try:
         with Spawn(Limits(), isolation, uid=uid) as spawn:

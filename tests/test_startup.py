@@ -1,0 +1,58 @@
+"""What a batch's processes skip at start and at exit: the judges take the machine's probes from the grading
+process (sandbox/capability.py), and every process of the kit exits without the interpreter's teardown (exiting.py)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from autograder.sandbox import capability
+
+
+@pytest.fixture
+def nothing_probed(monkeypatch):
+    monkeypatch.setattr(capability, "_PROBED", {})
+
+    def no_python(*args, **kwargs):
+        raise AssertionError("a probe started a Python although the answer was given")
+
+    monkeypatch.setattr(capability, "Spawn", no_python)
+
+
+def test_a_judge_takes_the_probes_it_is_given(nothing_probed):
+    capability.assume({"bwrap as None": False, "bwrap as 1": True, "walls": ["network"]})
+    assert capability._probe("bwrap", None) is False
+    assert capability._probe("bwrap", 1) is True
+    assert capability.probed()["walls"] == ["network"]
+
+
+def test_what_was_probed_here_is_not_overridden(nothing_probed, monkeypatch):
+    capability._PROBED["bwrap as None"] = True
+    capability.assume({"bwrap as None": False})
+    assert capability._probe("bwrap", None) is True
+
+
+def test_a_probe_not_given_is_made_and_passed_on(monkeypatch):
+    monkeypatch.setattr(capability, "_PROBED", {})
+    calls = []
+    monkeypatch.setattr(capability, "_start_python", lambda isolation, uid: calls.append((isolation, uid)) or False)
+    assert capability._probe("process", 7) is False and capability._probe("process", 7) is False
+    assert calls == [("process", 7)], "a probe's answer is kept"
+    assert capability.probed() == {"process as 7": False}
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_quick_exit_runs_the_exit_handlers_and_keeps_the_code():
+    result = _run("import atexit, sys\nfrom autograder.exiting import exit_quickly\n"
+                  "atexit.register(lambda: print('handler ran'))\nsys.stdout.write('unflushed ')\nexit_quickly(3)")
+    assert result.returncode == 3 and result.stdout == "unflushed handler ran\n", result
+
+
+def test_a_quick_exit_waits_for_a_thread_at_work():
+    result = _run("import threading, time\nfrom autograder.exiting import exit_quickly\n"
+                  "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\nexit_quickly(0)")
+    assert result.returncode == 0 and "thread done" in result.stdout, result
