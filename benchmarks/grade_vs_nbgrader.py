@@ -149,10 +149,10 @@ def subset(folder: Path, k: int, into: Path) -> Path:
 
 
 STAGES = ["judge start (imports)", "pytest start and collection", "load", "sandbox start",
-          "sandbox: first fork (waits for the zygote)", "sandbox: fork", "requests: sandbox start", "checks",
-          "requests: checks", "requests: checks (messages)", "reference load", "reference answers",
-          "reference answers: from the memo", "explain", "requests: explain", "requests: explain (messages)",
-          "sandbox end", "report", "between submissions"]
+          "sandbox: first fork (waits for the zygote)", "sandbox: fork", "requests: sandbox start",
+          "requests: sandbox start (messages)", "checks", "requests: checks", "requests: checks (messages)",
+          "reference load", "reference answers", "reference answers: from the memo", "explain", "requests: explain",
+          "requests: explain (messages)", "sandbox end", "report", "between submissions"]
 
 
 def print_profile(path: Path, submissions: int) -> None:
