@@ -46,13 +46,19 @@ def fanout(request, tmp_path_factory):
     env = {**os.environ, CGROUP_SWITCH: "on" if mechanism == "cgroup" else "off"}
     out = work / "out"
     options = ["--jobs", "2", "--sandbox", isolation] + [o for limit in LIMITS for o in ("--limit", limit)]
+    before = worker_groups()
     result = grade([FANOUT], out, *options, env=env, cwd=work)
     time.sleep(1)  # processes SIGKILLed at the very end disappear
     survivors = tuple(spec["survivor"] for spec in manifest(FANOUT).values() if "survivor" in spec)
-    groups = [p for p in Path("/sys/fs/cgroup").glob("**/autograder-*-*") if p.is_dir() and "probe" not in p.name
-              and not Path(f"/proc/{p.name.split('-')[1]}").exists()]  # of judges that have ended
+    groups = [(str(p), "there before the batch" if p in before else "made by the batch") for p in worker_groups()]
     return {"result": result, "out": out, "cwd": work, "records": records(FANOUT, out), "stray": stray(survivors),
             "groups": groups, "mechanism": mechanism, "isolation": isolation}
+
+
+def worker_groups() -> list[Path]:
+    """The workers' cgroups whose judge has ended (named autograder-<judge pid>-<n>)."""
+    return [p for p in Path("/sys/fs/cgroup").glob("**/autograder-*-*") if p.is_dir() and "probe" not in p.name
+            and not Path(f"/proc/{p.name.split('-')[1]}").exists()]
 
 
 @pytest.mark.parametrize("name", sorted(manifest(FANOUT)))
@@ -76,6 +82,7 @@ def test_fanout_batch_leaves_nothing(fanout):
     expected = "cgroup v1" if fanout["mechanism"] == "cgroup" else "watchdog"
     assert expected in fanout["result"].stderr, f"grade did not say that the {expected} is in force"
     assert not fanout["stray"], f"processes of the fan-outs survived the batch: {fanout['stray']}"
-    assert not fanout["groups"], f"the workers' cgroups were left behind: {fanout['groups']}"
+    said = [line for line in fanout["result"].stderr.splitlines() if "cgroup" in line and "removed" in line]
+    assert not fanout["groups"], f"the workers' cgroups were left behind: {fanout['groups']}; the batch said: {said}"
     stderr = json.dumps(fanout["records"]["zz_control.py"]["tests"])
     assert "student." not in stderr.replace('"message_key": ""', ""), "the control met a limit"

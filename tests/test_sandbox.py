@@ -22,7 +22,7 @@ from autograder.batch import capacity
 from autograder.config import ROOT, Limits
 from autograder.errors import StudentError
 from autograder.judge.worker_subject import WorkerSubject
-from autograder.sandbox import budget, capability, launch
+from autograder.sandbox import budget, capability, cgroups, launch
 from autograder.sandbox.capability import fallback_walls, isolation_for, weaknesses
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.launch import Spawn
@@ -515,3 +515,60 @@ def test_the_batch_fits_the_memory_available():
 def test_limits_may_be_named_without_their_unit():
     limits = Limits().with_overrides(["memory=300MiB", "call=3", "disk_bytes=1GiB"])
     assert (limits.memory_bytes, limits.call_seconds, limits.disk_bytes) == (300 * 2**20, 3.0, 2**30), limits
+
+
+FREEZER = Path("/sys/fs/cgroup/freezer")
+
+
+@pytest.mark.skipif(not cgroups.available() or not (FREEZER / "cgroup.procs").exists(),
+                    reason="no writable cgroup v1 memory and freezer hierarchies")
+def test_a_worker_group_is_removed_even_when_a_task_in_it_cannot_die_yet(capfd):
+    """A task that SIGKILL cannot end at once (here: frozen, as one asleep in the kernel) goes to the grader's own
+    group; its worker's group does not stay behind. Without the move the group stays and the removal says so."""
+    frozen = FREEZER / f"autograder-test-{os.getpid()}"
+    frozen.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        group = cgroups.Group(64 << 20, 16)
+        group.add(sleeper.pid)
+        (frozen / "cgroup.procs").write_text(str(sleeper.pid))
+        (frozen / "freezer.state").write_text("FROZEN")
+        folders = dict(group.folders)
+        assert group.remove(), f"the group stayed: {group.folders}; {capfd.readouterr().err}"
+        assert not any(f.exists() for f in folders.values()), f"folders left: {folders}"
+        own = cgroups._own("memory")
+        assert str(sleeper.pid) in (own / "cgroup.procs").read_text().split(), "the task did not go to our group"
+    finally:
+        (frozen / "freezer.state").write_text("THAWED")
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(100):
+            try:
+                frozen.rmdir()
+                break
+            except OSError:
+                time.sleep(0.01)
+    assert sleeper.returncode == -9, "the frozen task was not killed once it could run"
+
+
+@pytest.mark.skipif(not cgroups.available(), reason="no writable cgroup v1 memory hierarchy")
+def test_stale_groups_are_told_by_their_judges_start_not_its_number_alone():
+    """A group is its judge's while a process of that pid runs that started when the judge did: a later process
+    that got the number (pids wrap, at 32768 on many machines) does not keep a dead judge's group."""
+    own = cgroups._own("memory")
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kept = own / f"autograder-{living.pid}-{cgroups._started(living.pid)}-0"
+        reused = own / f"autograder-{living.pid}-{cgroups._started(living.pid) - 100}-1"  # a second earlier
+        dead = own / f"autograder-{UID_BASE}-1-2"  # beyond any pid
+        for folder in (kept, reused, dead):
+            folder.mkdir()
+        cgroups.remove_stale()
+        assert kept.exists(), "the group of a judge that still runs was removed"
+        assert not reused.exists(), "a dead judge's group was kept because its pid was given to another process"
+        assert not dead.exists(), "the group of a judge that is gone was kept"
+    finally:
+        living.kill()
+        living.wait()
+        cgroups.remove_stale(living.pid)
+    assert not kept.exists(), "remove_stale(pid) left that judge's group"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from functools import cache
@@ -80,7 +81,7 @@ class Group:
     """
 
     def __init__(self, memory_bytes: int, tasks: int):
-        name = f"autograder-{os.getpid()}-{next(_counter)}"
+        name = f"autograder-{os.getpid()}-{_own_start(os.getpid())}-{next(_counter)}"
         self.folders: dict[str, Path] = {}
         try:
             for controller in available():
@@ -139,35 +140,110 @@ class Group:
         """SIGKILL every task in the group until none is left."""
         kill_until_gone(self.pids)
 
-    def remove(self) -> None:
-        """Kill what is left and remove the groups (a group with tasks cannot be removed)."""
+    def remove(self) -> bool:
+        """Kill what is left and remove the groups (a group with tasks cannot be removed); True when none is left.
+
+        A task that does not die at once (e.g. asleep in the kernel, where SIGKILL waits) is moved to the grader's
+        own group rather than keeping its group, and so its limits and its name, alive; what still cannot be
+        removed is said on stderr, with its tasks, and kept in `folders`.
+        """
         if "memory" in self.folders:
+            try:  # nothing waits for memory while it dies: the kernel may end it now
+                (self.folders["memory"] / "memory.oom_control").write_text("0")
+            except OSError:
+                pass
             self.kill()
-        for folder in self.folders.values():
-            for _ in range(100):
+        left = {}
+        for controller, folder in self.folders.items():
+            if _rmdir(folder):
+                continue
+            stuck = _evict(folder)
+            if controller == "memory":  # and the pages still charged to it (a tmpfs of the sandbox being freed)
                 try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:  # tasks still exiting
-                    time.sleep(0.01)
-        self.folders = {}
+                    (folder / "memory.force_empty").write_text("0")
+                except OSError:
+                    pass
+            if not _rmdir(folder):
+                left[controller] = folder
+                print(f"autograder: the cgroup {folder} could not be removed; its tasks: {stuck or 'none'}",
+                      file=sys.stderr)
+        self.folders = left
+        return not left
+
+
+def _rmdir(folder: Path, seconds: float = 1.0) -> bool:
+    """Remove an emptied group, waiting up to `seconds` for its tasks to finish exiting; True when it is gone."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            folder.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:  # tasks still exiting
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def _evict(folder: Path) -> list[str]:
+    """Move the tasks still in `folder` to its parent (the grader's group); returns them with their states."""
+    found = []
+    try:
+        pids = (folder / "cgroup.procs").read_text().split()
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = "?"
+        found.append(f"{pid} ({state})")
+        try:
+            (folder.parent / "cgroup.procs").write_text(pid)
+        except OSError:
+            pass
+    return found
 
 
 def remove_stale(pid: int | None = None) -> None:
-    """Remove the groups of a judge `pid` that was killed before it could, or of every judge no longer running."""
+    """Remove the groups of a judge `pid` that was killed before it could, or of every judge no longer running.
+
+    A group is named after its judge's pid and start time (autograder-<pid>-<start>-<n>): pids are reused (32768 of
+    them on many machines), and a later process that got the number does not keep a dead judge's groups alive.
+    """
     for controller in available():
         own = _own(controller)
-        for folder in own.glob(f"autograder-{pid if pid is not None else ''}*-*") if own else ():
-            owner = folder.name.split("-")[1]
-            if pid is None and (not owner.isdigit() or psutil.pid_exists(int(owner))):
+        for folder in own.glob(f"autograder-{pid if pid is not None else '*'}-*") if own else ():
+            parts = folder.name.split("-")
+            if not parts[1].isdigit():
+                continue  # a probe's
+            if pid is None and _running(int(parts[1]), parts[2] if len(parts) > 3 else None):
                 continue
             group = Group.__new__(Group)
             group.folders = {controller: folder}
-            if controller == "memory":
-                group.kill()
             group.remove()
+
+
+def _started(pid: int) -> int | None:
+    """When `pid` started, in hundredths of a second since the epoch; None when it is gone."""
+    try:
+        return round(psutil.Process(pid).create_time() * 100)
+    except psutil.Error:
+        return None
+
+
+@cache
+def _own_start(pid: int) -> int | None:
+    """This process's start (the pid is the key: a forked child asks for its own)."""
+    return _started(pid)
+
+
+def _running(pid: int, started: str | None) -> bool:
+    """The judge that made a group still runs: `pid` is alive and (when the name says) started when it did."""
+    if started is None:
+        return psutil.pid_exists(pid)
+    return str(_started(pid)) == started
 
 
 def kill_until_gone(pids: Callable[[], list[int]]) -> None:
