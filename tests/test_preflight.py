@@ -1,6 +1,12 @@
 """Before a batch the reference solution is graded under the limits in force: limits it fails are refused."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
 from autograder.batch.preflight import refusal
@@ -55,3 +61,69 @@ def test_grade_refuses_limits_the_reference_fails_and_grades_nobody(tmp_path):
         result.stderr[-2000:]
     assert not list(out.glob("*.json")), "students were graded (and blamed) under limits the reference fails"
     assert not list(out.glob("*.html")) and not (out / "grades.csv").exists(), "pages or a gradebook were written"
+
+
+def test_a_waiting_judge_grades_ahead_and_hands_in_nothing_before_the_verdict(tmp_path):
+    """While the reference is judged, a waiting judge grades its share (each one announced, so a death is blamed)
+    but writes no record and says none done until "go"; then it hands in what it has, in order."""
+    from autograder.batch.pool import _start_judge
+    from autograder.config import Config
+    from autograder.load.discover import Entry
+    from autograder.sandbox.capability import isolation_for
+
+    out = tmp_path / "out"
+    out.mkdir()
+    files = [SUBMISSIONS / "correct_reference.py", SUBMISSIONS / "nothing_zeros.py"]
+    entries = [Entry(path, path.name) for path in files]
+    judge = _start_judge(entries, out, Config(), isolation_for("auto"), "en", wait=True)
+    try:
+        said = []
+        while len([line for line in said if line.startswith("start")]) < 2:
+            line = judge.stdout.readline()
+            assert line, f"the judge ended before grading ahead: {said}"
+            said.append(line.split("\t")[0])
+        time.sleep(5)  # both graded by now (a few tenths of a second each), still held
+        assert said == ["start", "start"], f"the judge said more than its starts before the verdict: {said}"
+        assert not list(out.iterdir()), "records or pages were written before the verdict"
+        judge.stdin.write("go\n")
+        judge.stdin.close()
+        rest = [line.split("\t")[:2] for line in judge.stdout.read().splitlines()]
+    finally:
+        judge.kill()
+        judge.wait()
+    assert rest == [["done", "correct_reference.py"], ["done", "nothing_zeros.py"]], rest
+    assert sorted(p.name for p in out.glob("*.json")) == ["correct_reference.py.json", "nothing_zeros.py.json"]
+
+
+def _graded(out, cache, profile, *options) -> int:
+    """Grade two files with `cache` as the kit's cache; how many notebooks the judges loaded (the preflight's
+    reference counts one)."""
+    files = [SUBMISSIONS / "correct_reference.py", SUBMISSIONS / "nothing_zeros.py"]
+    env = {**os.environ, "AUTOGRADER_CACHE": str(cache), "AUTOGRADER_PROFILE": str(profile)}
+    profile.unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, files), "--out", str(out),
+                             "--jobs", "2", "--force", *options], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode in (0, 2), result.stderr[-2000:]
+    lines = profile.read_text().splitlines() if profile.exists() else []  # (a refused batch's judges are killed)
+    return sum(json.loads(line)["stages"].get("load", [0, 0])[1] for line in lines)
+
+
+def test_a_pass_of_the_reference_is_kept_for_the_next_batch_under_the_same_limits(tmp_path):
+    """The first batch grades the reference; the next, under the same limits, does not; other limits, or a kept
+    pass that someone else could have written, grade it again; limits it fails are never kept."""
+    from autograder.sandbox.capability import isolation_for
+
+    if isolation_for("auto") == "process" and os.geteuid() != 0:
+        pytest.skip("nothing is kept where a worker runs as the grader's own user")
+    cache, profile, out = tmp_path / "cache", tmp_path / "profile.jsonl", tmp_path / "out"
+    assert _graded(out, cache, profile) == 3, "the first batch did not grade the reference"
+    kept = list(cache.glob("preflight-*.passed"))
+    assert len(kept) == 1, f"the pass was not kept: {list(cache.iterdir())}"
+    assert _graded(out, cache, profile) == 2, "the reference was graded again under the same limits"
+    assert _graded(out, cache, profile, "--limit", "call_seconds=25") == 3, "other limits skipped the preflight"
+    assert len(list(cache.glob("preflight-*.passed"))) == 2
+    kept[0].chmod(0o666)
+    assert _graded(out, cache, profile) == 3, "a pass that anyone could have written was trusted"
+    _graded(tmp_path / "refused", cache, profile, "--limit", "memory=1KiB")
+    assert len(list(cache.glob("preflight-*.passed"))) == 2, "a refusal was kept as a pass"
+    assert not list((tmp_path / "refused").glob("*.json")), "students were graded under limits the reference fails"

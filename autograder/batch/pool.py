@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.batch.preflight import LimitsRefused, Preflight
+from autograder.batch.preflight import LimitsRefused, Preflight, kept_verdict, passed_before, remember_pass
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
@@ -89,11 +89,14 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     deaths: dict[str, int] = {}
     judges: dict[int, _Judge] = {}
     selector = selectors.DefaultSelector()
-    check = Preflight(limits, lang or config.lang) if todo else None  # None once the reference's verdict is in
+    kept = kept_verdict(config, isolation) if todo else None
+    needed = todo and not passed_before(kept)  # (the reference passed under these limits before: no preflight)
+    check = Preflight(limits, lang or config.lang) if needed else None  # None once the reference's verdict is in
 
     def start(chunk: list[Entry], preflight: bool = False) -> None:
         wait = check is not None
-        process = _start_judge(chunk, out, config, isolation, lang, check.record if preflight else None, wait)
+        process = _start_judge(chunk, out, config, isolation, lang, check.record if preflight and wait else None,
+                               wait)
         judge = _Judge(process, chunk, waiting=wait)
         judges[judge.process.stdout.fileno()] = judge
         selector.register(judge.process.stdout.fileno(), selectors.EVENT_READ)
@@ -103,6 +106,8 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
         nonlocal check
         refused = check.refusal(died)
         check.close()
+        if refused is None:
+            remember_pass(kept)
         check = None
         for judge in judges.values():
             if judge.waiting:
@@ -113,7 +118,8 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
                 judge = judges.pop(fd)
                 selector.unregister(fd)
                 judge.process.stdout.close()
-                judge.process.wait()  # a waiting judge has read nothing and written nothing: it just ends
+                judge.process.kill()  # it has written nothing and handed in nothing (it may be grading ahead)
+                judge.process.wait()
                 clean_up_after(judge.process.pid)
             raise LimitsRefused(refused)
 

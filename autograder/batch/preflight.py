@@ -2,17 +2,19 @@
 
 A limit the reference cannot pass (`--limit memory=1KiB` meant as 1 GiB) would otherwise blame every student
 for it. The first judge grades the reference before its share of the class, in the same pytest session (so
-the reference's answers it computes then serve the class too); the other judges start meanwhile and wait
-for the verdict before they read a submission (batch/pool.py). If it is not full marks, nobody is graded.
+the reference's answers it computes then serve the class too); the other judges start meanwhile and grade
+ahead, but hand in nothing (no record, no page, no line said done) before the verdict (batch/pool.py,
+judge_process.py). If it is not full marks, they are killed and nobody is graded. A pass is kept with the
+reference's answers (kept_verdict): a later batch under the same limits, kit and reference skips the preflight.
 """
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from autograder.config import Limits
+from autograder.config import Config, Limits
 from autograder.i18n import t
 from autograder.record import SubmissionResult
 from autograder.report.records import load
@@ -54,6 +56,34 @@ class Preflight:
 
     def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def kept_verdict(config: Config, isolation: str) -> Path | None:
+    """Where a pass of the reference under `config`'s limits is kept between batches (judge/kept_answers.py, keyed
+    by the kit, the reference, torch, Python, the limits and `isolation`); None where nothing is kept: no cache, or
+    a cache that student code could write (kept_answers.safe_here)."""
+    from autograder.judge import kept_answers
+
+    if config.cache is None or not kept_answers.safe_here(isolation):
+        return None
+    try:
+        return kept_answers.passed_path(config.cache, config.reference_notebook, config.assignment.folder,
+                                        asdict(config.limits), isolation)
+    except OSError:  # no reference to read: the preflight says so
+        return None
+
+
+def passed_before(kept: Path | None) -> bool:
+    from autograder.judge import kept_answers
+
+    return kept is not None and kept_answers.passed(kept)
+
+
+def remember_pass(kept: Path | None) -> None:
+    from autograder.judge import kept_answers
+
+    if kept is not None:
+        kept_answers.remember_passed(kept)
 
 
 def full_marks(record: SubmissionResult) -> bool:

@@ -15,10 +15,12 @@ fallback worker of the grader's own user, and the code in a student's kernel, co
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent
@@ -41,9 +43,7 @@ def safe_here(isolation: str) -> bool:
 def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
     """What the answers depend on: the kit's code, the assignment's folder (its checks and stand-ins, when it lies
     outside the kit), the reference, torch and Python."""
-    import torch
-
-    sha = hashlib.sha256(f"{FORMAT}\0{torch.__version__}\0{sys.version}\0".encode())
+    sha = hashlib.sha256(f"{FORMAT}\0{version('torch')}\0{sys.version}\0".encode())  # no import of torch
     outside = [assignment] if assignment is not None and not assignment.is_relative_to(KIT) else []
     for root in [KIT, *outside]:
         for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()):
@@ -54,6 +54,33 @@ def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
 
 def path_for(folder: Path, reference_notebook: Path, assignment: Path | None = None) -> Path:
     return folder / f"reference-{digest(reference_notebook, assignment)}.answers"
+
+
+def passed_path(folder: Path, reference_notebook: Path, assignment: Path | None, limits: dict,
+                isolation: str) -> Path:
+    """Where a batch keeps that the reference got full marks under `limits` and `isolation` (batch/preflight.py):
+    a later batch under the same ones, with the same kit, reference, torch and Python, need not grade it again."""
+    key = json.dumps([digest(reference_notebook, assignment), limits, isolation], sort_keys=True)
+    return folder / f"preflight-{hashlib.sha256(key.encode()).hexdigest()[:32]}.passed"
+
+
+def passed(path: Path) -> bool:
+    """The reference passed before under what `path` names (and nobody but the grader could have said so)."""
+    try:
+        return _grader_only(path.parent) and _grader_only(path)
+    except OSError:
+        return False
+
+
+def remember_passed(path: Path) -> None:
+    """Keep that the reference passed; a failure is no error (the next batch grades it again)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600, this user's
+        os.close(handle)
+        os.replace(temporary, path)  # (over one that could not be trusted)
+    except OSError:
+        pass
 
 
 def read(path: Path) -> dict[bytes, dict]:
