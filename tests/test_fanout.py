@@ -46,17 +46,25 @@ def fanout(request, tmp_path_factory):
     env = {**os.environ, CGROUP_SWITCH: "on" if mechanism == "cgroup" else "off"}
     out = work / "out"
     options = ["--jobs", "2", "--sandbox", isolation] + [o for limit in LIMITS for o in ("--limit", limit)]
+    planted = []  # a group of a judge that was killed: the batch removes it
+    for controller in cgroups.available() if mechanism == "cgroup" else ():
+        planted.append(cgroups._own(controller) / f"autograder-{1 << 28}-1-0")  # beyond any pid
+        planted[-1].mkdir()
     before = worker_groups()
     result = grade([FANOUT], out, *options, env=env, cwd=work)
     time.sleep(1)  # processes SIGKILLed at the very end disappear
     survivors = tuple(spec["survivor"] for spec in manifest(FANOUT).values() if "survivor" in spec)
-    groups = [(str(p), "there before the batch" if p in before else "made by the batch") for p in worker_groups()]
+    # only the batch's own: a group of an earlier process that was killed, in another cgroup (another terminal, another
+    # CI step), is beyond the reach of a batch, which cleans up only below its own groups (sandbox/cgroups.py)
+    after = worker_groups()
+    groups = [str(p) for p in after if p not in before]
+    stale = [str(p) for p in planted if p.exists()]
     return {"result": result, "out": out, "cwd": work, "records": records(FANOUT, out), "stray": stray(survivors),
-            "groups": groups, "mechanism": mechanism, "isolation": isolation}
+            "groups": groups, "stale": stale, "mechanism": mechanism, "isolation": isolation}
 
 
 def worker_groups() -> list[Path]:
-    """The workers' cgroups whose judge has ended (named autograder-<judge pid>-<n>)."""
+    """The workers' cgroups whose judge has ended (named autograder-<judge pid>-<its start>-<n>), anywhere."""
     return [p for p in Path("/sys/fs/cgroup").glob("**/autograder-*-*") if p.is_dir() and "probe" not in p.name
             and not Path(f"/proc/{p.name.split('-')[1]}").exists()]
 
@@ -84,5 +92,6 @@ def test_fanout_batch_leaves_nothing(fanout):
     assert not fanout["stray"], f"processes of the fan-outs survived the batch: {fanout['stray']}"
     said = [line for line in fanout["result"].stderr.splitlines() if "cgroup" in line and "removed" in line]
     assert not fanout["groups"], f"the workers' cgroups were left behind: {fanout['groups']}; the batch said: {said}"
+    assert not fanout["stale"], f"a group of a judge that had ended stayed below the batch's own: {fanout['stale']}"
     stderr = json.dumps(fanout["records"]["zz_control.py"]["tests"])
     assert "student." not in stderr.replace('"message_key": ""', ""), "the control met a limit"
