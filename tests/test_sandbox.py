@@ -572,3 +572,31 @@ def test_stale_groups_are_told_by_their_judges_start_not_its_number_alone():
         living.wait()
         cgroups.remove_stale(living.pid)
     assert not kept.exists(), "remove_stale(pid) left that judge's group"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
+def test_a_zygote_outside_its_own_pid_namespace_kills_nothing_on_reset():
+    """The sandbox's reset kills every process it may signal (kill(-1)): only as the init of the PID namespace
+    bubblewrap made for it. A zygote that is not (told "bwrap" where it is not in a sandbox) refuses and kills
+    nothing. Run in namespaces of its own (PID, mounts with a /tmp and /dev/shm of its own, IPC), so that a reset
+    that does kill and wipe reaches only a sleeper there, never this machine's processes and files."""
+    code = ("import os, subprocess, time\n"
+            "from autograder.sandbox.inside.zygote import ZygoteServer\n"
+            "sleeper = subprocess.Popen(['sleep', '30'])\n"
+            "left = ZygoteServer(None, {'isolation': 'bwrap'}).reset()\n"
+            "time.sleep(0.2)\n"
+            "print(os.getpid(), sleeper.poll(), left)\n"
+            "sleeper.kill()\n")
+    # sh is the namespace's process 1, the Python under test is not
+    private = "mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && "
+    result = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--mount", "--ipc", "sh", "-c",
+                             private + f'{sys.executable} -c "$0"', code], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    pid, sleeper, left = result.stdout.split(" ", 2)
+    assert pid != "1", "the test's zygote is its namespace's process 1: it proves nothing"
+    assert sleeper == "None", f"the reset killed a process outside its sandbox: {result.stdout}"
+    assert "nothing was killed" in left, f"the reset did not say it refused: {left}"
+    with pytest.raises(ValueError):
+        from autograder.sandbox.zygote_client import ZygoteClient
+        ZygoteClient(Limits(), "auto")

@@ -45,6 +45,8 @@ class ZygoteClient:
     """
 
     def __init__(self, limits: Limits, isolation: str = "bwrap"):
+        if isolation not in ("bwrap", "process"):  # the zygote's reset differs: never guess which one holds
+            raise ValueError(f"a zygote's isolation is bwrap or process, not {isolation!r}")
         self.limits, self.isolation = limits, isolation
         # Each worker gets its own CPU limit. As the PID namespace's init the zygote cannot be killed
         # or stopped by a worker (the kernel drops such signals to an init from inside).

@@ -128,6 +128,8 @@ class ZygoteServer:
         """
         if self.fallback:
             return self.reset_session()
+        if not _own_pid_namespace():  # kill(-1) here would reach every process of the machine's
+            return ["a PID namespace of the sandbox's own: this zygote is not its process 1, so nothing was killed"]
         me = os.getpid()
         for _ in range(400):
             try:
@@ -180,6 +182,12 @@ def _become_worker(requests: int, replies: int, errors: int, limits: dict, spawn
     os.chdir(spawn["home"])
     os.environ.update(HOME=spawn["home"], TMPDIR=spawn["home"])
     worker.serve(requests, replies, limits["message_bytes"])
+
+
+def _own_pid_namespace() -> bool:
+    """This process is the init of a PID namespace of its own (bubblewrap's --as-pid-1): kill(-1) reaches only the
+    sandbox. Anywhere else process 1 is the machine's (or a container's) init, never a zygote."""
+    return os.getpid() == 1
 
 
 def _living(zombies: bool = False) -> list[int]:
