@@ -582,16 +582,17 @@ def test_a_zygote_outside_its_own_pid_namespace_kills_nothing_on_reset():
     that does kill and wipe reaches only a sleeper there, never this machine's processes and files."""
     code = ("import os, subprocess, time\n"
             "from autograder.sandbox.inside.zygote import ZygoteServer\n"
+            # the kit may live in /tmp (a CI checkout): imported first, then /tmp and /dev/shm of our own
+            "for folder in ('/tmp', '/dev/shm'):\n"
+            "    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', folder], check=True)\n"
             "sleeper = subprocess.Popen(['sleep', '30'])\n"
             "left = ZygoteServer(None, {'isolation': 'bwrap'}).reset()\n"
             "time.sleep(0.2)\n"
             "print(os.getpid(), sleeper.poll(), left)\n"
             "sleeper.kill()\n")
     # sh is the namespace's process 1, the Python under test is not
-    private = "mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm && "
     result = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--mount", "--ipc", "sh", "-c",
-                             private + f'{sys.executable} -c "$0"', code], capture_output=True, text=True, timeout=60,
-                            cwd=ROOT)
+                             f'{sys.executable} -c "$0"', code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     pid, sleeper, left = result.stdout.split(" ", 2)
     assert pid != "1", "the test's zygote is its namespace's process 1: it proves nothing"
