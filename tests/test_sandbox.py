@@ -601,3 +601,22 @@ def test_a_zygote_outside_its_own_pid_namespace_kills_nothing_on_reset():
     with pytest.raises(ValueError):
         from autograder.sandbox.zygote_client import ZygoteClient
         ZygoteClient(Limits(), "auto")
+
+
+def test_a_worker_judged_over_its_budget_answers_nothing_more(monkeypatch):
+    """Once the watchdog has found the tree over a limit, no request is answered, even before its kill has landed
+    (the watchdog notes the overrun, then kills): the next request says why the worker ended."""
+    worker = WorkerClient(CHUNKS, Limits(), capability.isolation_for("auto"))
+    try:
+        call(worker, "threads", 1)  # alive and answering
+        monkeypatch.setattr(worker.budget, "kill", lambda: None)  # the kill has not landed yet
+        monkeypatch.setattr(worker.budget, "_memory", lambda folders: budget.Overrun("memory", 5 * 2**30, 3))
+        deadline = time.monotonic() + 10
+        while worker.budget.overrun is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker.alive(), "the worker was ended although its kill was held back"
+        with pytest.raises(WorkerGone) as ended:
+            call(worker, "threads", 1)
+        assert ended.value.reason == "memory", ended.value
+    finally:
+        worker.kill()

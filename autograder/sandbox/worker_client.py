@@ -102,7 +102,7 @@ class WorkerClient:
             write_message,
         )
 
-        if self.process.poll() is not None:
+        if self.process.poll() is not None or self.budget.overrun is not None:  # (over: being ended, answers nothing)
             raise self._gone("crashed")
         with stopwatch.request(len(messages)):
             try:
