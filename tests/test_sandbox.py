@@ -26,7 +26,7 @@ from autograder.sandbox import budget, capability, cgroups, launch
 from autograder.sandbox.capability import fallback_walls, isolation_for, weaknesses
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.launch import Spawn
-from autograder.sandbox.processes import UID_BASE, clean_up_after
+from autograder.sandbox.processes import UID_BASE, clean_up_after, stamp
 from autograder.sandbox.worker_client import WorkerClient
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
@@ -558,8 +558,8 @@ def test_stale_groups_are_told_by_their_judges_start_not_its_number_alone():
     own = cgroups._own("memory")
     living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        kept = own / f"autograder-{living.pid}-{cgroups._started(living.pid)}-0"
-        reused = own / f"autograder-{living.pid}-{cgroups._started(living.pid) - 100}-1"  # a second earlier
+        kept = own / f"autograder-{living.pid}-{stamp(living.pid)}-0"
+        reused = own / f"autograder-{living.pid}-{stamp(living.pid) - 100}-1"  # a second earlier
         dead = own / f"autograder-{UID_BASE}-1-2"  # beyond any pid
         for folder in (kept, reused, dead):
             folder.mkdir()

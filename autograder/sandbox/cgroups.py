@@ -225,25 +225,25 @@ def remove_stale(pid: int | None = None) -> None:
             group.remove()
 
 
-def _started(pid: int) -> int | None:
-    """When `pid` started, in hundredths of a second since the epoch; None when it is gone."""
-    try:
-        return round(psutil.Process(pid).create_time() * 100)
-    except psutil.Error:
-        return None
+def _stamp(pid: int) -> int | None:
+    """processes.stamp: `pid`'s start in hundredths of a second, None once it has ended (imported here when first
+    needed: processes.py imports this module)."""
+    from autograder.sandbox.processes import stamp
+
+    return stamp(pid)
 
 
 @cache
 def _own_start(pid: int) -> int | None:
     """This process's start (the pid is the key: a forked child asks for its own)."""
-    return _started(pid)
+    return _stamp(pid)
 
 
 def _running(pid: int, started: str | None) -> bool:
     """The judge that made a group still runs: `pid` is alive and (when the name says) started when it did."""
     if started is None:
         return psutil.pid_exists(pid)
-    return str(_started(pid)) == started
+    return str(_stamp(pid)) == started
 
 
 def kill_until_gone(pids: Callable[[], list[int]]) -> None:
