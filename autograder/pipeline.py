@@ -68,11 +68,11 @@ class Session:
     reference solution they compare with, and the explainer."""
 
     def __init__(self, config: Config, run: Run, many: bool = False):
-        from autograder.judge import kept_answers
         from autograder.judge.session import Checks, KeptChecks
+        from autograder.sandbox.capability import grader_files_safe
 
         self.config, self.run = config, run
-        kept = config.cache if config.cache is not None and kept_answers.safe_here(run.isolation) else None
+        kept = config.cache if config.cache is not None and grader_files_safe(run.isolation) else None
         self.checks: Checks = (KeptChecks if many else Checks)(config, run.parts, run.visible_only, kept)
         self.explaining = explainer(config.assignment, run.self_check)
         """The explainer's class (explain.explainer.Explainer or measure.explainer.MeasuredExplainer)."""

@@ -15,6 +15,7 @@ from autograder.judge import kept_answers
 from autograder.judge.reference import ReferenceSubject
 from autograder.judge.session import Checks
 from autograder.load.submission import load_submission
+from autograder.sandbox.capability import grader_files_safe
 from autograder.sandbox.worker_client import WorkerClient
 from tests.test_adversarial import ISOLATIONS
 
@@ -132,10 +133,10 @@ def test_a_damaged_or_shared_file_is_ignored_and_computed_again(tmp_path, damage
 
 
 def test_answers_are_kept_only_where_no_student_code_can_write_them(monkeypatch):
-    assert kept_answers.safe_here("bwrap"), "bubblewrap workers see the grader's files read-only"
-    assert not kept_answers.safe_here("none"), "a student's kernel runs as the grader"
+    assert grader_files_safe("bwrap"), "bubblewrap workers see the grader's files read-only"
+    assert not grader_files_safe("none"), "a student's kernel runs as the grader"
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert not kept_answers.safe_here("process"), "a fallback worker of the grader's own user could write them"
+    assert not grader_files_safe("process"), "a fallback worker of the grader's own user could write them"
     session = pipeline.Session(Config(), pipeline.Run("none"))
     assert session.checks._kept_folder is None, "the kernel's check keeps answers"
 
@@ -143,7 +144,7 @@ def test_answers_are_kept_only_where_no_student_code_can_write_them(monkeypatch)
 @pytest.mark.slow
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_a_sandboxed_worker_cannot_write_the_kept_answers(isolation):
-    if not kept_answers.safe_here(isolation):
+    if not grader_files_safe(isolation):
         pytest.fail(f"{isolation}: answers are not kept here, so this machine does not test the guarantee")
     folder = Path.home() / ".cache" / "autograder" / f"test-{os.getpid()}"  # the default folder: where one would aim
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)

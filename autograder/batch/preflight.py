@@ -61,10 +61,11 @@ class Preflight:
 def kept_verdict(config: Config, isolation: str) -> Path | None:
     """Where a pass of the reference under `config`'s limits is kept between batches (judge/kept_answers.py, keyed
     by the kit, the reference, torch, Python, the limits and `isolation`); None where nothing is kept: no cache, or
-    a cache that student code could write (kept_answers.safe_here)."""
+    a cache that student code could write (capability.grader_files_safe)."""
     from autograder.judge import kept_answers
+    from autograder.sandbox.capability import grader_files_safe
 
-    if config.cache is None or not kept_answers.safe_here(isolation):
+    if config.cache is None or not grader_files_safe(isolation):
         return None
     try:
         return kept_answers.passed_path(config.cache, config.reference_notebook, config.assignment.folder,

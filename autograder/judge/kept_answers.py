@@ -8,36 +8,26 @@ with the sandbox's wire format (`inside.protocol`: plain data and tensors, never
 bytes. A file that is truncated, altered, too large, or not the grader's alone is ignored, and the answers are
 computed again.
 
-It is used only where no student code can write it: under bubblewrap (a worker sees the grader's files read-only)
-and in the fallback of a root grader (each worker has a user id of its own and no view of the grader's home). A
-fallback worker of the grader's own user, and the code in a student's kernel, could: there nothing is kept.
+It is used only where no student code can write it (capability.grader_files_safe): under bubblewrap and in the
+fallback of a root grader. A fallback worker of the grader's own user, and the code in a student's kernel, could:
+there nothing is kept.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import stat
 import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from autograder.sandbox.capability import grader_only
+
 KIT = Path(__file__).resolve().parent.parent
 FORMAT = 1
 MAX_BYTES = 64 << 20
 """A larger file is not read (a full memo, 20,000 replies, is about 40 MB)."""
-
-
-def safe_here(isolation: str) -> bool:
-    """No student code graded under `isolation` can write the grader's files."""
-    if isolation == "bwrap":
-        return True
-    if isolation == "process":
-        from autograder.sandbox.capability import can_drop_root
-
-        return os.geteuid() == 0 and can_drop_root()
-    return False  # "none": the student's own kernel
 
 
 def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
@@ -67,7 +57,7 @@ def passed_path(folder: Path, reference_notebook: Path, assignment: Path | None,
 def passed(path: Path) -> bool:
     """The reference passed before under what `path` names (and nobody but the grader could have said so)."""
     try:
-        return _grader_only(path.parent) and _grader_only(path)
+        return grader_only(path.parent) and grader_only(path)
     except OSError:
         return False
 
@@ -88,7 +78,7 @@ def read(path: Path) -> dict[bytes, dict]:
     from autograder.sandbox.inside.protocol import HEADER, ProtocolError, decode
 
     try:
-        if not (_grader_only(path.parent) and _grader_only(path)) or path.stat().st_size > MAX_BYTES:
+        if not (grader_only(path.parent) and grader_only(path)) or path.stat().st_size > MAX_BYTES:
             return {}
         data = path.read_bytes()
     except OSError:
@@ -133,10 +123,3 @@ def write(path: Path, memo: dict[bytes, dict], limit: int) -> None:
         os.replace(temporary, path)
     except OSError:
         Path(temporary).unlink(missing_ok=True)
-
-
-def _grader_only(path: Path) -> bool:
-    """`path` is this user's, and nobody else may write it."""
-    info = path.lstat()
-    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and (
-        stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode))

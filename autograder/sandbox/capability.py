@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 from autograder.config import Limits
 from autograder.sandbox import linux
@@ -53,6 +55,24 @@ def weaknesses(isolation: str) -> list[str]:
                      + (" (unprivileged user namespaces are blocked here, e.g. by AppArmor's "
                         "kernel.apparmor_restrict_unprivileged_userns)" if isolation == "bwrap" else ""))
     return found
+
+
+def grader_files_safe(isolation: str) -> bool:
+    """No student code graded under `isolation` can write the grader's files: under bubblewrap (a worker sees them
+    read-only) and in the fallback of a root grader (each worker has a user id of its own and no view of the
+    grader's home). A fallback worker of the grader's own user, and the code in a student's kernel ("none"), could."""
+    if isolation == "bwrap":
+        return True
+    if isolation == "process":
+        return os.geteuid() == 0 and can_drop_root()
+    return False
+
+
+def grader_only(path: Path) -> bool:
+    """`path` is this user's, a folder or a regular file, and nobody else may write it (OSError if it is not there)."""
+    info = path.lstat()
+    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and (
+        stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode))
 
 
 def fresh_uid(isolation: str) -> int | None:

@@ -73,7 +73,8 @@ def _hidden_paths() -> list[str]:
     return sorted(paths)
 
 
-def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_pid_1: bool = False) -> list[str]:
+def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_pid_1: bool = False,
+                home_fds: dict[str, int] | None = None) -> list[str]:
     argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
     if as_pid_1:  # the command is the namespace's init: no process inside can signal it unasked
@@ -98,6 +99,8 @@ def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--size", str(shm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]  # /dev itself: an unsized tmpfs
     argv += ["--dir", HOME]
+    for relative, fd in (home_fds or {}).items():  # copies on the sandbox's /tmp, its own to change
+        argv += ["--dir", os.path.dirname(f"{HOME}/{relative}"), "--file", str(fd), f"{HOME}/{relative}"]
     for name, fd in kit_fds.items():
         argv += ["--ro-bind-data", str(fd), f"{KIT_IN_SANDBOX}/inside/{name}"]
     argv += ["--remount-ro", "/", "--chdir", KIT_IN_SANDBOX]
@@ -111,13 +114,15 @@ class Spawn:
 
     `uid` is the user the process runs as (None: the grader's own); `zygote` leaves its CPU time and
     process count unlimited (a zygote, whose workers set their own); `as_pid_1` makes it the init of
-    its PID namespace (bubblewrap only).
+    its PID namespace (bubblewrap only); `home_files` ({path in its home: bytes}) are put in its home
+    before it starts.
     """
 
     def __init__(self, limits: Limits, isolation: str, uid: int | None, zygote: bool = False,
-                 as_pid_1: bool = False):
+                 as_pid_1: bool = False, home_files: dict[str, bytes] | None = None):
         self.limits, self.isolation, self.uid = limits, isolation, uid
         self.zygote, self.as_pid_1 = zygote, as_pid_1
+        self.home_files = home_files or {}
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_stamp_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
         self.fds: list[int] = []
@@ -152,7 +157,8 @@ class Spawn:
     def _bwrap(self, command: list[str]) -> tuple[list[str], dict[str, str], str]:
         """bwrap's argv around `command`: the kit's inside/ files are passed as memfds, bound read-only in /opt/kit."""
         kit_fds = {path.name: self._data_fd(path.read_bytes()) for path in _inside_files()}
-        return _bwrap_argv(self.limits, kit_fds, command, self.as_pid_1), {}, "/"
+        home_fds = {relative: self._data_fd(data) for relative, data in self.home_files.items()}
+        return _bwrap_argv(self.limits, kit_fds, command, self.as_pid_1, home_fds), {}, "/"
 
     def _fallback(self, command: list[str]) -> tuple[list[str], dict[str, str], str]:
         """`command` as it is, run from a copy of inside/ in the temporary folder, with a private home next to it."""
@@ -164,8 +170,14 @@ class Spawn:
             shutil.copy(path, os.path.join(package, path.name))
             os.chmod(os.path.join(package, path.name), 0o644)
         os.mkdir(self.work, 0o700)
+        for relative, data in self.home_files.items():
+            path = Path(self.work, relative)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_bytes(data)
         if self.uid is not None:
-            os.chown(self.work, self.uid, self.uid)
+            for folder, folders, files in os.walk(self.work):
+                for name in [folder, *(os.path.join(folder, f) for f in folders + files)]:
+                    os.chown(name, self.uid, self.uid)
         return command, _environment(self.work), self.kit
 
     def view(self, home: str) -> mounts.View:

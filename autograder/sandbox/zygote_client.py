@@ -15,7 +15,7 @@ import tempfile
 
 from autograder import stopwatch
 from autograder.config import Limits, environment
-from autograder.sandbox import linux
+from autograder.sandbox import font_list, linux
 from autograder.sandbox.capability import fresh_uid
 from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.inside.limits import SETTINGS
@@ -50,10 +50,11 @@ class ZygoteClient:
         self.limits, self.isolation = limits, isolation
         # Each worker gets its own CPU limit. As the PID namespace's init the zygote cannot be killed
         # or stopped by a worker (the kernel drops such signals to an init from inside).
+        fonts = font_list.home_files(isolation)  # what its import of matplotlib would otherwise build
         if isolation == "bwrap":
-            self.spawn = Spawn(limits, "bwrap", fresh_uid("bwrap"), zygote=True, as_pid_1=True)
+            self.spawn = Spawn(limits, "bwrap", fresh_uid("bwrap"), zygote=True, as_pid_1=True, home_files=fonts)
         else:
-            self.spawn = Spawn(limits, "process", None, zygote=True)
+            self.spawn = Spawn(limits, "process", None, zygote=True, home_files=fonts)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = {**{k: getattr(limits, k) for k in SETTINGS}, "isolation": isolation}
         command = [sys.executable, "-E", "-s", "-m", "inside.zygote", json.dumps(settings)]
