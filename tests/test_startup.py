@@ -56,3 +56,13 @@ def test_a_quick_exit_waits_for_a_thread_at_work():
     result = _run("import threading, time\nfrom autograder.exiting import exit_quickly\n"
                   "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\nexit_quickly(0)")
     assert result.returncode == 0 and "thread done" in result.stdout, result
+
+
+@pytest.mark.parametrize("isolation", [
+    pytest.param("bwrap", marks=pytest.mark.skipif(not capability.bwrap_path(), reason="no bubblewrap")), "process"])
+def test_a_probe_reads_torch_as_the_worker_would(isolation, monkeypatch):
+    uid = capability._probe_uid()
+    assert capability._start_python(isolation, uid), capability._PROBE_ERRORS.get(isolation)
+    monkeypatch.setattr(capability, "_torch_file", lambda: "/nonexistent/torch/__init__.py")
+    assert not capability._start_python(isolation, uid), "a probe passed without reading torch"
+    assert "FileNotFoundError" in capability._PROBE_ERRORS[isolation]

@@ -1,6 +1,7 @@
 """What this machine supports: which isolation a worker can get, what it leaves open, and who a worker runs as."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import stat
@@ -22,6 +23,9 @@ _PROBE_ERRORS: dict[str, str] = {}
 _PROBED: dict[str, bool | list[str]] = {}
 """What was probed here, or told by the process that started this one (assume): each probe starts a Python."""
 _uid_counter = itertools.count()
+_READS_TORCH = [sys.executable, "-E", "-s", "-S", "-c", "import sys; open(sys.argv[1], 'rb').close()"]
+"""A probe's Python: it starts, and reads torch's first file (its argument). Without `site` (-S), which would
+read every .pth file of the environment first: a probe then takes 0.02 s instead of 0.06 s."""
 
 
 def isolation_for(mode: str) -> str:
@@ -111,7 +115,7 @@ def can_drop_root() -> bool:
 def _python_as_another_user() -> bool:
     try:
         with Spawn(Limits(), "process", uid=UID_BASE - 1) as spawn:
-            return spawn.popen([sys.executable, "-E", "-s", "-c", "pass"]).wait(timeout=60) == 0
+            return spawn.popen([*_READS_TORCH, _torch_file()]).wait(timeout=60) == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -152,6 +156,13 @@ def _bwrap_as_root() -> bool:
     return uid is not None and not _probe("bwrap", uid) and _probe("bwrap", None)
 
 
+@cache
+def _torch_file() -> str:
+    """torch's __init__.py, found without importing torch."""
+    spec = importlib.util.find_spec("torch")
+    return spec.origin if spec is not None and spec.origin else "torch is not installed"
+
+
 def _probe_uid() -> int | None:
     """The user a probe runs as: one of its own for a root grader that can drop root, else ours (None)."""
     return UID_BASE - 2 if os.geteuid() == 0 and can_drop_root() else None
@@ -163,11 +174,9 @@ def _probe(isolation: str, uid: int | None) -> bool:
 
 
 def _start_python(isolation: str, uid: int | None) -> bool:
-    code = "import importlib.util as u; open(u.find_spec('torch').origin, 'rb').close()"
     try:
         with Spawn(Limits(), isolation, uid=uid) as spawn:
-            process = spawn.popen([sys.executable, "-E", "-s", "-c", code], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE)
+            process = spawn.popen([*_READS_TORCH, _torch_file()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             _, err = process.communicate(timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         _PROBE_ERRORS[isolation] = str(exc)
