@@ -103,6 +103,36 @@ def test_a_limit_met_between_two_parts_is_charged_to_the_part_that_ran():
     assert key == "student.memory_budget" and params["limit"] == "320 MiB" and params["where"] == "CausalAttention"
 
 
+class _OverBudgetMeanwhile(_OverBudget):
+    """A live worker whose budget watchdog notes the overrun while the judge asks what the last part left behind
+    (the moment between the two questions, on a loaded machine: fanout_shm.py's children still writing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noted = False
+        self.budget = self
+        self.stderr, self.stderr_dropped = b"", 0
+
+    def left_behind(self) -> str:
+        self.noted = True
+        return "unknown"  # what the budget says once an overrun is noted
+
+    def over_budget(self):
+        return self.gone if self.noted else None
+
+    def alive(self) -> bool:
+        return True
+
+
+def test_a_limit_noted_while_a_part_ends_is_charged_to_the_part_that_ran():
+    subject = WorkerSubject([], Limits(memory_bytes=320 << 20), ISOLATION, load())
+    subject.begin_part("CausalAttention")
+    subject.worker = _OverBudgetMeanwhile()
+    subject.begin_part("MultiHeadAttentionWrapper")
+    assert set(subject.charged) == {"CausalAttention"}, subject.charged
+    assert subject.worker is None, "the worker that went over the budget serves the next part"
+
+
 RUNS = 3
 MODES = [pytest.param("bwrap", marks=pytest.mark.skipif(ISOLATION != "bwrap", reason="bubblewrap is not usable here")),
          "process"]

@@ -52,15 +52,16 @@ class WorkerSubject(Subject):
         if part == self.part:
             return
         last, self.part = self.part, part
-        over = self.worker.over_budget() if self.worker is not None else None
+        alive = self.worker is not None and self.worker.alive()
+        left = self.worker.budget.left_behind() if alive else None  # "unknown" once the watchdog noted an overrun
+        over = self.worker.over_budget() if self.worker is not None else None  # (read after: it may note one meanwhile)
         if over is not None and last is not None and last not in self.charged:
             # the limit met the last part's code after its last request (what it started ran on): charge it, not
             # the part that would meet the limit next
             self.charged[last] = _tree_limit(over, self.limits, "student.crashed",
                                              {"where": last, "detail": over.detail})
-        if self.worker is None or not self.worker.alive():
+        if not alive:
             return
-        left = self.worker.budget.left_behind()
         if left is None:
             self.worker.budget.new_part()
             return
