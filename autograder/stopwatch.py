@@ -32,6 +32,12 @@ def add(name: str, seconds: float, count: int = 1) -> None:
     entry[1] += count
 
 
+def reset() -> None:
+    """Forget what was timed (in a process forked from another, which timed it)."""
+    TOTALS.clear()
+    _current.clear()
+
+
 def begin(name: str) -> float:
     """Enter stage `name` (for a stage that starts and ends in different calls); returns the start for end()."""
     _current.append(name)

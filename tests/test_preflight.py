@@ -64,28 +64,33 @@ def test_grade_refuses_limits_the_reference_fails_and_grades_nobody(tmp_path):
 
 
 def test_a_waiting_judge_grades_ahead_and_hands_in_nothing_before_the_verdict(tmp_path):
-    """While the reference is judged, a waiting judge grades its share (each one announced, so a death is blamed)
-    but writes no record and says none done until "go"; then it hands in what it has, in order."""
-    from autograder.batch.pool import _start_judge
+    """While the reference is judged, a waiting judge grades what it is handed (each one announced, so a death is
+    blamed) but writes no record and says none done until "go"; then it hands in what it has, in order."""
+    from autograder.batch.pool import _spec, _start_judge
     from autograder.config import Config
-    from autograder.load.discover import Entry
     from autograder.sandbox.capability import isolation_for
 
     out = tmp_path / "out"
     out.mkdir()
     files = [SUBMISSIONS / "correct_reference.py", SUBMISSIONS / "nothing_zeros.py"]
-    entries = [Entry(path, path.name) for path in files]
-    judge = _start_judge(entries, out, Config(), isolation_for("auto"), "en", wait=True)
+    judge = _start_judge(_spec(out, Config(), isolation_for("auto"), "en", wait=True))
     try:
-        said = []
-        while len([line for line in said if line.startswith("start")]) < 2:
+        said, handed = [], list(files)
+        while len([line for line in said if line == "start"]) < 2:
             line = judge.stdout.readline()
             assert line, f"the judge ended before grading ahead: {said}"
             said.append(line.split("\t")[0])
+            if said[-1] == "ready":  # the pool's answer: the next file, or that there is none
+                path = handed.pop(0) if handed else None
+                judge.stdin.write(f"grade\t{json.dumps({'path': str(path), 'name': path.name, 'outside': None})}\n"
+                                  if path else "end\n")
+                judge.stdin.flush()
         time.sleep(5)  # both graded by now (a few tenths of a second each), still held
-        assert said == ["start", "start"], f"the judge said more than its starts before the verdict: {said}"
+        said.append(judge.stdout.readline().split("\t")[0])  # it asks for more after the second
+        assert said == ["ready", "start", "ready", "start", "ready"], \
+            f"the judge said more than its starts before the verdict: {said}"
         assert not list(out.iterdir()), "records or pages were written before the verdict"
-        judge.stdin.write("go\n")
+        judge.stdin.write("end\ngo\n")
         judge.stdin.close()
         rest = [line.split("\t")[:2] for line in judge.stdout.read().splitlines()]
     finally:

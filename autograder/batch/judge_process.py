@@ -1,15 +1,16 @@
-"""One judge process of `autograder grade`: grades its share of the batch, one record per submission, each written
-and handed back to the pool (batch/pool.py) on the line that says it is done."""
+"""One judge process of `autograder grade`: grades the submissions the pool (batch/pool.py) hands it, one at a time
+as it asks for them, one record each, written and handed back on the line that says it is done. The first judge
+of a batch forks the others once it has imported everything (batch/siblings.py)."""
 from __future__ import annotations
 
 import json
 import os
-import select
 import sys
 from pathlib import Path
 
 from autograder import stopwatch
 from autograder.assignment import load
+from autograder.batch import siblings
 from autograder.config import Config, Limits
 from autograder.sandbox.capability import assume
 from autograder.sandbox.zygote_client import prestart
@@ -22,41 +23,67 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     parent = _Parent()
     spec = json.loads(parent.line())
-    if spec["isolation"] not in ("bwrap", "process"):  # resolved by the parent (capability.isolation_for)
-        raise SystemExit(f"autograder judge: isolation {spec['isolation']!r} is neither bwrap nor process")
-    config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]),
-                    assignment=load(Path(spec["assignment"])),
-                    cache=Path(spec["cache"]) if spec.get("cache") else None)
-    assume(spec.get("probed") or {})  # no probe of its own to wait for before its sandbox starts
-    prestart(config.limits, spec["isolation"])  # the slot's sandbox imports torch while this process does
+    prepare(spec)
     import torch
 
+    from autograder import pipeline  # noqa: F401 - imported once here, for the siblings forked below too
+    from autograder.report import records  # noqa: F401
+
+    torch.set_num_threads(1)
+    stage = "judge start (imports)"
+    for sibling in spec.get("siblings") or []:  # the other slots' judges, forked now that all is imported
+        forked = siblings.fork(sibling, spec["siblings"], channel)
+        if forked is not None:  # in the sibling, the pool's child now
+            channel, spec = forked
+            parent = _Parent()
+            stopwatch.reset()
+            stage, start = "judge start (forked)", stopwatch.begin("judge start (forked)")
+            prepare(spec)
+            break
+    stopwatch.end(stage, start)
+    serve(spec, channel, parent)
+
+
+def prepare(spec: dict) -> None:
+    """Take what the pool found of the machine, and start the slot's sandbox (it imports torch meanwhile)."""
+    if spec["isolation"] not in ("bwrap", "process"):  # resolved by the parent (capability.isolation_for)
+        raise SystemExit(f"autograder judge: isolation {spec['isolation']!r} is neither bwrap nor process")
+    assume(spec.get("probed") or {})  # no probe of its own to wait for before its sandbox starts
+    prestart(Limits(**spec["limits"]), spec["isolation"])
+
+
+def serve(spec: dict, channel, parent: _Parent) -> None:
+    """Grade the share `spec` names, one record at a time, each said on `channel` once written."""
     from autograder import pipeline
     from autograder.report.records import save
     from autograder.sources import File
 
-    torch.set_num_threads(1)
+    config = Config(limits=Limits(**spec["limits"]), solutions=Path(spec["solutions"]),
+                    assignment=load(Path(spec["assignment"])),
+                    cache=Path(spec["cache"]) if spec.get("cache") else None)
     out = Path(spec["out"])
     run = pipeline.Run(spec["isolation"], spec["lang"])
-    stopwatch.end("judge start (imports)", start)
-    with pipeline.Session(config, run, many=True) as session:  # one pytest session for the judge's share
+    with pipeline.Session(config, run, many=True) as session:  # one pytest session for all it grades
         preflight = spec.get("preflight")  # the reference solution, graded first (batch/preflight.py)
         if preflight:
             save(pipeline.grade(File(config.reference_notebook), config, run, session), Path(preflight))
             channel.write("preflight\t\n")
-        entries, held = list(spec["entries"]), []
-        if spec.get("wait"):
-            # Until the reference's verdict comes, grade ahead and keep the records: nothing is written or said
-            # done before "go" (refused, this process is killed). Each one is announced, so a death is blamed.
-            while entries and not parent.said():
-                held.append((entries[0], grade(entries.pop(0), config, run, session, channel)))
-            if parent.line().strip() != "go":
-                channel.close()  # the reference failed under these limits (the pool's word on it): grade nobody
-                return
+        pool = _Pool(parent, channel, waiting=bool(spec.get("wait")))
+        held = []  # graded while the reference's verdict is awaited: nothing is written or said done before "go"
+        while (entry := pool.next()) is not None:
+            record = grade(entry, config, run, session, channel)
+            if pool.waiting:
+                held.append((entry, record))
+                continue
+            for earlier, kept in held:
+                report(earlier, kept, out, channel)
+            held = []
+            report(entry, record, out, channel)
+        if not pool.verdict():  # the reference failed under these limits (the pool's word on it): grade nobody
+            channel.close()
+            return
         for entry, record in held:
             report(entry, record, out, channel)
-        for entry in entries:
-            report(entry, grade(entry, config, run, session, channel), out, channel)
 
 
 def grade(entry: dict, config, run, session, channel):
@@ -79,11 +106,11 @@ def report(entry: dict, record, out: Path, channel) -> None:
 
 
 class _Parent:
-    """The lines the parent writes on stdin (the spec, then its word on the reference), read without a buffer of
-    Python's that select() could not see into."""
+    """The lines the pool writes on stdin: the spec (a sibling has it from its forker), then its answers and its
+    word on the reference (_Pool)."""
 
     def __init__(self) -> None:
-        self.fd, self.buffer = sys.stdin.fileno(), b""
+        self.fd, self.buffer = 0, b""
 
     def line(self) -> str:
         """The next line ("" once the parent has closed the pipe)."""
@@ -95,9 +122,39 @@ class _Parent:
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line.decode("utf-8")
 
-    def said(self) -> bool:
-        """A line (or the end of the pipe) is there to read."""
-        return b"\n" in self.buffer or bool(select.select([self.fd], [], [], 0)[0])
+
+class _Pool:
+    """The submissions the pool hands this judge, one each time it asks ("ready"), and the pool's word on the
+    reference ("go" or "stop"), which may come between them."""
+
+    def __init__(self, parent: _Parent, channel, waiting: bool) -> None:
+        self.parent, self.channel, self.waiting, self.stopped = parent, channel, waiting, False
+
+    def next(self) -> dict | None:
+        """The next submission to grade; None when there is none (or the pool said "stop", or is gone)."""
+        self.channel.write("ready\t\n")
+        while not self.stopped:
+            word, _, rest = self.parent.line().partition("\t")
+            if word == "grade":
+                return json.loads(rest)
+            if not self._verdict(word):
+                return None  # "end", or the pool closed the pipe
+        return None
+
+    def verdict(self) -> bool:
+        """Whether the reference passed: "go" (at once if said already); False on "stop" or a closed pipe."""
+        while self.waiting and not self.stopped:
+            if not self._verdict(self.parent.line()):
+                return False
+        return not self.stopped
+
+    def _verdict(self, word: str) -> bool:
+        """Take "go" or "stop"; False for any other word."""
+        if word == "go":
+            self.waiting = False
+        elif word == "stop":
+            self.stopped = True
+        return word in ("go", "stop")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ import selectors
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder.batch.preflight import LimitsRefused, Preflight, kept_verdict, passed_before, remember_pass
+from autograder.batch.siblings import Sibling
 from autograder.config import Config
 from autograder.i18n import t
 from autograder.load.discover import Entry, discover, up_to_date
@@ -19,27 +21,41 @@ from autograder.load.submission import file_sha256
 from autograder.pipeline import write
 from autograder.record import SubmissionResult, checked_by
 from autograder.report.records import load, save
+from autograder.sandbox import linux
 
 UNPACKED = ".unpacked"
 """The grade folder's subfolder where archives are unpacked (kept: records name the files in it)."""
 JUDGE_ATTEMPTS = 2
 """A submission during which a judge process died this many times gets an error record instead."""
+JUDGE = [sys.executable, "-m", "autograder.batch.judge_process"]
 
 
 @dataclass
 class _Judge:
-    """One running judge process and the entries it still owes a record for."""
+    """One running judge process, and the submissions handed to it (one at a time: each when it asks)."""
 
-    process: subprocess.Popen
-    entries: list[Entry]
+    process: subprocess.Popen | Sibling
+    entries: list[Entry] = field(default_factory=list)
     started: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
     current: str | None = None
     waiting: bool = False
-    """It waits for the reference's verdict ("go" on its stdin) before its first submission (preflight.py)."""
+    """It waits for the reference's verdict ("go" on its stdin) before it hands in a record (preflight.py)."""
+    told_end: bool = False
+    """It has been told there is nothing more to grade."""
     heard: float = field(default_factory=time.monotonic)
     """When the judge last said something; one that stays silent too long is killed."""
     pending: bytes = b""
+
+    def say(self, line: str) -> None:
+        """One line on its stdin, closed once it has nothing more to hear (a judge that has died hears nothing)."""
+        try:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+            if self.told_end and not self.waiting:
+                self.process.stdin.close()
+        except (OSError, ValueError):
+            pass
 
 
 def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: bool = False, lang: str | None = None,
@@ -89,17 +105,33 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     deaths: dict[str, int] = {}
     judges: dict[int, _Judge] = {}
     selector = selectors.DefaultSelector()
+    before = _children()
     kept = kept_verdict(config, isolation) if todo else None
     needed = todo and not passed_before(kept)  # (the reference passed under these limits before: no preflight)
     check = Preflight(limits, lang or config.lang) if needed else None  # None once the reference's verdict is in
 
-    def start(chunk: list[Entry], preflight: bool = False) -> None:
+    def start(preflight: bool = False, siblings: int = 0) -> None:
+        """A judge, and the judges it forks (batch/siblings.py); each asks for its submissions one at a time."""
         wait = check is not None
-        process = _start_judge(chunk, out, config, isolation, lang, check.record if preflight and wait else None,
-                               wait)
-        judge = _Judge(process, chunk, waiting=wait)
-        judges[judge.process.stdout.fileno()] = judge
-        selector.register(judge.process.stdout.fileno(), selectors.EVENT_READ)
+        forked = [Sibling() for _ in range(siblings)]
+        spec = _spec(out, config, isolation, lang, check.record if preflight and wait else None, wait)
+        spec["siblings"] = [sibling.spec(_spec(out, config, isolation, lang, None, wait)) for sibling in forked]
+        process = _start_judge(spec, tuple(fd for sibling in forked for fd in sibling.theirs))
+        for judge in [_Judge(process, waiting=wait)] + [_Judge(sibling, waiting=wait) for sibling in forked]:
+            if isinstance(judge.process, Sibling):
+                judge.process.handed()
+            judges[judge.process.stdout.fileno()] = judge
+            selector.register(judge.process.stdout.fileno(), selectors.EVENT_READ)
+
+    def hand(judge: _Judge) -> None:
+        """The judge asks for a submission: the next one, or the word that there is none."""
+        if queue:
+            entry = queue.popleft()
+            judge.entries.append(entry)
+            judge.say("grade\t" + json.dumps({"path": str(entry.path), "name": entry.name, "outside": entry.outside}))
+        else:
+            judge.told_end = True
+            judge.say("end")
 
     def judged(died: int | None = None) -> None:
         """The reference has been graded, or its judge died: the judges go on, or the batch is refused."""
@@ -112,7 +144,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
         for judge in judges.values():
             if judge.waiting:
                 judge.waiting = False
-                _tell(judge.process, "go" if refused is None else "stop")
+                judge.say("go" if refused is None else "stop")
         if refused is not None:
             for fd in list(judges):
                 judge = judges.pop(fd)
@@ -120,7 +152,8 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
                 judge.process.stdout.close()
                 judge.process.kill()  # it has written nothing and handed in nothing (it may be grading ahead)
                 judge.process.wait()
-                clean_up_after(judge.process.pid)
+                if judge.process.pid is not None:
+                    clean_up_after(judge.process.pid)
             raise LimitsRefused(refused)
 
     def ended(fd: int) -> None:
@@ -129,13 +162,17 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
         selector.unregister(fd)
         judge.process.stdout.close()
         judge.process.wait()
-        clean_up_after(judge.process.pid)
-        if check is not None and judge.process.pid == check.judge:  # died grading the reference
-            judged(died=judge.process.returncode)
+        born = judge.process.pid is not None  # (a sibling whose forker died first never was: nobody is to blame)
+        if born:
+            clean_up_after(judge.process.pid)
+            if check is not None and judge.process.pid == check.judge:  # died grading the reference
+                judged(died=judge.process.returncode)
         rest = [e for e in judge.entries if e.name not in judge.finished]
         rest = [e for e in rest if not (e.name in judge.started and up_to_date(e, out / f"{e.name}.json", checks))]
         blamed = judge.current if judge.current in {e.name for e in rest} else None
-        if blamed is None and rest and not judge.started:  # died before its first submission
+        if blamed is None and born and not judge.started and (rest or queue):
+            if not rest:  # died before it asked: the submission it would have graded first is blamed
+                rest = [queue.popleft()]
             blamed = rest[0].name
         if blamed is not None:
             deaths[blamed] = deaths.get(blamed, 0) + 1
@@ -147,40 +184,60 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
             done += 1
             if progress:
                 progress(done, len(entries), entry.name)
-        if rest:
-            start(rest)
+        queue.extendleft(reversed(rest))  # graded next, by whichever judge asks first
+        if queue and len(judges) < slots:
+            start()
 
-    for i in range(slots if todo else 0):
-        start(todo[i::slots], preflight=i == 0)
-    if check is not None:
-        check.judge = next(iter(judges.values())).process.pid
-    while judges:
-        for key, _ in selector.select(timeout=10):
-            judge = judges[key.fd]
-            data = os.read(key.fd, 65536)
-            if not data:
-                ended(key.fd)
-                continue
-            judge.heard = time.monotonic()
-            *lines, judge.pending = (judge.pending + data).split(b"\n")
-            for line in lines:
-                event, _, name = line.decode("utf-8", "replace").partition("\t")
-                if event == "preflight" and check is not None:
-                    judged()
-                elif event == "start":
-                    judge.current = name
-                    judge.started.add(name)
-                elif event == "done":
-                    name, _, record = name.rpartition("\t")  # a record's JSON holds no tab (json escapes it)
-                    handed[name] = SubmissionResult.from_json(json.loads(record))
-                    judge.finished.add(name)
-                    judge.current = None
-                    done += 1
-                    if progress:
-                        progress(done, len(entries), name)
-        for judge in judges.values():
-            if time.monotonic() - judge.heard > silence and not judge.waiting:
-                judge.process.kill()  # its end of file follows
+    def listen() -> None:
+        """Hear the judges until the last has ended."""
+        nonlocal done
+        while judges:
+            for key, _ in selector.select(timeout=10):
+                judge = judges[key.fd]
+                data = os.read(key.fd, 65536)
+                if not data:
+                    ended(key.fd)
+                    continue
+                judge.heard = time.monotonic()
+                *lines, judge.pending = (judge.pending + data).split(b"\n")
+                for line in lines:
+                    event, _, name = line.decode("utf-8", "replace").partition("\t")
+                    if event == "preflight" and check is not None:
+                        judged()
+                    elif event == "ready":
+                        hand(judge)
+                    elif event == "forked" and isinstance(judge.process, Sibling):
+                        judge.process.born(int(name))
+                    elif event == "start":
+                        judge.current = name
+                        judge.started.add(name)
+                    elif event == "done":
+                        name, _, record = name.rpartition("\t")  # a record's JSON holds no tab (json escapes it)
+                        handed[name] = SubmissionResult.from_json(json.loads(record))
+                        judge.finished.add(name)
+                        judge.current = None
+                        done += 1
+                        if progress:
+                            progress(done, len(entries), name)
+            for judge in judges.values():
+                if time.monotonic() - judge.heard > silence and not judge.waiting:
+                    judge.process.kill()  # its end of file follows
+
+    queue = deque(todo)
+    forks = slots > 1 and linux.become_subreaper()  # the siblings' parent once their forker is gone
+    try:
+        if todo:
+            start(preflight=True, siblings=slots - 1 if forks else 0)
+        for _ in range(slots - 1 if todo and not forks else 0):
+            start()
+        if check is not None:
+            check.judge = next(iter(judges.values())).process.pid
+        listen()
+    finally:
+        if forks:
+            linux.become_subreaper(False)
+            _reap_orphans(before)
+
     records = []
     for entry in entries:
         path = out / f"{entry.name}.json"
@@ -193,6 +250,25 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
             record = _error_record(entry, path, "grader.no_record", lang or config.lang)
         records.append((entry.name, record))
     return records
+
+
+def _children() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children()}
+
+
+def _reap_orphans(before: set[int]) -> None:
+    """Wait for the processes this pool adopted as a subreaper (a dead judge's children), not the caller's own."""
+    import psutil
+
+    for child in psutil.Process().children():
+        if child.pid not in before:
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+            except (psutil.Error, ChildProcessError):
+                pass
 
 
 def _refusal_record(entry: Entry, lang: str, checks: Path) -> SubmissionResult:
@@ -214,28 +290,23 @@ def _error_record(entry: Entry, path: Path, key: str, lang: str, **params: objec
     return record
 
 
-def _start_judge(chunk: list[Entry], out: Path, config: Config, isolation: str, lang: str | None,
-                 preflight: Path | None = None, wait: bool = False):
-    """A judge for `chunk`; `preflight`: it grades the reference first, into that file; `wait`: it waits for
-    "go" on its stdin before its first submission."""
+def _spec(out: Path, config: Config, isolation: str, lang: str | None, preflight: Path | None = None,
+          wait: bool = False) -> dict:
+    """What a judge is told before it asks for its first submission; `preflight`: it grades the reference first,
+    into that file; `wait`: it waits for "go" on its stdin before it hands in a record."""
     from autograder.sandbox.capability import probed
-    from autograder.sandbox.launch import start_judge
 
-    spec = {
+    return {
         "out": str(out), "isolation": isolation, "lang": lang, "solutions": str(config.solutions),
         "assignment": str(config.assignment.folder),
         "cache": str(config.cache) if config.cache is not None else None,
         "limits": asdict(config.limits), "preflight": str(preflight) if preflight else None, "wait": wait,
-        "entries": [{"path": str(e.path), "name": e.name, "outside": e.outside} for e in chunk],  # no refusals
         "probed": probed(),  # what this machine allows, as this process found it (sandbox/capability.py)
     }
-    return start_judge([sys.executable, "-m", "autograder.batch.judge_process"], json.dumps(spec), keep_stdin=wait)
 
 
-def _tell(process: subprocess.Popen, word: str) -> None:
-    """Say `word` to a waiting judge and close its stdin (a judge that has died hears nothing)."""
-    try:
-        process.stdin.write(word + "\n")
-        process.stdin.close()
-    except (OSError, ValueError):
-        pass
+def _start_judge(spec: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A judge told `spec`; its stdin stays open, for the pool's answers to what it asks."""
+    from autograder.sandbox.launch import start_judge
+
+    return start_judge(JUDGE, json.dumps(spec), keep_stdin=True, pass_fds=pass_fds)

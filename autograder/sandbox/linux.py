@@ -12,9 +12,10 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 @cache
-def become_subreaper() -> bool:
-    """Orphans of a fallback worker (double-forked daemons) become our children, so we can find them.
+def become_subreaper(on: bool = True) -> bool:
+    """Orphans of our descendants (a fallback worker's double-forked daemons, a batch's forked judges) become our
+    children, so we can find and wait for them; `on=False`: no longer.
 
-    Asked once: the kernel grants it (Linux 3.4 and later) or never will.
+    The kernel grants it (Linux 3.4 and later) or never will.
     """
-    return LINUX and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return LINUX and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0

@@ -240,6 +240,13 @@ def zygote_pids() -> set[int]:
     return {zygote.process.pid for zygote in _ZYGOTES}
 
 
+def forget_all() -> None:
+    """In a process forked from a judge: the judge's sandboxes are the judge's to use and stop, not this one's."""
+    for zygote in _ZYGOTES:
+        zygote.control.close()
+    _ZYGOTES.clear()
+
+
 def prestart(limits: Limits, isolation: str) -> None:
     """Start the slot's zygote now, so torch is imported there while the judge prepares."""
     if forks(isolation):

@@ -1,0 +1,70 @@
+"""The batch's judges (batch/pool.py, batch/siblings.py): the first imports everything and forks the others; each
+asks for its submissions one at a time; a judge that dies is replaced, and blamed only for what it was grading."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.batch import pool
+from autograder.batch.preflight import kept_verdict, remember_pass
+from autograder.config import Config
+from autograder.sandbox.capability import isolation_for
+from tests.conftest import SUBMISSIONS, run_cli
+
+pytestmark = pytest.mark.slow
+FILES = ["correct_reference.py", "nothing_zeros.py", "correct_reference.py", "correct_reference.py"]
+
+
+def _class(folder: Path) -> Path:
+    folder.mkdir()
+    for i, name in enumerate(FILES):
+        (folder / f"student_{i}.py").write_text((SUBMISSIONS / name).read_text())
+    return folder
+
+
+def _scores(out: Path) -> dict[str, tuple[float, str | None]]:
+    return {p.name: (json.loads(p.read_text())["score"], json.loads(p.read_text())["error"])
+            for p in sorted(out.glob("student_*.json"))}
+
+
+def test_the_second_judge_is_forked_from_the_first_and_grades_as_it_would(tmp_path, monkeypatch):
+    folder, out, profile = _class(tmp_path / "class"), tmp_path / "out", tmp_path / "profile"
+    monkeypatch.setenv("AUTOGRADER_PROFILE", str(profile))
+    result = run_cli("grade", str(folder), "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    starts = sorted(stage for line in profile.read_text().splitlines()
+                    for stage in json.loads(line)["stages"] if stage.startswith("judge start"))
+    assert starts == ["judge start (forked)", "judge start (imports)"], starts
+    alone = run_cli("grade", str(folder), "--out", str(tmp_path / "alone"), "--jobs", "1")  # no judge forked
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert _scores(out) == _scores(tmp_path / "alone") and len(_scores(out)) == len(FILES)
+
+
+def test_a_judge_that_dies_before_forking_blames_one_submission_not_its_unborn_sibling(tmp_path, monkeypatch):
+    """The first judge dies before it has forked the second: the second was never born, so nothing it would have
+    graded is blamed. With one attempt per submission, only the submission the first would have graded gets an
+    error record; new judges grade the rest."""
+    folder, out = _class(tmp_path / "class"), tmp_path / "out"
+    marker = tmp_path / "died once"
+    dies_once = tmp_path / "dies_once.py"
+    dies_once.write_text(
+        "import os, pathlib, sys\n"
+        f"marker = pathlib.Path({str(marker)!r})\n"
+        "if not marker.exists():\n"
+        "    marker.touch()\n"
+        "    os._exit(3)\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'autograder.batch.judge_process'])\n")
+    monkeypatch.setattr(pool, "JUDGE", [sys.executable, str(dies_once)])
+    monkeypatch.setattr(pool, "JUDGE_ATTEMPTS", 1)
+    config, isolation = Config(jobs=2), isolation_for("auto")
+    remember_pass(kept_verdict(config, isolation))  # no preflight: a death is not the reference's
+    records = dict(pool.grade([folder], out, config, isolation))
+    assert marker.exists(), "the first judge did not run"
+    errors = {name: record.error for name, record in records.items() if record.error}
+    assert list(errors) == ["student_0.py"], errors
+    graded = {name: record.score for name, record in records.items() if record.tests}
+    assert graded.keys() == {"student_1.py", "student_2.py", "student_3.py"}, graded
+    assert graded["student_2.py"] == graded["student_3.py"] == 100.0, graded
