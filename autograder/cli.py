@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
-from autograder.config import ROOT, Config
+from autograder.config import ROOT, TORCH_SETTINGS, Config
 from autograder.exiting import exit_quickly
 from autograder.i18n import LANGS
 
@@ -343,6 +344,8 @@ def parser() -> argparse.ArgumentParser:
 def run() -> None:
     """The command's entry point (`autograder`, `python -m autograder`): `main`, then a quick exit (exiting.py);
     when `main` raises, Python exits as usual."""
+    for name, value in TORCH_SETTINGS.items():  # before anything imports torch; a setting of the user's stays
+        os.environ.setdefault(name, value)
     exit_quickly(main())
 
 

@@ -2,8 +2,10 @@
 process (sandbox/capability.py), and every process of the kit exits without the interpreter's teardown (exiting.py)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,24 @@ def test_a_probe_reads_torch_as_the_worker_would(isolation, monkeypatch):
     monkeypatch.setattr(capability, "_torch_file", lambda: "/nonexistent/torch/__init__.py")
     assert not capability._start_python(isolation, uid), "a probe passed without reading torch"
     assert "FileNotFoundError" in capability._PROBE_ERRORS[isolation]
+
+
+def test_the_kits_processes_do_not_look_for_torch_device_backends(tmp_path):
+    """Each `import torch` looks through every installed package's entry points for device backends and loads
+    them (30 ms here); the kit's processes grade on the CPU and turn that off (config.TORCH_SETTINGS)."""
+    marker = tmp_path / "backend loaded"
+    (tmp_path / "fake_backend.py").write_text(f"def load():\n    open({str(marker)!r}, 'w').close()\n")
+    info = tmp_path / "fake_backend-0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-backend\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[torch.backends]\nfake = fake_backend:load\n")
+    env = {key: value for key, value in os.environ.items() if key != "TORCH_DEVICE_BACKEND_AUTOLOAD"}
+    env["PYTHONPATH"] = str(tmp_path)
+    subprocess.run([sys.executable, "-c", "import torch"], env=env, check=True, timeout=120)
+    assert marker.exists(), "the fake backend is not found: this test proves nothing"
+    marker.unlink()
+    notebook = Path(__file__).resolve().parent.parent / "solutions" / "en" / "ch03_attention.ipynb"
+    result = subprocess.run([sys.executable, "-m", "autograder", "check", str(notebook)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not marker.exists(), "`autograder check` looked for device backends"

@@ -10,7 +10,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from autograder.config import ROOT, Limits
+from autograder.config import ROOT, TORCH_SETTINGS, Limits
 from autograder.sandbox import linux
 from autograder.sandbox.inside import mounts
 from autograder.sandbox.inside.limits import HOME, apply_limits
@@ -50,6 +50,7 @@ def _environment(home: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        **TORCH_SETTINGS,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
     }
@@ -227,7 +228,8 @@ def start_judge(argv: list[str], spec: str, keep_stdin: bool = False,
     `keep_stdin`: the pipe stays open for what the parent says next (batch/preflight.py); `pass_fds`: the pipes of
     the judges it forks (batch/siblings.py)."""
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=pass_fds,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=linux.die_with_parent)
+                               env={**os.environ, "OMP_NUM_THREADS": "1", **TORCH_SETTINGS},
+                               preexec_fn=linux.die_with_parent)
     process.stdin.write(spec.replace("\n", " ") + "\n")
     process.stdin.flush()
     if not keep_stdin:
