@@ -105,7 +105,6 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     deaths: dict[str, int] = {}
     judges: dict[int, _Judge] = {}
     selector = selectors.DefaultSelector()
-    before = _children()
     kept = kept_verdict(config, isolation) if todo else None
     needed = todo and not passed_before(kept)  # (the reference passed under these limits before: no preflight)
     check = Preflight(limits, lang or config.lang) if needed else None  # None once the reference's verdict is in
@@ -224,6 +223,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
                     judge.process.kill()  # its end of file follows
 
     queue = deque(todo)
+    before = _children() if slots > 1 else set()  # the caller's own, which the pool never waits for
     forks = slots > 1 and linux.become_subreaper()  # the siblings' parent once their forker is gone
     try:
         if todo:
@@ -309,4 +309,4 @@ def _start_judge(spec: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen
     """A judge told `spec`; its stdin stays open, for the pool's answers to what it asks."""
     from autograder.sandbox.launch import start_judge
 
-    return start_judge(JUDGE, json.dumps(spec), keep_stdin=True, pass_fds=pass_fds)
+    return start_judge(JUDGE, json.dumps(spec), pass_fds=pass_fds)

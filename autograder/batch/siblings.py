@@ -48,16 +48,6 @@ class Sibling:
     def born(self, pid: int) -> None:
         self.pid = pid
 
-    def poll(self) -> int | None:
-        if self.returncode is None and self.pid is not None:
-            try:
-                done, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = self.pid, -1
-            if done:
-                self.returncode = os.waitstatus_to_exitcode(status) if status != -1 else -1
-        return self.returncode
-
     def wait(self) -> int:
         """Its exit code (negative: the signal that ended it); -1 if it was never born, or is not our child."""
         if self.returncode is None:

@@ -222,16 +222,13 @@ def _child(limits: Limits, nproc: int | None, uid: int | None, view: mounts.View
     mounts.become(view, uid)
 
 
-def start_judge(argv: list[str], spec: str, keep_stdin: bool = False,
-                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
-    """A judge process of `autograder grade`, reading `spec` (one line) on stdin and dying with its parent;
-    `keep_stdin`: the pipe stays open for what the parent says next (batch/preflight.py); `pass_fds`: the pipes of
-    the judges it forks (batch/siblings.py)."""
+def start_judge(argv: list[str], spec: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A judge process of `autograder grade`, reading `spec` (one line) on stdin and dying with its parent; the pipe
+    stays open for the pool's answers (batch/pool.py); `pass_fds`: the pipes of the judges it forks
+    (batch/siblings.py)."""
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=pass_fds,
                                env={**os.environ, "OMP_NUM_THREADS": "1", **TORCH_SETTINGS},
                                preexec_fn=linux.die_with_parent)
     process.stdin.write(spec.replace("\n", " ") + "\n")
     process.stdin.flush()
-    if not keep_stdin:
-        process.stdin.close()
     return process
