@@ -12,7 +12,7 @@ from autograder.chapters.ch03_attention.checks.precondition import ATTENTION
 from autograder.chapters.ch03_attention.explain.misconceptions import CATALOGUE, mutate
 from autograder.config import Config
 from autograder.judge.expect import CheckFailure
-from autograder.judge.gate import expect_attention_family, recheck, spot_gate
+from autograder.judge.gate import expect_attention_family, is_attention, probe, recheck, spot_gate
 from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
@@ -65,6 +65,23 @@ def test_every_real_mistake_is_still_attention(seed):
         f"the gate refuses real mistakes, which would then earn nothing and be named nowhere: "
         f"{sorted(set(refused) - set(NOT_ATTENTION_BY_DESIGN))}")
     assert "causal_returns_values" in refused, "returning the values unmixed is not attention: the gate must see it"
+
+
+@pytest.mark.parametrize("seed", [3, 86])
+def test_keys_made_by_the_query_layer_are_still_attention(seed):
+    """A copy-paste slip, `keys = self.W_query(x)`: the softmax of one layer's projections with themselves is in the
+    family. The gate tries such pairs after the pairs of two layers (to find a correct class's fit sooner): they must
+    still be tried, and the verdict must be the one the search in its first order gives."""
+    chunks = [{**c, "code": c["code"].replace("x @ self.W_key", "x @ self.W_query")
+               .replace("self.W_key(x)", "self.W_query(x)")} for c in _reference_chunks()]
+    assert chunks != _reference_chunks()
+    sub = LocalSubject.from_chunks(chunks, f"same_layer_{seed}")
+    assert {part: _verdict(sub, part, seed) for part in ATTENTION} == dict.fromkeys(ATTENTION, "attention")
+    for part in ATTENTION:
+        p = probe(sub, part, seed)
+        module = sub.new(part, *p.args, stand_in=())
+        fits: list = []
+        assert is_attention(module, p) == is_attention(module, p, fits), part  # fits: the first order
 
 
 @pytest.mark.parametrize("name", sorted(set(GAMED) - set(STATEFUL)))

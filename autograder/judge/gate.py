@@ -316,12 +316,13 @@ def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) 
     if p.form.heads == "concat":
         return _wrapper(weights, x, out, p, causal)
     P = _projections(weights, x, width)
-    saturated, blank, reads = False, False, []
+    saturated, blank, reads, memo = False, False, [], {}
     for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
         for merged in ((True, False) if multihead else (True,)):
             ctx = (y.reshape(*y.shape[:2], p.heads, p.head_dim).transpose(1, 2) if merged
                    else y.reshape(y.shape[0], p.heads, y.shape[1], p.head_dim))
-            for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, multihead, magnify, reads):
+            for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, multihead, magnify, reads, memo,
+                                          distinct_first=fits is None):
                 fit = _fit(A, S, axis, read)
                 if fit is not None and not fit.saturated:
                     if fits is not None:
@@ -362,11 +363,12 @@ def _wrapper(weights: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tenso
     layers = [_projections({k[len(f"heads.{g}."):]: v for k, v in weights.items() if k.startswith(f"heads.{g}.")},
                            x, p.head_dim) for g in groups]
     reads: list[float] = []
+    memo: dict = {}
     for y, magnify in ((out, 1.0), *_undone(weights, out, p.heads * p.head_dim)):
         # first the softmax over the keys alone, each block's search ending at its first fit: what the whole search
         # below finds first, when it finds it (a correct wrapper's fits are the first candidates)
         first = [next((c for P in layers for c in _read(block.unsqueeze(1), P, 1, p.head_dim, causal, False, magnify,
-                                                       []) if c[2] == -1 and _fit(*c) is not None), None)
+                                                       [], memo) if c[2] == -1 and _fit(*c) is not None), None)
                  for block in y.split(p.head_dim, dim=-1)]
         if all(first):
             fit = _fit(*(torch.cat([c[i] for c in first], dim=1) for i in (0, 1)), -1,
@@ -377,7 +379,7 @@ def _wrapper(weights: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tenso
         for block in y.split(p.head_dim, dim=-1):
             blocks.append([(A, S, axis, read) for P in layers
                            for A, S, axis, read in _read(block.unsqueeze(1), P, 1, p.head_dim, causal, False, magnify,
-                                                        reads)
+                                                        reads, memo)
                            if _fit(A, S, axis, read) is not None])
             if not blocks[-1]:
                 break
@@ -417,25 +419,33 @@ def _split(t: torch.Tensor, heads: int, head_dim: int, split: bool) -> torch.Ten
 
 
 def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, causal: bool, multihead: bool,
-          magnify: float, reads: list[float]) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]]:
+          magnify: float, reads: list[float], memo: dict | None = None, distinct_first: bool = False,
+          ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]]:
     """Every (A, scores, axis, read error) worth fitting: for each layer V that, split into heads some way, gives
     ctx = A @ V exactly, A with every candidate score matrix of the class's own layers. The read error of A, per
-    head: ctx's rounding (magnified `magnify` times by a layer undone) through V's pseudo-inverse."""
+    head: ctx's rounding (magnified `magnify` times by a layer undone) through V's pseudo-inverse. `memo` keeps
+    each V's pseudo-inverse for the other outputs read back on the same layers (one is computed per V and split).
+    `distinct_first`: the pairs of two different layers as queries and keys come first, where only whether some
+    candidate fits matters, not which fits first."""
+    memo = {} if memo is None else memo
     for split in ((True, False) if multihead else (True,)):
         for V in P:
-            Vh = _split(V, heads, head_dim, split)
-            A = ctx @ torch.linalg.pinv(Vh)
+            Vh, inverse = _inverse(V, heads, head_dim, split, memo)
+            A = ctx @ inverse
             error, size = (A @ Vh - ctx).abs(), ctx.abs()
             seen = ~error.isnan()  # a row the mask hides entirely is NaN: it shows nothing either way
             if not bool(seen.any()) or error[seen].max() > EXACT * size[seen].max() + ZERO:
                 if FLOAT32 * magnify > 1e-4:  # a layer undone so ill-conditioned that nothing can be read back
                     reads.append(math.inf)
                 continue
-            smallest_singular = torch.linalg.svdvals(Vh)[..., -1:].unsqueeze(-1)  # (b, heads, 1, 1)
+            smallest_singular = _smallest_singular(Vh, memo)  # (b, heads, 1, 1)
             scale = size.nan_to_num(0.0).amax(dim=(-1, -2), keepdim=True)
             read = FLOAT32 * magnify * scale * head_dim ** 0.5 / smallest_singular.clamp(min=1e-30)
             reads.append(float(read.max()))
-            for Q, K in itertools.product(P, repeat=2):
+            pairs = list(itertools.product(P, repeat=2))
+            if distinct_first:  # a class's own queries and keys are seldom one layer: those pairs are tried last
+                pairs = [(Q, K) for Q, K in pairs if Q is not K] + [(Q, K) for Q, K in pairs if Q is K]
+            for Q, K in pairs:
                 candidates = [_split(Q, heads, head_dim, split) @ _split(K, heads, head_dim, split).transpose(-1, -2)]
                 if multihead:  # heads never split: one head's scores over all of d_out
                     candidates.append((Q @ K.transpose(-1, -2)).unsqueeze(1).expand_as(A))
@@ -447,6 +457,25 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
                     for S2 in scores:
                         for axis in ((-1, -2, 1) if multihead and heads > 1 else (-1, -2)):
                             yield A, S2, axis, read
+
+
+def _inverse(V: torch.Tensor, heads: int, head_dim: int, split: bool,
+             memo: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """V split into heads (see _split) and its pseudo-inverse, computed once per V and split while `memo` lives
+    (V itself is kept there too, so that its id names no other tensor meanwhile)."""
+    key = (id(V), heads, head_dim, split)
+    if key not in memo:
+        Vh = _split(V, heads, head_dim, split)
+        memo[key] = (V, Vh, torch.linalg.pinv(Vh))
+    return memo[key][1:]
+
+
+def _smallest_singular(Vh: torch.Tensor, memo: dict) -> torch.Tensor:
+    """Vh's smallest singular value per entry and head, (b, heads, 1, 1), computed once per Vh while `memo` lives."""
+    key = ("svd", id(Vh))
+    if key not in memo:
+        memo[key] = (Vh, torch.linalg.svdvals(Vh)[..., -1:].unsqueeze(-1))
+    return memo[key][1]
 
 
 class Fit(NamedTuple):
