@@ -425,11 +425,11 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
     ctx = A @ V exactly, A with every candidate score matrix of the class's own layers. The read error of A, per
     head: ctx's rounding (magnified `magnify` times by a layer undone) through V's pseudo-inverse. `memo` keeps
     each V's pseudo-inverse for the other outputs read back on the same layers (one is computed per V and split).
-    `distinct_first`: the pairs of two different layers as queries and keys come first, where only whether some
-    candidate fits matters, not which fits first."""
+    `distinct_first`: where only whether some candidate fits matters, not which fits first, the layers are tried as
+    values last to first, and the pairs of two different layers as queries and keys before a layer with itself."""
     memo = {} if memo is None else memo
     for split in ((True, False) if multihead else (True,)):
-        for V in P:
+        for V in (P[::-1] if distinct_first else P):  # (the values are made last, most often)
             Vh, inverse = _inverse(V, heads, head_dim, split, memo)
             A = ctx @ inverse
             error, size = (A @ Vh - ctx).abs(), ctx.abs()
