@@ -7,6 +7,8 @@ import math
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -24,6 +26,8 @@ from autograder.sandbox.inside.protocol import (
     write_message,
 )
 
+_DTYPE_NAMES = {"float32", "float64", "float16", "bfloat16", "complex64", "complex128", "int64", "int32", "int16",
+                "int8", "uint8", "bool"}
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
           torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128]
 
@@ -229,6 +233,30 @@ def test_hostile_bytes_are_refused_as_undecodable(data):
         decode(data)
     assert caught.value.reason == "undecodable", f"reason {caught.value.reason!r}: {caught.value}"
     assert not os.path.exists("/tmp/protocol-test-pwned"), "decoding ran code from the message"
+
+
+def test_tensors_whose_bytes_start_at_any_offset_are_decoded_exactly():
+    """A sender chooses where each tensor's bytes start (a worker's student code may write a reply of its own): one
+    byte to fifteen after the last, every dtype, 0-d and not. A complex128 one byte off once crashed the reader in
+    torch (SIGSEGV), so each case is decoded in a child process, which must come back with the exact values."""
+    cases = [(name, pad, shape) for name in sorted(_DTYPE_NAMES) for pad in range(16) for shape in ((), (3,))]
+    script = (
+        "import json, sys, torch\n"
+        "from autograder.sandbox.inside.protocol import HEADER, decode\n"
+        "for name, pad, shape in json.loads(sys.argv[1]):\n"
+        "    dtype = getattr(torch, name)\n"
+        "    value = (torch.arange(1, 1 + max(1, len(shape) * 3)) % 2).to(dtype).reshape(shape)\n"
+        "    raw = bytes(value.reshape(-1).view(torch.uint8).tolist())\n"
+        "    head = json.dumps({'pad': {'$tensor': 0, 'dtype': 'uint8', 'shape': [pad]},\n"
+        "                       't': {'$tensor': 1, 'dtype': name, 'shape': list(shape)}}).encode()\n"
+        "    back = decode(HEADER.pack(len(head)) + head + bytes(range(pad)) + raw)['t']\n"
+        "    assert back.dtype == dtype and back.shape == value.shape and torch.equal(back, value), (name, pad)\n"
+        "print('decoded', len(json.loads(sys.argv[1])))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(cases)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"the reader died or erred (code {done.returncode}): {done.stderr[-1500:]}"
+    assert done.stdout.strip() == f"decoded {len(cases)}"
 
 
 def test_messages_cross_a_pipe_even_when_larger_than_its_buffer():

@@ -150,10 +150,12 @@ class _Decoder:
         if size == 0:
             return torch.empty(shape, dtype=dtype)
         if self.buffer is None:
-            self.buffer = bytearray(self.blob)  # frombuffer wants writable memory; each tensor is cloned out
-        flat = torch.frombuffer(self.buffer, dtype=dtype, count=size // dtype.itemsize, offset=self.used)
+            self.buffer = bytearray(self.blob)  # frombuffer wants writable memory; each tensor is copied out
+        # Copied out as bytes, into memory of its own, and only then seen as its dtype: its bytes may start at any
+        # offset, and torch reads some dtypes aligned only (a complex128 one byte off crashed the process).
+        raw = torch.frombuffer(self.buffer, dtype=torch.uint8, count=size, offset=self.used)
         self.used += size
-        return flat.reshape(shape).clone()
+        return raw.clone().view(dtype).view(tuple(shape))
 
 
 def write_message(fd: int, message: dict) -> None:
