@@ -102,6 +102,20 @@ def test_every_kind_of_value_round_trips_exactly(value):
     assert same(message, back), f"{value!r} came back as {back['value']!r}"
 
 
+def test_without_numpy_the_same_bytes_are_sent(monkeypatch):
+    """encode takes each tensor's bytes through numpy's view where torch has numpy, else copies them with torch:
+    the wire is the same either way."""
+    message = {"values": list(VALUES.values())}
+    with_numpy = encode(message)
+
+    def no_numpy(self, *args, **kwargs):
+        raise RuntimeError("Numpy is not available")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", no_numpy)
+    assert encode(message) == with_numpy
+    assert same(message, round_trip(message))
+
+
 def test_tuples_arrive_as_lists_and_keys_keep_their_order():
     back = round_trip({"z": (1, 2), "a": [(3,)], "m": {"y": 1, "b": 2}})
     assert back == {"z": [1, 2], "a": [[3]], "m": {"y": 1, "b": 2}}, back
