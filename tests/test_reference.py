@@ -108,6 +108,27 @@ def test_a_changed_reference_or_kit_reads_other_answers(tmp_path):
     assert real == kept_answers.digest(notebook), "the digest of the same kit and reference changed"
 
 
+def test_only_the_most_recently_used_answers_files_are_kept(tmp_path, monkeypatch):
+    folder = tmp_path / "kept"
+    reply = {"ok": True, "result": {"out": torch.ones(2)}}
+    old = [folder / f"reference-{i:032x}.answers" for i in range(6)]
+    monkeypatch.setattr(kept_answers, "KEEP", 100)
+    for age, path in enumerate(old):  # old[0] the newest, old[5] the oldest
+        kept_answers.write(path, {bytes([age]) * 32: reply}, 10)
+        os.utime(path, (1e9 - age * 1000, 1e9 - age * 1000))
+    other = folder / "preflight-0.passed"
+    other.write_text("")
+    assert kept_answers.read(old[5]), "a kept file was not read"  # used now, though written long ago
+    monkeypatch.setattr(kept_answers, "KEEP", 4)
+    new = folder / f"reference-{99:032x}.answers"
+    kept_answers.write(new, {b"\x09" * 32: reply}, 10)
+    left = set(folder.glob("*.answers"))
+    assert left == {new, old[5], old[0], old[1]}, sorted(p.name for p in left)
+    assert other.exists(), "a file that holds no answers was removed"
+    folder.chmod(0o777)  # a folder others may write: its files are left alone
+    assert kept_answers.prune(folder, 1) == [] and set(folder.glob("*.answers")) == left
+
+
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated", "not a file of its own", "group-writable"])
 def test_a_damaged_or_shared_file_is_ignored_and_computed_again(tmp_path, damage):
     first = checks(tmp_path)

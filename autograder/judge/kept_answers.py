@@ -3,10 +3,10 @@ same kit computed, instead of running the reference again.
 
 One file per digest of everything that decides an answer: the kit's code (its checks, the handler that runs the
 reference), the reference notebook, torch's and Python's versions. A change of any gives another file; the old
-one is no longer read. The file holds the memo of `judge.reference.ReferenceSubject` (history -> reply), written
-with the sandbox's wire format (`inside.protocol`: plain data and tensors, never pickle) behind a SHA-256 of its
-bytes. A file that is truncated, altered, too large, or not the grader's alone is ignored, and the answers are
-computed again.
+one is no longer read, and only the KEEP most recently used stay in the folder. The file holds the memo of
+`judge.reference.ReferenceSubject` (history -> reply), written with the sandbox's wire format (`inside.protocol`:
+plain data and tensors, never pickle) behind a SHA-256 of its bytes. A file that is truncated, altered, too
+large, or not the grader's alone is ignored, and the answers are computed again.
 
 It is used only where no student code can write it (capability.grader_files_safe): under bubblewrap and in the
 fallback of a root grader. A fallback worker of the grader's own user, and the code in a student's kernel, could:
@@ -28,6 +28,9 @@ KIT = Path(__file__).resolve().parent.parent
 FORMAT = 1
 MAX_BYTES = 64 << 20
 """A larger file is not read (a full memo, 20,000 replies, is about 40 MB)."""
+KEEP = 4
+"""The answers files kept in a folder, the most recently used: each kit, reference, torch or Python change leaves
+one behind (about 0.2 MB after a batch), and a machine may run two versions of the kit side by side."""
 
 
 def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
@@ -81,6 +84,7 @@ def read(path: Path) -> dict[bytes, dict]:
         if not (grader_only(path.parent) and grader_only(path)) or path.stat().st_size > MAX_BYTES:
             return {}
         data = path.read_bytes()
+        os.utime(path)  # used now: the answers of the kit in use are the last that prune() removes
     except OSError:
         return {}
     checksum, _, payload = data.partition(b"\n")
@@ -123,3 +127,24 @@ def write(path: Path, memo: dict[bytes, dict], limit: int) -> None:
         os.replace(temporary, path)
     except OSError:
         Path(temporary).unlink(missing_ok=True)
+        return
+    prune(path.parent, KEEP)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` most recently used answers files of `folder`; the files removed. Nothing is removed
+    from a folder others may write (whose files, then, may not be the grader's to remove)."""
+    try:
+        if not grader_only(folder):
+            return []
+        found = [(path.stat().st_mtime, path) for path in folder.glob("reference-*.answers") if path.is_file()]
+    except OSError:
+        return []
+    removed = []
+    for _, path in sorted(found, reverse=True)[keep:]:
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
