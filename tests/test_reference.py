@@ -129,6 +129,24 @@ def test_only_the_most_recently_used_answers_files_are_kept(tmp_path, monkeypatc
     assert kept_answers.prune(folder, 1) == [] and set(folder.glob("*.answers")) == left
 
 
+def test_only_the_most_recently_used_marks_of_a_pass_are_kept(tmp_path):
+    folder = tmp_path / "kept"
+    folder.mkdir(mode=0o700)
+    old = [folder / f"preflight-{i:032x}.passed" for i in range(kept_answers.KEEP_PASSED + 4)]
+    for age, path in enumerate(old):  # old[0] the newest
+        path.touch(mode=0o600)
+        os.utime(path, (1e9 - age * 1000, 1e9 - age * 1000))
+    answers = folder / f"reference-{0:032x}.answers"
+    answers.touch(mode=0o600)
+    os.utime(answers, (1, 1))
+    assert kept_answers.passed(old[-1]), "a kept pass was not taken"  # taken now, though made long ago
+    new = folder / f"preflight-{99:032x}.passed"
+    kept_answers.remember_passed(new)
+    left = set(folder.glob("*.passed"))
+    assert left == {new, old[-1], *old[:kept_answers.KEEP_PASSED - 2]}, sorted(p.name for p in left)
+    assert answers.exists(), "an answers file went with the marks of a pass"
+
+
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated", "not a file of its own", "group-writable"])
 def test_a_damaged_or_shared_file_is_ignored_and_computed_again(tmp_path, damage):
     first = checks(tmp_path)

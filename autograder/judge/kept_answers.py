@@ -31,6 +31,8 @@ MAX_BYTES = 64 << 20
 KEEP = 4
 """The answers files kept in a folder, the most recently used: each kit, reference, torch or Python change leaves
 one behind (about 0.2 MB after a batch), and a machine may run two versions of the kit side by side."""
+KEEP_PASSED = 16
+"""The marks of the reference's passes kept in a folder (empty files, one per kit and limits and isolation)."""
 
 
 def digest(reference_notebook: Path, assignment: Path | None = None) -> str:
@@ -60,7 +62,10 @@ def passed_path(folder: Path, reference_notebook: Path, assignment: Path | None,
 def passed(path: Path) -> bool:
     """The reference passed before under what `path` names (and nobody but the grader could have said so)."""
     try:
-        return grader_only(path.parent) and grader_only(path)
+        if not (grader_only(path.parent) and grader_only(path)):
+            return False
+        os.utime(path)  # used now (see prune)
+        return True
     except OSError:
         return False
 
@@ -73,7 +78,8 @@ def remember_passed(path: Path) -> None:
         os.close(handle)
         os.replace(temporary, path)  # (over one that could not be trusted)
     except OSError:
-        pass
+        return
+    prune(path.parent, KEEP_PASSED, "preflight-*.passed")
 
 
 def read(path: Path) -> dict[bytes, dict]:
@@ -131,13 +137,14 @@ def write(path: Path, memo: dict[bytes, dict], limit: int) -> None:
     prune(path.parent, KEEP)
 
 
-def prune(folder: Path, keep: int) -> list[Path]:
-    """Remove all but the `keep` most recently used answers files of `folder`; the files removed. Nothing is removed
-    from a folder others may write (whose files, then, may not be the grader's to remove)."""
+def prune(folder: Path, keep: int, pattern: str = "reference-*.answers") -> list[Path]:
+    """Remove all but the `keep` most recently used files of `folder` that `pattern` names (by default the answers
+    files); the files removed. Nothing is removed from a folder others may write (whose files, then, may not be the
+    grader's to remove)."""
     try:
         if not grader_only(folder):
             return []
-        found = [(path.stat().st_mtime, path) for path in folder.glob("reference-*.answers") if path.is_file()]
+        found = [(path.stat().st_mtime, path) for path in folder.glob(pattern) if path.is_file()]
     except OSError:
         return []
     removed = []
