@@ -68,3 +68,33 @@ def test_a_judge_that_dies_before_forking_blames_one_submission_not_its_unborn_s
     graded = {name: record.score for name, record in records.items() if record.tests}
     assert graded.keys() == {"student_1.py", "student_2.py", "student_3.py"}, graded
     assert graded["student_2.py"] == graded["student_3.py"] == 100.0, graded
+
+
+def test_a_batch_leaves_the_caller_a_subreaper_as_it_found_it(tmp_path):
+    """A batch that forks judges makes its process a subreaper, then gives that up; a caller that was one before (its
+    fallback workers' orphans must become its children) is one after, and can become one again later."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"student_{i}.py").write_text((SUBMISSIONS / "correct_reference.py").read_text())
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from autograder.batch import pool\n"
+        "from autograder.config import Config\n"
+        "from autograder.sandbox import linux\n"
+        "from autograder.sandbox.capability import isolation_for\n"
+        "assert not linux.is_subreaper() and linux.become_subreaper() and linux.is_subreaper()\n"
+        "records = dict(pool.grade([Path(sys.argv[1])], Path(sys.argv[2]), Config(jobs=2), isolation_for('auto')))\n"
+        "assert [r.score for r in records.values()] == [100.0, 100.0], records\n"
+        "print('after the batch', linux.is_subreaper())\n"
+        "linux.become_subreaper(False)\n"
+        "print('off', linux.is_subreaper())\n"
+        "linux.become_subreaper()\n"
+        "print('on again', linux.is_subreaper())\n"
+    )
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", script, str(folder), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-4:-1] == ["after the batch True", "off False", "on again True"], done.stdout

@@ -224,6 +224,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
 
     queue = deque(todo)
     before = _children() if slots > 1 else set()  # the caller's own, which the pool never waits for
+    was_subreaper = linux.is_subreaper()  # (the caller's fallback workers may need it after the batch)
     forks = slots > 1 and linux.become_subreaper()  # the siblings' parent once their forker is gone
     try:
         if todo:
@@ -235,7 +236,7 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
         listen()
     finally:
         if forks:
-            linux.become_subreaper(False)
+            linux.become_subreaper(was_subreaper)  # as the caller had it
             _reap_orphans(before)
 
     records = []
