@@ -419,7 +419,7 @@ def _split(t: torch.Tensor, heads: int, head_dim: int, split: bool) -> torch.Ten
 
 
 def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, causal: bool, multihead: bool,
-          magnify: float, reads: list[float], memo: dict | None = None, distinct_first: bool = False,
+          magnify: float, reads: list[float], memo: dict, distinct_first: bool = False,
           ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]]:
     """Every (A, scores, axis, read error) worth fitting: for each layer V that, split into heads some way, gives
     ctx = A @ V exactly, A with every candidate score matrix of the class's own layers. The read error of A, per
@@ -427,7 +427,6 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
     each V's pseudo-inverse for the other outputs read back on the same layers (one is computed per V and split).
     `distinct_first`: where only whether some candidate fits matters, not which fits first, the layers are tried as
     values last to first, and the pairs of two different layers as queries and keys before a layer with itself."""
-    memo = {} if memo is None else memo
     for split in ((True, False) if multihead else (True,)):
         for V in (P[::-1] if distinct_first else P):  # (the values are made last, most often)
             Vh, inverse = _inverse(V, heads, head_dim, split, memo)

@@ -76,23 +76,12 @@ def _blobs(tensors: list[torch.Tensor]) -> list[bytes] | None:
 
 
 _PLAIN = frozenset({type(None), bool, int, float, str})
-"""The types json writes as they are (their subclasses take the general path below)."""
+"""The types json writes as they are (an item of a subclass goes through _to_json)."""
 
 
 def _to_json(value: Any, tensors: list[torch.Tensor]) -> Any:
-    """`value` with keys escaped and tensors moved to `tensors`, each replaced by its descriptor."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return value
-    if kind is dict:  # most of a message: plain values are taken as they are, without a call each
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise TypeError(f"dict keys must be str, not {type(key).__name__}")
-            out["$" + key if key.startswith("$") else key] = item if type(item) in _PLAIN else _to_json(item, tensors)
-        return out
-    if kind is list or kind is tuple:
-        return [item if type(item) in _PLAIN else _to_json(item, tensors) for item in value]
+    """`value` with keys escaped and tensors moved to `tensors`, each replaced by its descriptor. A plain item of a
+    dict or list is taken as it is, without a call (most of a message)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
@@ -100,10 +89,10 @@ def _to_json(value: Any, tensors: list[torch.Tensor]) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"dict keys must be str, not {type(key).__name__}")
-            out["$" + key if key.startswith("$") else key] = _to_json(item, tensors)
+            out["$" + key if key.startswith("$") else key] = item if type(item) in _PLAIN else _to_json(item, tensors)
         return out
     if isinstance(value, (list, tuple)):
-        return [_to_json(item, tensors) for item in value]
+        return [item if type(item) in _PLAIN else _to_json(item, tensors) for item in value]
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
         if type(tensor) is not torch.Tensor:  # a subclass's hooks must not run below (as_subclass is slow)
