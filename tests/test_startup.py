@@ -89,3 +89,23 @@ def test_the_kits_processes_do_not_look_for_torch_device_backends(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not marker.exists(), "`autograder check` looked for device backends"
+
+
+def test_a_probe_that_meets_the_process_limit_tries_again(monkeypatch):
+    """A probe's user is shared by every grader on the machine: a start refused for the moment (EAGAIN, the process
+    limit reached by the others' probes) is tried again, not taken for a missing sandbox."""
+    from autograder.sandbox import launch
+
+    uid = capability._probe_uid()  # (its own probe is made first, unrefused)
+    refusals = []
+    popen = launch.Spawn.popen
+
+    def refused_once(self, command, **streams):
+        if not refusals:
+            refusals.append(command)
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return popen(self, command, **streams)
+
+    monkeypatch.setattr(launch.Spawn, "popen", refused_once)
+    assert capability._start_python("process", uid), capability._PROBE_ERRORS.get("process")
+    assert refusals, "the probe was not refused once"

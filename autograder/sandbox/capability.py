@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -173,11 +174,19 @@ def _probe(isolation: str, uid: int | None) -> bool:
     return bool(_probed(f"{isolation} as {uid}", lambda: _start_python(isolation, uid)))
 
 
-def _start_python(isolation: str, uid: int | None) -> bool:
+def _start_python(isolation: str, uid: int | None, attempts: int = 5) -> bool:
+    """`attempts`: a probe's user is shared by every grader on the machine, under the process limit: one that meets
+    the others' probes at the limit (EAGAIN) tries again a little later, rather than find the sandbox missing."""
     try:
         with Spawn(Limits(), isolation, uid=uid) as spawn:
             process = spawn.popen([*_READS_TORCH, _torch_file()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             _, err = process.communicate(timeout=60)
+    except BlockingIOError as exc:
+        if attempts > 1:
+            time.sleep(0.1)
+            return _start_python(isolation, uid, attempts - 1)
+        _PROBE_ERRORS[isolation] = str(exc)
+        return False
     except (OSError, subprocess.SubprocessError) as exc:
         _PROBE_ERRORS[isolation] = str(exc)
         return False
