@@ -109,3 +109,20 @@ def test_a_probe_that_meets_the_process_limit_tries_again(monkeypatch):
     monkeypatch.setattr(launch.Spawn, "popen", refused_once)
     assert capability._start_python("process", uid), capability._PROBE_ERRORS.get("process")
     assert refusals, "the probe was not refused once"
+
+
+@pytest.mark.skipif(not capability.bwrap_path(), reason="no bubblewrap")
+def test_a_subreaper_keeps_no_zombie_of_a_sandbox_it_started():
+    """A grader that has started a fallback worker is a subreaper. bwrap's own init in the sandbox outlived bwrap
+    and was orphaned to it: a zombie of the probe's user for each probe, until its process limit refused the probes
+    (as late in a CI run of this suite)."""
+    result = _run(
+        "import psutil\nfrom autograder.config import Limits\nfrom autograder.sandbox import capability, linux\n"
+        "from autograder.sandbox.launch import Spawn\n"
+        "assert linux.become_subreaper()\nuid = capability._probe_uid()\n"
+        "assert all(capability._start_python('bwrap', uid) for _ in range(3)), capability._PROBE_ERRORS\n"
+        "with Spawn(Limits(), 'bwrap', uid) as spawn:\n"
+        "    assert spawn.popen(['/bin/sh', '-c', 'exit 3']).wait(timeout=60) == 3\n"
+        "import time; time.sleep(0.3)\n"
+        "print([(child.name(), child.status()) for child in psutil.Process().children()])\n")
+    assert result.returncode == 0 and result.stdout == "[]\n", (result.stdout, result.stderr[-2000:])

@@ -74,12 +74,13 @@ def _hidden_paths() -> list[str]:
     return sorted(paths)
 
 
-def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str], as_pid_1: bool = False,
+def _bwrap_argv(limits: Limits, kit_fds: dict[str, int], command: list[str],
                 home_fds: dict[str, int] | None = None) -> list[str]:
+    """`command` is its PID namespace's init (--as-pid-1): no process inside can signal it unasked, and bwrap waits
+    for it. Without that, bwrap's own init inside outlives bwrap by a moment: it is orphaned, and a grader that is a
+    subreaper (a fallback worker's parent) would keep it as a zombie of the sandbox's user for good."""
     argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-            "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox"]
-    if as_pid_1:  # the command is the namespace's init: no process inside can signal it unasked
-        argv.append("--as-pid-1")
+            "--clearenv", "--cap-drop", "ALL", "--hostname", "sandbox", "--as-pid-1"]
     for top in mounts.SYSTEM:
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
@@ -114,15 +115,13 @@ class Spawn:
     """Everything needed to start one worker process, and to remove all trace of it afterwards.
 
     `uid` is the user the process runs as (None: the grader's own); `zygote` leaves its CPU time and
-    process count unlimited (a zygote, whose workers set their own); `as_pid_1` makes it the init of
-    its PID namespace (bubblewrap only); `home_files` ({path in its home: bytes}) are put in its home
-    before it starts.
+    process count unlimited (a zygote, whose workers set their own); `home_files` ({path in its home: bytes}) are
+    put in its home before it starts.
     """
 
     def __init__(self, limits: Limits, isolation: str, uid: int | None, zygote: bool = False,
-                 as_pid_1: bool = False, home_files: dict[str, bytes] | None = None):
-        self.limits, self.isolation, self.uid = limits, isolation, uid
-        self.zygote, self.as_pid_1 = zygote, as_pid_1
+                 home_files: dict[str, bytes] | None = None):
+        self.limits, self.isolation, self.uid, self.zygote = limits, isolation, uid, zygote
         self.home_files = home_files or {}
         self.tmp = tempfile.mkdtemp(prefix=f"autograder-{os.getpid()}-{_stamp_of(os.getpid())}-")
         os.chmod(self.tmp, 0o711)  # an unprivileged worker may pass through, not list
@@ -159,7 +158,7 @@ class Spawn:
         """bwrap's argv around `command`: the kit's inside/ files are passed as memfds, bound read-only in /opt/kit."""
         kit_fds = {path.name: self._data_fd(path.read_bytes()) for path in _inside_files()}
         home_fds = {relative: self._data_fd(data) for relative, data in self.home_files.items()}
-        return _bwrap_argv(self.limits, kit_fds, command, self.as_pid_1, home_fds), {}, "/"
+        return _bwrap_argv(self.limits, kit_fds, command, home_fds), {}, "/"
 
     def _fallback(self, command: list[str]) -> tuple[list[str], dict[str, str], str]:
         """`command` as it is, run from a copy of inside/ in the temporary folder, with a private home next to it."""

@@ -52,7 +52,7 @@ class ZygoteClient:
         # or stopped by a worker (the kernel drops such signals to an init from inside).
         fonts = font_list.home_files(isolation)  # what its import of matplotlib would otherwise build
         if isolation == "bwrap":
-            self.spawn = Spawn(limits, "bwrap", fresh_uid("bwrap"), zygote=True, as_pid_1=True, home_files=fonts)
+            self.spawn = Spawn(limits, "bwrap", fresh_uid("bwrap"), zygote=True, home_files=fonts)
         else:
             self.spawn = Spawn(limits, "process", None, zygote=True, home_files=fonts)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
