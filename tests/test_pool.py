@@ -98,3 +98,31 @@ def test_a_batch_leaves_the_caller_a_subreaper_as_it_found_it(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-4:-1] == ["after the batch True", "off False", "on again True"], done.stdout
+
+
+@pytest.mark.parametrize("isolation", [
+    pytest.param("bwrap", marks=pytest.mark.skipif(isolation_for("auto") != "bwrap", reason="no bubblewrap")),
+    "process"])
+def test_a_subreaper_caller_keeps_no_zombie_of_a_batch(isolation, tmp_path):
+    """A caller that is a subreaper (it has run a fallback worker) adopts what outlives a judge: its sandbox, which
+    ends a moment after it. A batch of one judge (not forked) waited for none of them, so each stayed the caller's
+    zombie, counted against the process limit of a user id that a later judge given the same pid gets again."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "student.py").write_text((SUBMISSIONS / "correct_reference.py").read_text())
+    script = (
+        "import psutil, sys, time\n"
+        "from pathlib import Path\n"
+        "from autograder.batch import pool\n"
+        "from autograder.config import Config\n"
+        "from autograder.sandbox import linux\n"
+        "assert linux.become_subreaper()\n"
+        "for run in range(2):\n"
+        "    records = pool.grade([Path(sys.argv[1])], Path(sys.argv[2]) / str(run), Config(jobs=2), sys.argv[3])\n"
+        "    assert [r.score for _, r in records] == [100.0], records\n"
+        "time.sleep(0.2)\n"
+        "print([(child.name(), child.status()) for child in psutil.Process().children()])\n")
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", script, str(folder), str(tmp_path / "out"), isolation],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])

@@ -620,3 +620,25 @@ def test_a_worker_judged_over_its_budget_answers_nothing_more(monkeypatch):
         assert ended.value.reason == "memory", ended.value
     finally:
         worker.kill()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_subreaper_keeps_nothing_of_the_sandboxes_it_ends(mode):
+    """A process that has started a fallback worker is a subreaper: what outlives its own child becomes its child.
+    bubblewrap's child, the sandbox's init, ends a moment after bwrap: a zygote stopped, or a worker started on its
+    own and killed, left it behind as a zombie for as long as the grader lived (CI's pytest kept hundreds)."""
+    script = (
+        "import psutil, sys, time\n"
+        "from autograder.config import Limits\n"
+        "from autograder.sandbox import linux, worker_client, zygote_client\n"
+        "assert linux.become_subreaper()\n"
+        "for _ in range(2):\n"
+        "    zygote = zygote_client.zygote_for(Limits(), sys.argv[1])\n"
+        "    zygote.fork().end()\n"
+        "    zygote.stop()\n"
+        "worker_client.forks = lambda isolation: False\n"
+        "worker_client.WorkerClient([], Limits(), sys.argv[1]).close()\n"
+        "time.sleep(0.2)\n"
+        "print([(child.name(), child.status()) for child in psutil.Process().children()])\n")
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])

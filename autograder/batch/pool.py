@@ -223,9 +223,10 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
                     judge.process.kill()  # its end of file follows
 
     queue = deque(todo)
-    before = _children() if slots > 1 else set()  # the caller's own, which the pool never waits for
     was_subreaper = linux.is_subreaper()  # (the caller's fallback workers may need it after the batch)
     forks = slots > 1 and linux.become_subreaper()  # the siblings' parent once their forker is gone
+    adopts = forks or was_subreaper  # what outlives a judge (a forked judge, a sandbox ending with it) is ours
+    before = _children() if adopts else set()  # the caller's own, which the pool never waits for
     try:
         if todo:
             start(preflight=True, siblings=slots - 1 if forks else 0)
@@ -237,7 +238,8 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
     finally:
         if forks:
             linux.become_subreaper(was_subreaper)  # as the caller had it
-            _reap_orphans(before)
+        if adopts:
+            _reap_orphans(before | {judge.process.pid for judge in judges.values()})
 
     records = []
     for entry in entries:
@@ -259,17 +261,14 @@ def _children() -> set[int]:
     return {child.pid for child in psutil.Process().children()}
 
 
-def _reap_orphans(before: set[int]) -> None:
-    """Wait for the processes this pool adopted as a subreaper (a dead judge's children), not the caller's own."""
+def _reap_orphans(others: set[int], seconds: float = 2.0) -> None:
+    """Wait for the processes this pool adopted as a subreaper, not `others` (the caller's own, and judges still
+    running): a forked judge, and a judge's sandbox, which ends with its judge but a moment after it. Kept unwaited,
+    it would stay a zombie for as long as the caller lives, and count against the process limit of its user id,
+    which a later judge given the same pid gets again (pids wrap at 32768 on many machines)."""
     import psutil
 
-    for child in psutil.Process().children():
-        if child.pid not in before:
-            try:
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    os.waitpid(child.pid, os.WNOHANG)
-            except (psutil.Error, ChildProcessError):
-                pass
+    psutil.wait_procs([child for child in psutil.Process().children() if child.pid not in others], timeout=seconds)
 
 
 def _refusal_record(entry: Entry, lang: str, checks: Path) -> SubmissionResult:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from autograder.sandbox import linux
 from autograder.sandbox.cgroups import remove_stale as remove_stale_groups
 
 UID_BASE = 1 << 28
@@ -82,8 +83,19 @@ def kill_uids(uids: range | list[int]) -> int:
     return found
 
 
-def kill_group(process: subprocess.Popen, uid: int | None) -> None:
-    """SIGKILL a process started in a session of its own, its group, and (when it has one) its uid."""
+def kill_group(process: subprocess.Popen, uid: int | None, bwrap: bool = False) -> None:
+    """SIGKILL a process started in a session of its own, its group, and (when it has one) its uid.
+
+    `bwrap`: `process` is bubblewrap, whose child (the sandbox's init, in a session of its own) ends with it, a
+    moment after. A caller that is a subreaper (linux.become_subreaper) adopts that child: it is waited for here,
+    or it would stay our zombie for as long as we live, counted against its user's process limit. (A fallback
+    worker's strays are kill_strays's.)"""
+    orphans = []
+    if bwrap and linux.is_subreaper():
+        try:
+            orphans = psutil.Process(process.pid).children()
+        except psutil.Error:
+            pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -94,6 +106,7 @@ def kill_group(process: subprocess.Popen, uid: int | None) -> None:
         pass
     if uid is not None:
         kill_uids([uid])
+    psutil.wait_procs(orphans, timeout=5)
 
 
 def _strays(worker: int, since: float, spare: set[int]) -> list[int]:

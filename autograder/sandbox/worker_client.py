@@ -173,7 +173,7 @@ class WorkerClient:
             self.budget.close()
             self._close_streams()
             return
-        kill_group(self.process, self.uid)
+        kill_group(self.process, self.uid, bwrap=self.isolation == "bwrap")
         # bwrap: the PID namespace dies with its init; a uid of its own: kill_group killed all of it
         if self.uid is None and self.isolation != "bwrap" and linux.LINUX:
             kill_strays(self.process.pid, self._started, spare={w.process.pid for w in _LIVE if w.alive()},

@@ -151,7 +151,7 @@ class ZygoteClient:
 
     def stop(self) -> None:
         """Kill the sandbox and everything in it (its PID namespace ends with bwrap)."""
-        kill_group(self.process, self.uid)
+        kill_group(self.process, self.uid, bwrap=self.isolation == "bwrap")
         self.control.close()
         self.spawn.cleanup()
         if self in _ZYGOTES:
