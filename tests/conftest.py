@@ -13,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ROOT / "tests" / "files"
 SUBMISSIONS = FILES / "submissions"
+UNCACHED = {**os.environ, "AUTOGRADER_CACHE": "off"}
+"""The environment of a child that must start no process of its own but those a test counts: with a cache, a
+sandbox's first start builds matplotlib's font list in a child of the grader (reaped at its next start)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ from autograder.batch import pool
 from autograder.batch.preflight import kept_verdict, remember_pass
 from autograder.config import Config
 from autograder.sandbox.capability import isolation_for
-from tests.conftest import SUBMISSIONS, run_cli
+from tests.conftest import SUBMISSIONS, UNCACHED, run_cli
 
 pytestmark = pytest.mark.slow
 FILES = ["correct_reference.py", "nothing_zeros.py", "correct_reference.py", "correct_reference.py"]
@@ -124,5 +124,5 @@ def test_a_subreaper_caller_keeps_no_zombie_of_a_batch(isolation, tmp_path):
         "print([(child.name(), child.status()) for child in psutil.Process().children()])\n")
     import subprocess
     done = subprocess.run([sys.executable, "-c", script, str(folder), str(tmp_path / "out"), isolation],
-                          capture_output=True, text=True, timeout=300)
+                          env=UNCACHED, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])

@@ -28,6 +28,7 @@ from autograder.sandbox.errors import WorkerGone
 from autograder.sandbox.launch import Spawn
 from autograder.sandbox.processes import UID_BASE, clean_up_after, stamp
 from autograder.sandbox.worker_client import WorkerClient
+from tests.conftest import UNCACHED
 
 ATTACKS = Path(__file__).parent / "files" / "sandbox" / "attacks.py"
 CHUNKS = [{"origin": "attacks.py", "code": ATTACKS.read_text()}]
@@ -157,6 +158,7 @@ JUDGE = """
 import sys, time
 from autograder.config import Limits
 from autograder.sandbox.worker_client import WorkerClient
+from tests.conftest import UNCACHED
 worker = WorkerClient([{"origin": "attacks.py", "code": open(sys.argv[2]).read()}], Limits(), sys.argv[1])
 worker.request({"op": "call", "args": {"id": 1, "name": "daemon", "args": [sys.argv[3]]}}, 30)
 print("ready", flush=True)
@@ -640,5 +642,32 @@ def test_a_subreaper_keeps_nothing_of_the_sandboxes_it_ends(mode):
         "worker_client.WorkerClient([], Limits(), sys.argv[1]).close()\n"
         "time.sleep(0.2)\n"
         "print([(child.name(), child.status()) for child in psutil.Process().children()])\n")
-    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script, mode], env=UNCACHED, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_what_a_worker_left_to_a_subreaper_is_not_kept_as_zombies(mode):
+    """A fallback worker's children outlive it: a subreaper (every fallback judge) adopts them, and the kill by the
+    worker's user id ended them as our zombies, kept for good (CI's pytest kept 57 in four test files). Each counts
+    against its user's process limit, and a judge's 64 user ids come round again: the student graded 64 workers
+    after a fork bomb could not fork at all."""
+    script = (
+        "import json, psutil, sys, time\n"
+        "from autograder.config import Limits\n"
+        "from autograder.sandbox import linux\n"
+        "from autograder.sandbox.worker_client import WorkerClient\n"
+        "assert linux.become_subreaper()\n"
+        "chunks = [{'origin': 'attacks.py', 'code': open(sys.argv[2]).read()}]\n"
+        "for name, args in (('fork_bomb', ['sandbox-test-adopted', 300]), ('daemon', ['sandbox-test-adopted'])):\n"
+        "    worker = WorkerClient(chunks, Limits(processes=8), sys.argv[1])\n"
+        "    worker.request({'op': 'call', 'args': {'id': 1, 'name': name, 'args': args}}, 30)\n"
+        "    worker.close()\n"
+        "time.sleep(0.2)\n"
+        "print([(child.name(), child.status()) for child in psutil.Process().children()\n"
+        "       if child.status() == psutil.STATUS_ZOMBIE])\n")
+    done = subprocess.run([sys.executable, "-c", script, mode, str(ATTACKS)], env=UNCACHED, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])
+    assert gone("sandbox-test-adopted"), "the worker's children outlived it"

@@ -68,17 +68,26 @@ def _reap(pids: list[int]) -> None:
 def kill_uids(uids: range | list[int]) -> int:
     """SIGKILL every process whose owner is in `uids` (root only); returns how many were found.
 
-    The owner is the real uid from /proc/PID/status, which even a non-dumpable process cannot hide.
+    The owner is the real uid from /proc/PID/status, which even a non-dumpable process cannot hide. Those of them
+    that ended as our children (a subreaper adopts what left a worker's session) are collected: a zombie would stay
+    for as long as we live, counted against its user's process limit, and the user id comes back (judge_uids).
     """
-    wanted, found = set(uids), 0
+    wanted, found, me = set(uids), 0, os.getpid()
     for _ in range(50):
-        victims = [p.pid for p in psutil.process_iter(["uids", "status"])
-                   if p.info["uids"] is not None and p.info["uids"].real in wanted and p.info["status"] not in ENDED]
+        victims, ours = [], []
+        for process in psutil.process_iter(["uids", "status", "ppid"]):
+            info = process.info
+            if info["uids"] is None or info["uids"].real not in wanted:
+                continue
+            if info["status"] not in ENDED:
+                victims.append(process.pid)
+            elif info["ppid"] == me:
+                ours.append(process.pid)
+        _reap(ours)
         if not victims:
             break
         found += len(victims)
         _kill(victims)
-        _reap(victims)
         time.sleep(0.01)
     return found
 
