@@ -671,3 +671,29 @@ def test_what_a_worker_left_to_a_subreaper_is_not_kept_as_zombies(mode):
                           text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == "[]\n", (done.stdout, done.stderr[-2000:])
     assert gone("sandbox-test-adopted"), "the worker's children outlived it"
+
+
+@pytest.mark.skipif(not ROOT_GRADER, reason="only a root grader gives each worker a user id of its own")
+def test_a_user_id_given_again_comes_with_its_whole_process_limit():
+    """A judge's 64 user ids come round again. The second worker under the same id, after a fork bomb, could not
+    fork at all: the bomb's children were still counted against the id's process limit, as our zombies."""
+    script = (
+        "import sys\n"
+        "from autograder.config import Limits\n"
+        "from autograder.sandbox import capability, linux, zygote_client\n"
+        "from autograder.sandbox.worker_client import WorkerClient\n"
+        "assert linux.become_subreaper()\n"
+        "capability.fresh_uid = zygote_client.fresh_uid = lambda isolation: capability.UID_BASE + 12345 * 64\n"
+        "chunks = [{'origin': 'attacks.py', 'code': open(sys.argv[1]).read()}]\n"
+        "for _ in range(2):\n"
+        "    worker = WorkerClient(chunks, Limits(processes=8), 'process')\n"
+        "    reply = worker.request({'op': 'call', 'args': {'id': 1, 'name': 'fork_bomb',\n"
+        "                                                   'args': ['sandbox-test-again', 300]}}, 30)\n"
+        "    print(int(reply['result']['tensor'].item()))\n"
+        "    worker.close()\n")
+    done = subprocess.run([sys.executable, "-c", script, str(ATTACKS)], env=UNCACHED, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = map(int, done.stdout.split())
+    assert first > 0 and second == first, f"forks: {first} under the id, then {second} under it again"
+    assert gone("sandbox-test-again"), "the bombs' children outlived their workers"
