@@ -95,8 +95,8 @@ def grade(paths: list[Path], out: Path, config: Config, isolation: str, force: b
             handed[entry.name] = record
     todo = [e for e in entries if e.refusal is None and (force or not up_to_date(e, out / f"{e.name}.json", checks))]
     done = len(entries) - len(todo)
-    if plan:
-        plan(len(todo), done)
+    if plan:  # reused: up to date and kept (a refusal written above is not)
+        plan(len(todo), done - len(handed))
     if progress:
         progress(done, len(entries), "")
     limits = config.limits
