@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def code_of(root: Path) -> Path:
-    """Where `python -m ...` started in `root` imports the kit from."""
+    """Where a command started in `root` imports the kit from (`-c`, like `-m`, puts `root` first on sys.path)."""
     found = subprocess.run([sys.executable, "-c", "import autograder; print(autograder.__file__)"], cwd=root,
                            capture_output=True, text=True, check=True)
     return Path(found.stdout.strip()).resolve().parent

@@ -266,7 +266,6 @@ def test_a_rerun_says_how_many_records_it_reused(untouched_class):
     assert "REUSED 3 up-to-date records" in again.stderr and "--force" in again.stderr, again.stderr
 
 
-
 def test_a_file_refused_now_is_not_called_a_reused_record(tmp_path):
     """A refusal is written without a judge; in a new grade folder it is not "an up-to-date record of an earlier run"
     (it was, and `autograder grade tests/files/submissions` said "REUSED 1" into an empty folder). Run again, it is."""
@@ -280,6 +279,7 @@ def test_a_file_refused_now_is_not_called_a_reused_record(tmp_path):
     again = run_cli("grade", str(folder), "--out", str(out), "--jobs", "1")
     assert "1 submission: 0 graded now, 1 reused (up to date), 1 not gradable" in again.stdout, again.stdout
     assert "REUSED 1 up-to-date record " in again.stderr, again.stderr
+
 
 WRAPPER_CHECKS = sum(1 for info in check_table(load().checks) if info.names[0] == "MultiHeadAttentionWrapper")
 
