@@ -467,6 +467,31 @@ def test_a_fork_fan_out_is_stopped_by_one_budget_for_all_its_processes(mechanism
 
 
 @pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_files_written_past_the_budget_end_the_tree_though_nothing_waits(mechanism, isolation, monkeypatch):
+    """A child writes 480 MiB into /tmp (a tmpfs) with write(2) alone, over a 320 MiB budget, and exits; the call
+    waits for it. With a cgroup the refused write fails (ENOMEM) rather than waiting for memory, so nobody
+    is left under_oom: the tree still holds the budget in files, and must be ended for it."""
+    if mechanism == "watchdog":
+        monkeypatch.setattr(budget, "available", lambda: ())
+    limits = Limits(memory_bytes=320 * 2**20, disk_bytes=2**30)
+    worker = WorkerClient(CHUNKS, limits, isolation)
+    try:
+        with pytest.raises(WorkerGone) as stopped:
+            call(worker, "fill_scratch", "sandbox-test-fill", "/tmp", 480)
+            time.sleep(0.5)  # the watchdog looks every 50 ms: a tree over its budget is ended by now
+            call(worker, "threads", 1)
+    finally:
+        worker.kill()
+    assert stopped.value.reason == "memory", f"{mechanism}: {stopped.value}"
+    if mechanism == "cgroup":
+        assert limits.memory_bytes * 0.9 <= stopped.value.params["used"] <= limits.memory_bytes * 1.01, \
+            stopped.value.params
+    assert gone("sandbox-test-fill"), f"{mechanism}: the writer survived"
+    assert not groups_left(), f"cgroups left behind: {groups_left()}"
+
+
+@pytest.mark.parametrize("isolation", MODES)
 def test_a_correct_worker_stays_inside_a_small_budget(isolation):
     """What a worker shares with its zygote (torch) is not its own: a 320 MiB budget is enough for work."""
     worker = WorkerClient(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)

@@ -77,7 +77,7 @@ class Budget:
             now, spent = time.monotonic(), time.thread_time()
             folders = [] if self.group else self.tree.members()
             with self._lock:
-                self.overrun = self._memory(folders) or self._cpu_over(folders, now - last)
+                self.overrun = self.overrun or self._memory(folders) or self._cpu_over(folders, now - last)
             last = now
             if self.overrun is not None:
                 self.kill()
@@ -116,6 +116,14 @@ class Budget:
         if cpu is None:
             cpu = sum(i["cpu"] for i in map(proc_stat, folders) if i) + self.tree.reaper_cpu() - self._reaped
         return max(cpu, self._cpu)  # a process between its own count and its reaper's
+
+    def settle(self) -> Overrun | None:
+        """Why the tree was ended, if it was; with a cgroup, its memory is looked at once more first: the
+        kernel may have just ended a task for it (the worker, whose end the judge sees before the next look)."""
+        with self._lock:
+            if self.overrun is None and self.group is not None:
+                self.overrun = self._memory([])
+        return self.overrun
 
     def loaded(self) -> None:
         """The worker has loaded the submission's definitions: what the tree holds now is its own."""

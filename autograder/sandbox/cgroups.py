@@ -76,8 +76,11 @@ def describe() -> str:
 class Group:
     """One worker tree's cgroups: a memory limit over every process (and its tmpfs pages), a task limit.
 
-    The kernel does not kill inside the group when the limit is reached (oom_kill_disable): the
-    tasks wait, the judge's watchdog sees it, counts them and kills the whole tree.
+    When the limit is reached and nothing can be reclaimed, the kernel's OOM killer ends one task of
+    the group and counts it (oom_kill); the judge's watchdog sees the count and kills the whole tree.
+    The killer is left on: with it off (oom_kill_disable) only a page fault waits at the limit, while
+    a charge made in a system call (a write(2) into a tmpfs) fails with ENOMEM and leaves no trace,
+    so a tree could hold its whole budget in files unseen.
     """
 
     def __init__(self, memory_bytes: int, tasks: int):
@@ -92,7 +95,6 @@ class Group:
             (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
             if (memory / "memory.memsw.limit_in_bytes").exists():  # swap counts too
                 (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
-            (memory / "memory.oom_control").write_text("1")
             if "pids" in self.folders:
                 (self.folders["pids"] / "pids.max").write_text(str(tasks))
         except (OSError, KeyError):
@@ -113,7 +115,8 @@ class Group:
             return []
 
     def out_of_memory(self) -> bool:
-        """The group reached its limit: its tasks wait for memory that will not come."""
+        """The group needed more than its limit: the kernel ended one of its tasks for memory (oom_kill,
+        counted before the task is signalled), or one waits for memory (under_oom: the killer switched off)."""
         try:
             fields = dict(line.split() for line in (self.folders["memory"] / "memory.oom_control").read_text()
                           .splitlines())
@@ -148,10 +151,6 @@ class Group:
         removed is said on stderr, with its tasks, and kept in `folders`.
         """
         if "memory" in self.folders:
-            try:  # nothing waits for memory while it dies: the kernel may end it now
-                (self.folders["memory"] / "memory.oom_control").write_text("0")
-            except OSError:
-                pass
             self.kill()
         left = {}
         for controller, folder in self.folders.items():

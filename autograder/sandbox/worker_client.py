@@ -139,9 +139,9 @@ class WorkerClient:
     def _gone(self, reason: str) -> WorkerGone:
         """The worker has ended (or is ending): kill what is left and say why it ended."""
         self._exited()
+        over = self.over_budget()  # before the kill, which removes the cgroup that may say why
         self.kill()
         code = self.process.returncode
-        over = self.over_budget()
         if over is not None:
             return over
         # bwrap reports a worker killed by signal N as exit status 128 + N.
@@ -152,7 +152,7 @@ class WorkerClient:
 
     def over_budget(self) -> WorkerGone | None:
         """Why the budget watchdog ended (or is ending) the worker, if it did: the tree went over a limit."""
-        overrun = self.budget.overrun
+        overrun = self.budget.settle()
         if overrun is None:
             return None
         return WorkerGone({"cpu": "cpu_tree"}.get(overrun.kind, overrun.kind), f"{overrun.used:g}",

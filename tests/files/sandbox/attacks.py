@@ -279,6 +279,27 @@ def fan_out(marker, children, mib, seconds):
     return torch.tensor(children)
 
 
+def fill_scratch(marker, folder, mib):
+    """A child (a fresh Python named `marker`) writes up to `mib` MiB into `folder`, in files of 8 MiB (under
+    RLIMIT_FSIZE), through write(2) alone from a buffer it touched first, and exits at the first refusal
+    (ENOMEM, ENOSPC); this one waits for it and returns its exit code. No page fault meets the limit, so nothing
+    in the tree waits for memory: what the tree holds is its files."""
+    import sys
+
+    fill = ("import os\nblock = b'x' * (1 << 20)\ntry:\n"
+            f"    for n in range({mib} // 8):\n"
+            f"        fd = os.open('{folder}/{marker}-%d' % n, os.O_WRONLY | os.O_CREAT, 0o600)\n"
+            "        for _ in range(8):\n            os.write(fd, block)\n        os.close(fd)\n"
+            "except OSError as e:\n    os._exit(e.errno)")
+    if os.fork() == 0:
+        try:
+            os.execv(sys.executable, [marker, "-c", fill])
+        finally:
+            os._exit(1)
+    _, status = os.wait()
+    return torch.tensor(os.waitstatus_to_exitcode(status))
+
+
 def spin(marker, children):
     """Children (fresh Pythons named `marker`) that keep a processor busy; returns at once."""
     import sys
