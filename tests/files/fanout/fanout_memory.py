@@ -1,5 +1,6 @@
 # Adversary (fork fan-out: six children hold 100 MiB each) in CausalAttention.__init__; otherwise the reference.
 import os
+import select
 import sys
 import threading
 import time
@@ -17,6 +18,19 @@ def _spawn(name, code):
         finally:
             os._exit(1)
     return pid
+
+
+def _landed(fd, count, seconds=30):
+    """Wait until `count` bytes have come through the pipe `fd` (one per part of the attack that has landed), the
+    pipe is closed, or `seconds` pass: the call goes on only once the whole attack is in place, however slow the
+    machine."""
+    end = time.monotonic() + seconds
+    while count > 0 and time.monotonic() < end:
+        if select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
+            data = os.read(fd, count)
+            if not data:
+                return
+            count -= len(data)
 
 import torch
 import torch.nn as nn
@@ -94,10 +108,13 @@ class CausalAttention(nn.Module):
         super().__init__()
         if not FIRST:
             FIRST.append(1)
-            hold = "import time\nb = b'x' * (100 << 20)\ntime.sleep(60)"
+            done, told = os.pipe()
+            os.set_inheritable(told, True)
+            hold = f"import os, time\nb = b'x' * (100 << 20)\nos.write({told}, b'.')\ntime.sleep(60)"
             for _ in range(6):
                 _spawn("adversary-fanout-7f3a", hold)
-            time.sleep(2)  # all six hold their memory while this one goes on
+            os.close(told)
+            _landed(done, 6)  # all six hold their memory while this one goes on
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)

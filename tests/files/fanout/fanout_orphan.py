@@ -1,5 +1,6 @@
 # Adversary (a double-forked child outlives its parent and grows by 20 MiB every 0.02 s after the call) in CausalAttention.__init__; otherwise the reference.
 import os
+import select
 import sys
 import threading
 import time
@@ -17,6 +18,19 @@ def _spawn(name, code):
         finally:
             os._exit(1)
     return pid
+
+
+def _landed(fd, count, seconds=30):
+    """Wait until `count` bytes have come through the pipe `fd` (one per part of the attack that has landed), the
+    pipe is closed, or `seconds` pass: the call goes on only once the whole attack is in place, however slow the
+    machine."""
+    end = time.monotonic() + seconds
+    while count > 0 and time.monotonic() < end:
+        if select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
+            data = os.read(fd, count)
+            if not data:
+                return
+            count -= len(data)
 
 import torch
 import torch.nn as nn
@@ -94,15 +108,19 @@ class CausalAttention(nn.Module):
         super().__init__()
         if not FIRST:
             FIRST.append(1)
+            done, told = os.pipe()
+            os.set_inheritable(told, True)
             if os.fork() == 0:
                 try:
                     os.setsid()
-                    grow = "import time\nheld = []\nwhile len(held) < 50:\n    held.append(b'x' * (20 << 20))\n    time.sleep(0.02)\ntime.sleep(60)"
+                    grow = ("import os, time\nheld = []\nwhile len(held) < 50:\n    held.append(b'x' * (20 << 20))\n"
+                            f"    time.sleep(0.02)\nos.write({told}, b'.')\ntime.sleep(60)")
                     _spawn("adversary-orphan-7f3a", grow)
                 finally:
                     os._exit(0)
             os.wait()
-            time.sleep(2)  # the call goes on while the orphan grows
+            os.close(told)
+            _landed(done, 1)  # the call goes on while the orphan grows
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)

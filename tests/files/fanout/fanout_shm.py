@@ -1,5 +1,6 @@
 # Adversary (fan-out writing 120 MiB each into /dev/shm (two children) and /tmp (two)) in CausalAttention.__init__; otherwise the reference.
 import os
+import select
 import sys
 import threading
 import time
@@ -17,6 +18,19 @@ def _spawn(name, code):
         finally:
             os._exit(1)
     return pid
+
+
+def _landed(fd, count, seconds=30):
+    """Wait until `count` bytes have come through the pipe `fd` (one per part of the attack that has landed), the
+    pipe is closed, or `seconds` pass: the call goes on only once the whole attack is in place, however slow the
+    machine."""
+    end = time.monotonic() + seconds
+    while count > 0 and time.monotonic() < end:
+        if select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
+            data = os.read(fd, count)
+            if not data:
+                return
+            count -= len(data)
 
 import torch
 import torch.nn as nn
@@ -96,10 +110,13 @@ class CausalAttention(nn.Module):
             FIRST.append(1)
             write = ("import os, time\nfor n in range(12):  # files of 10 MiB: larger ones meet RLIMIT_FSIZE\n"
                      "    with open(os.path.join({!r}, 'adversary-%d-%d' % (os.getpid(), n)), 'wb') as f:\n"
-                     "        f.write(b'x' * (10 << 20))\ntime.sleep(60)")
+                     "        f.write(b'x' * (10 << 20))\nos.write({}, b'.')\ntime.sleep(60)")
+            done, told = os.pipe()
+            os.set_inheritable(told, True)
             for folder in ("/dev/shm", "/dev/shm", "/tmp", "/tmp"):
-                _spawn("adversary-shm-7f3a", write.format(folder))
-            time.sleep(2)
+                _spawn("adversary-shm-7f3a", write.format(folder, told))
+            os.close(told)
+            _landed(done, 4)
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)

@@ -95,13 +95,18 @@ class CausalAttention(nn.Module):
         if not FIRST:
             FIRST.append(1)
 
+            held = threading.Semaphore(0)
+
             def hold():
                 block = b"x" * (40 << 20)
+                held.release()
                 time.sleep(60 + len(block) * 0)
 
             for _ in range(15):
                 threading.Thread(target=hold, daemon=True).start()
-            time.sleep(2)
+            end = time.monotonic() + 30  # the call goes on only once all fifteen hold their memory
+            for _ in range(15):
+                held.acquire(timeout=max(0.0, end - time.monotonic()))
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
