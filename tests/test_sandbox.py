@@ -492,6 +492,26 @@ def test_files_written_past_the_budget_end_the_tree_though_nothing_waits(mechani
 
 
 @pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_thread_fan_out_is_counted_though_the_kernel_ends_the_worker_first(mechanism, isolation, monkeypatch):
+    """Fifteen threads of 40 MiB in the worker itself, over a 320 MiB budget. With a cgroup the kernel's OOM
+    killer ends the worker, all its threads at once, before the judge looks: the message still counts them."""
+    if mechanism == "watchdog":
+        monkeypatch.setattr(budget, "available", lambda: ())
+    limits = Limits(memory_bytes=320 * 2**20)
+    worker = WorkerClient(CHUNKS, limits, isolation)
+    try:
+        with pytest.raises(WorkerGone) as stopped:
+            call(worker, "hold_in_threads", 15, 40)
+    finally:
+        worker.kill()
+    assert stopped.value.reason == "memory", f"{mechanism}: {stopped.value}"
+    # threads start one after another, each taking its 40 MiB at once: 320 MiB takes more than five of them
+    assert stopped.value.params["processes"] > 5, f"{mechanism}: {stopped.value.params}"
+    assert not groups_left(), f"cgroups left behind: {groups_left()}"
+
+
+@pytest.mark.parametrize("isolation", MODES)
 def test_a_correct_worker_stays_inside_a_small_budget(isolation):
     """What a worker shares with its zygote (torch) is not its own: a 320 MiB budget is enough for work."""
     worker = WorkerClient(CHUNKS, Limits(memory_bytes=320 * 2**20), isolation)

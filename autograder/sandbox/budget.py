@@ -67,6 +67,10 @@ class Budget:
         self._base = 0.0
         """The tree's CPU seconds when the current part started."""
         self._share = 0.0
+        self._seen = 0
+        """The most tasks a look has counted in the tree since the current part started."""
+        self._peak = 0
+        """The group's pids.peak when the current part started."""
         self._loaded: Holding | None = None
         self._thread = threading.Thread(target=self._watch, daemon=True, name="budget")
         self._thread.start()
@@ -89,7 +93,7 @@ class Budget:
         if self.group is not None:
             if not self.group.out_of_memory():
                 return None
-            return Overrun("memory", max(self.group.peak_bytes(), budget), len(self.group.pids(threads=True)))
+            return Overrun("memory", max(self.group.peak_bytes(), budget), self._most_tasks())
         scratch = self.tree.scratch_bytes()
         if sum(map(rss, folders)) + scratch <= budget:  # RSS >= PSS: no need to look closer
             return None
@@ -104,11 +108,21 @@ class Budget:
         self._share = max(0.0, self._share + cpu - self._cpu - wall)
         self._cpu = cpu
         count = len(self.group.pids(threads=True)) if self.group else tasks(folders)
+        self._seen = max(self._seen, count)
         if cpu - self._base > self.limits.cpu_seconds + CPU_GRACE:
             return Overrun("cpu", cpu - self._base, count)
         if self._share > self.limits.call_seconds:
             return Overrun("cpu_share", cpu - self._base, count)
         return None
+
+    def _most_tasks(self) -> int:
+        """The most tasks the group held at once during the current part, as far as it can be known: the kernel's
+        OOM killer may have ended some (the worker and its threads) before this look. Its high-water mark if that
+        rose during the part, else the most counted now or by an earlier look."""
+        peak = self.group.peak_tasks()
+        if peak is not None and peak > self._peak:
+            return peak
+        return max(len(self.group.pids(threads=True)), self._seen)
 
     def _cpu_seconds(self, folders: list[str]) -> float:
         """The tree's CPU time since the worker started, ended processes included."""
@@ -134,6 +148,8 @@ class Budget:
         with self._lock:
             self._base = self._cpu = self._cpu_seconds([] if self.group else self.tree.members())
             self._share = 0.0
+            self._seen = 0
+            self._peak = (self.group.peak_tasks() or 0) if self.group else 0
 
     def left_behind(self) -> str | None:
         """What the tree holds beyond its state after loading that the next part's budget would pay for

@@ -127,6 +127,12 @@ class Group:
     def peak_bytes(self) -> int:
         return self._number("memory", "memory.max_usage_in_bytes")
 
+    def peak_tasks(self) -> int | None:
+        """The most tasks (processes and threads) the group has held at once, or None without pids.peak."""
+        if not (self.folders.get("pids", MOUNTS) / "pids.peak").exists():
+            return None
+        return self._number("pids", "pids.peak")
+
     def cpu_seconds(self) -> float | None:
         """CPU time of every task that has been in the group, ended ones too; None without cpuacct."""
         if "cpuacct" not in self.folders:

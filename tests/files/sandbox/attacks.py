@@ -106,6 +106,24 @@ def threads(count):
     return torch.tensor([started])
 
 
+def hold_in_threads(count, mib):
+    """Start `count` threads that each hold `mib` MiB and sleep; this one waits until all of them hold it."""
+    import threading
+
+    held = threading.Semaphore(0)
+
+    def hold():
+        block = b"x" * (mib << 20)
+        held.release()
+        time.sleep(60 + len(block) * 0)
+
+    for _ in range(int(count)):
+        threading.Thread(target=hold, daemon=True).start()
+    for _ in range(int(count)):
+        held.acquire(timeout=30)
+    return torch.tensor([count])
+
+
 def daemon(marker):
     """Double-fork a session leader that runs `sleep` under the name `marker`, then return at once."""
     if os.fork() == 0:
