@@ -129,7 +129,8 @@ class Group:
 
     def peak_tasks(self) -> int | None:
         """The most tasks (processes and threads) the group has held at once, or None without pids.peak."""
-        if not (self.folders.get("pids", MOUNTS) / "pids.peak").exists():
+        folder = self.folders.get("pids")
+        if folder is None or not (folder / "pids.peak").exists():  # older kernels have no pids.peak
             return None
         return self._number("pids", "pids.peak")
 
