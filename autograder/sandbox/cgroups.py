@@ -116,7 +116,7 @@ class Group:
 
     def out_of_memory(self) -> bool:
         """The group needed more than its limit: the kernel ended one of its tasks for memory (oom_kill,
-        counted before the task is signalled), or one waits for memory (under_oom: the killer switched off)."""
+        counted before the task is signalled), or the kernel is handling that now (under_oom, set before the count)."""
         try:
             fields = dict(line.split() for line in (self.folders["memory"] / "memory.oom_control").read_text()
                           .splitlines())
