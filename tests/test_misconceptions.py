@@ -220,3 +220,17 @@ def test_only_finished_stable_failures_are_diagnosed():
     ]
     assert failed_parts(results) == ["SelfAttention_v1"]
     assert unstable_parts(results) == {"CausalAttention"}
+
+
+def test_the_scale_is_told_only_when_the_softmax_runs_over_the_keys(reference_chunks):
+    """The gate takes a softmax along another axis as attention too; the scale message then may not say what the
+    scores are divided by (CI drew a probe where it claimed a wrong divisor for a softmax over the queries)."""
+    from autograder.judge.gate import scale_message
+
+    by_id = {m.id: m for m in CATALOGUE}
+    keys = {}
+    for name in ("mha_softmax_query_dim", "mha_scale_by_d_out"):
+        sub = LocalSubject.from_chunks(mutate(reference_chunks, by_id[name]), name)
+        keys[name] = {scale_message(sub, "MultiHeadAttention", seed)[0] for seed in range(12)}
+    assert keys["mha_softmax_query_dim"] == {"fail.large_scores"}, keys
+    assert keys["mha_scale_by_d_out"] == {"fail.head_dim_scaling"}, keys  # over the keys, the scale is still told

@@ -237,6 +237,8 @@ def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, st
     fits: list[Fit] = []
     for shrink in SHRINK:
         if is_attention(module, p.scaled(shrink), fits) is True:
+            if fits[0].axis != -1:  # a softmax along another axis: its c is no divisor of the chapter's scores
+                return "fail.large_scores", {}
             divisor, right = 1 / fits[0].c, p.head_dim ** 0.5
             if abs(divisor / right - 1) < 0.01:
                 return "fail.large_scores_scale_right", {}
@@ -326,7 +328,7 @@ def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) 
                 fit = _fit(A, S, axis, read)
                 if fit is not None and not fit.saturated:
                     if fits is not None:
-                        fits.append(fit)
+                        fits.append(fit._replace(axis=axis))
                     return True
                 saturated = saturated or (fit is not None and not math.isnan(fit.c))
                 blank = blank or (fit is not None and math.isnan(fit.c))
@@ -481,6 +483,8 @@ class Fit(NamedTuple):
     c: float
     saturated: bool
     """Some head of some entry shows too few weights between 0 and 1 to tell: it fits, but proves little."""
+    axis: int = -1
+    """The axis the weights sum to one along: -1 over the keys, as the chapter's softmax; else another axis."""
 
 
 def _fit(A: torch.Tensor, S: torch.Tensor, axis: int, read: torch.Tensor) -> Fit | None:
