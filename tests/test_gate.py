@@ -84,6 +84,19 @@ def test_keys_made_by_the_query_layer_are_still_attention(seed):
         assert is_attention(module, p) == is_attention(module, p, fits), part  # fits: the first order
 
 
+@pytest.mark.parametrize("seed", [3, 86, 2898433705])
+def test_heads_split_by_stride_are_attention(seed):
+    """view(b, T, head_dim, num_heads) with the heads permuted to the front: each head is attention over other
+    features than the chapter's. The gate refused it once, costing every behaviour point with a claim ("it cannot
+    be written as a softmax ...") that is false of it; the values check is what it must fail."""
+    sub = LocalSubject.from_chunks(load_submission(FILES / "unseen" / "held_mha_strided_heads.py").chunk_dicts(),
+                                   f"strided_{seed}")
+    assert _verdict(sub, "MultiHeadAttention", seed) == "attention"
+    p = probe(sub, "MultiHeadAttention", seed)
+    module = sub.new("MultiHeadAttention", *p.args, stand_in=())
+    assert is_attention(module, p) is True
+
+
 @pytest.mark.parametrize("name", sorted(set(GAMED) - set(STATEFUL)))
 def test_code_built_to_look_like_attention_is_refused(name):
     submission = load_submission(GAMING / name)

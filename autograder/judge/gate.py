@@ -7,8 +7,8 @@ is A @ V exactly, and A must be, for some pair of its own layers (queries, keys)
 some axis, at one positive scale c shared by every head and batch entry, with any positions masked. That family
 holds every mistake of the catalogue (a wrong scale, a swapped projection, the wrong axis, no mask or a wrong one,
 0 instead of -inf, a mask after the softmax, heads never split or merged the wrong way, no out_proj, the weights
-transposed) and nothing that is not attention: a fixed mixing matrix, a uniform average, a tiny q.k term on top of
-either, a softmax of anything but its own projections.
+transposed), heads split by stride (LAYOUTS), and nothing that is not attention: a fixed mixing matrix, a uniform
+average, a tiny q.k term on top of either, a softmax of anything but its own projections.
 
 The probes are drawn from `seed`, which a course keeps secret (config.probe_seed), so a class cannot tell them
 from ordinary use; a correct class passes whatever the seed.
@@ -51,6 +51,11 @@ EXACT = 1e-3
 """How far A @ V may miss the output, relative to its largest value (plus ZERO), for V to make the values."""
 FLOAT32 = 2.0 ** -23
 """The outputs' rounding, relative: the read-out of each weight carries it, magnified (see _read)."""
+STRIDED = "strided"
+LAYOUTS = (True, False, STRIDED)
+"""How a multi-head class may lay its heads out in d_out features (its projections and its output), the chapter's
+way first: (tokens, heads, head_dim), True; (heads, tokens, head_dim), a view without the transpose, False;
+(tokens, head_dim, heads), head h every heads-th feature (a view with its two last sizes swapped), STRIDED."""
 
 
 @dataclass(frozen=True)
@@ -320,9 +325,8 @@ def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) 
     P = _projections(weights, x, width)
     saturated, blank, reads, memo = False, False, [], {}
     for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
-        for merged in ((True, False) if multihead else (True,)):
-            ctx = (y.reshape(*y.shape[:2], p.heads, p.head_dim).transpose(1, 2) if merged
-                   else y.reshape(y.shape[0], p.heads, y.shape[1], p.head_dim))
+        for merged in (LAYOUTS if multihead else (True,)):
+            ctx = _split(y, p.heads, p.head_dim, merged)  # each head's block of the output, as its heads were joined
             for A, S, axis, read in _read(ctx, P, p.heads, p.head_dim, causal, multihead, magnify, reads, memo,
                                           distinct_first=fits is None):
                 fit = _fit(A, S, axis, read)
@@ -413,8 +417,11 @@ def _projections(weights: dict[str, torch.Tensor], x: torch.Tensor, width: int) 
     return made
 
 
-def _split(t: torch.Tensor, heads: int, head_dim: int, split: bool) -> torch.Tensor:
+def _split(t: torch.Tensor, heads: int, head_dim: int, split: bool | str) -> torch.Tensor:
+    """`t` (b, T, heads * head_dim) as (b, heads, T, head_dim) in the layout `split` (LAYOUTS)."""
     b, T = t.shape[:2]
+    if split == STRIDED:
+        return t.reshape(b, T, head_dim, heads).permute(0, 3, 1, 2)
     if split:
         return t.reshape(b, T, heads, head_dim).transpose(1, 2)
     return t.reshape(b, heads, T, head_dim)  # a view without the transpose: tokens and heads mixed
@@ -429,7 +436,7 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
     each V's pseudo-inverse for the other outputs read back on the same layers (one is computed per V and split).
     `distinct_first`: where only whether some candidate fits matters, not which fits first, the layers are tried as
     values last to first, and the pairs of two different layers as queries and keys before a layer with itself."""
-    for split in ((True, False) if multihead else (True,)):
+    for split in (LAYOUTS if multihead else (True,)):
         for V in (P[::-1] if distinct_first else P):  # (the values are made last, most often)
             Vh, inverse = _inverse(V, heads, head_dim, split, memo)
             A = ctx @ inverse
@@ -460,7 +467,7 @@ def _read(ctx: torch.Tensor, P: list[torch.Tensor], heads: int, head_dim: int, c
                             yield A, S2, axis, read
 
 
-def _inverse(V: torch.Tensor, heads: int, head_dim: int, split: bool,
+def _inverse(V: torch.Tensor, heads: int, head_dim: int, split: bool | str,
              memo: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """V split into heads (see _split) and its pseudo-inverse, computed once per V and split while `memo` lives
     (V itself is kept there too, so that its id names no other tensor meanwhile)."""
