@@ -81,3 +81,21 @@ def test_what_reaches_each_token_is_read_as_the_mask_predicts():
         found = observe(LocalSubject(namespace, load()), part)
         assert found.reach == attention_reach(lambda q, k: k <= q, SIZES[part][3]), part
         assert found.reach != attention_reach(lambda q, k: k >= q + 2, SIZES[part][3]), part
+
+
+def test_a_read_out_the_heads_garble_says_nothing_of_the_axis():
+    """Heads split by stride garble the equal-QKV read-out (its identity layers assume the chapter's heads): what it
+    reads is no weights of the class, whose softmax does run over the keys. The axis is said only when the read-out's
+    zeros are where a mask puts them, as for weights divided after the softmax, which truly sum to 1 nowhere."""
+    from autograder.chapters.ch03_attention.measure.observe import facts, observe
+
+    def said(name: str) -> tuple[list | None, set[str]]:
+        namespace, _ = execute(load_submission(FILES / "unseen" / name).chunk_dicts(), f"axis_{name[:-3]}")
+        found = observe(LocalSubject(namespace, load()), "MultiHeadAttention")
+        return found.axes, {key for key, _ in facts(found)}
+
+    axes, keys = said("held_mha_strided_heads.py")
+    assert axes is None and not keys & {"fact.no_axis", "fact.axis"}, (axes, keys)
+    assert "fact.causal" in keys  # what the probes that do not assume the heads' layout show is still said
+    axes, keys = said("held_mha_divide_after_softmax.py")
+    assert axes == [] and "fact.no_axis" in keys, (axes, keys)

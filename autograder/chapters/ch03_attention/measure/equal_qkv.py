@@ -42,6 +42,15 @@ def _close(a: torch.Tensor, b: float | torch.Tensor, tol: float = READ) -> bool:
     return bool(torch.allclose(a, torch.as_tensor(b, dtype=a.dtype).expand_as(a), atol=tol, equal_nan=True))
 
 
+def masks_shown(A: torch.Tensor) -> list[str]:
+    """The masks (readings.MASKS) that hide exactly the weights of `A` (heads, T, T) read as 0 (or NaN). None fits
+    where the wiring garbles this probe (heads laid out otherwise than its identity layers assume): then `A` is no
+    read-out of the class's weights, and tells nothing about them."""
+    zero = (A.abs() < EXACT_ZERO) | torch.isnan(A)
+    masks = [m for m in MASKS if m != "zero_fill" and bool((zero == future(m, QKV_T)).all())]
+    return masks + (["zero_fill"] if "none" in masks else [])  # 0 for the future is 0 like every other score here
+
+
 def read_pattern(out: torch.Tensor, heads: int) -> dict[str, Any]:
     """The Facts fields (masks, axes, readable, scale, scale_found) an equal-QKV probe output shows; {} if none."""
     copies = equal_qkv_weights(out, heads)
@@ -51,9 +60,7 @@ def read_pattern(out: torch.Tensor, heads: int) -> dict[str, Any]:
     nan_rows = torch.isnan(A).all(-1)
     if torch.isnan(A[~nan_rows]).any() or (A[~nan_rows] < -ZERO).any():
         return {}
-    zero = (A.abs() < EXACT_ZERO) | torch.isnan(A)
-    masks = [m for m in MASKS if m != "zero_fill" and bool((zero == future(m, QKV_T)).all())]
-    masks += ["zero_fill"] if "none" in masks else []  # 0 for the future is 0 like every other score here
+    masks = masks_shown(A)
     sums = {"keys": A.nansum(-1)[~nan_rows], "queries": A.nansum(-2), "heads": A.nansum(0)}
     axes = [a for a, s in sums.items() if _close(s, 1.0) and (heads > 1 or a != "heads")]
     if not axes and "causal" in masks:  # zeroed after the softmax: the rest no longer sums to 1

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autograder.chapters.ch03_attention.measure.equal_qkv import QKV_D, equal_qkv_probe, equal_qkv_weights, read_pattern
+from autograder.chapters.ch03_attention.measure.equal_qkv import (
+    QKV_D,
+    equal_qkv_probe,
+    equal_qkv_weights,
+    masks_shown,
+    read_pattern,
+)
 from autograder.errors import StudentError
 from autograder.i18n import t
 from autograder.judge.dropout import dropout_kind
@@ -92,8 +98,8 @@ def observe(sub: Subject, part: str) -> Observed:
         out = probe(one_hot)
         copies = equal_qkv_weights(out, heads)
         if copies is not None and torch.allclose(*copies, atol=SAME_CODE.atol, rtol=SAME_CODE.rtol,
-                                                        equal_nan=True):
-            weights = copies[0][0]  # (heads, T, T)
+                                                        equal_nan=True) and masks_shown(copies[0][0]):
+            weights = copies[0][0]  # (heads, T, T), read out: its zeros are where some mask puts them
             sums = {"keys": weights.nansum(-1), "queries": weights.nansum(-2), "heads": weights.nansum(0)}
             found.axes = [axis for axis, total in sums.items() if (heads > 1 or axis != "heads")
                           and bool(((total - 1).abs() < READ).all())]
