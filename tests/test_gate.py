@@ -97,6 +97,24 @@ def test_heads_split_by_stride_are_attention(seed):
     assert is_attention(module, p) is True
 
 
+@pytest.mark.parametrize("seed", [3, 86])
+def test_heads_with_their_sizes_swapped_are_attention_and_stay_so(seed):
+    """view(b, T, head_dim, num_heads).transpose(1, 2): head_dim heads of num_heads columns, fewer than the tokens of
+    an ordinary probe, so their weights cannot be read back there. The gate asks again in square probes (as many
+    heads as columns), and so do its later looks; the scale is still measured on an ordinary probe, where the heads
+    are not the chapter's, so nothing is said of it but the difference."""
+    from autograder.judge.gate import scale_message
+
+    sub = LocalSubject.from_chunks(load_submission(FILES / "unseen" / "held_mha_view_dims_swapped.py").chunk_dicts(),
+                                   f"swapped_{seed}")
+    sub.probe_seed = seed
+    assert _as_the_checks_would(sub, "MultiHeadAttention", 12) == {}
+    assert scale_message(sub, "MultiHeadAttention", seed)[0] == "fail.large_scores"
+    reference = LocalSubject.from_chunks(_reference_chunks(), f"square_{seed}")
+    expect_attention_family(reference, "MultiHeadAttention", seed)
+    assert probe(reference, "MultiHeadAttention", seed).heads in (2, 3), "the chapter's heads pass ordinary probes"
+
+
 @pytest.mark.parametrize("name", sorted(set(GAMED) - set(STATEFUL)))
 def test_code_built_to_look_like_attention_is_refused(name):
     submission = load_submission(GAMING / name)

@@ -79,15 +79,19 @@ SIZES = ("d_in", "d_out", "context_length", "dropout", "num_heads")
 """The stub parameters a probe gives values (a graded attention class's other parameters need defaults)."""
 
 
-def probe(sub: Subject, name: str, seed: int) -> Probe:
+def probe(sub: Subject, name: str, seed: int, square: bool | None = None) -> Probe:
     """Sizes that vary with `seed`, d_in, d_out, head_dim, tokens and context_length all different, and
     every head at least two value columns wider than the tokens (so the weights can be read back). The
-    arguments are the stub's parameters without defaults (Assignment.stubs), in its order."""
+    arguments are the stub's parameters without defaults (Assignment.stubs), in its order.
+    `square` (a class that splits d_out among its heads; default: what the gate settled for the class): as many
+    heads as each has columns, so that a class which lays d_out out as (head_dim, num_heads) reads back too."""
     form = sub.assignment.attention[name]
     rng = random.Random(seed)
     T = rng.choice((5, 6, 7))
     heads = rng.choice((2, 3)) if form.heads else 1
     head_dim = T + rng.choice((2, 3))
+    if form.heads == "split" and (sub.cache.get(f"square:{name}", False) if square is None else square):
+        heads = head_dim
     d_out = head_dim if form.heads == "concat" else heads * head_dim
     d_in = d_out * heads + rng.choice((1, 3))
     context = T + rng.choice((1, 2, 4))
@@ -127,12 +131,29 @@ def expect_attention_family(sub: Subject, name: str, seed: int, stand_in: tuple[
     on purpose, so a class built on them is not asked to be: its own checks compare it with them."""
     if stand_in:
         return
+    refused = None
+    for square in (False, True) if sub.assignment.attention[name].heads == "split" else (False,):
+        sub.cache[f"square:{name}"] = square  # every later probe of the class (spot gates, last look) alike
+        kept = _family(sub, name, seed)
+        if isinstance(kept, Gated):
+            sub.cache[f"gated:{name}"] = kept
+            return
+        refused = refused or kept
+    sub.cache[f"square:{name}"] = False
+    fail("fail.not_attention", where=refused)
+
+
+def _family(sub: Subject, name: str, seed: int) -> Gated | str:
+    """The gate's three probes in the geometry `probe` settles: the Gated class, or where it is not attention.
+    A class that splits d_out among its heads is asked again in square probes (as many heads as columns) before it
+    is refused: one whose view swaps head_dim and num_heads has heads of num_heads columns, fewer than the tokens,
+    whose weights no ordinary probe can read back; its heads are still attention."""
     for i, draw in enumerate(DRAWS):
         verdict, p, kept = _verdict(sub, name, seed + i, draw)
         if verdict is False or verdict == UNREADABLE:  # (None: saturated at every scale, what shows is attention)
-            fail("fail.not_attention", where=f"{name}{p.args}")
+            return f"{name}{p.args}"
     module, p = kept
-    sub.cache[f"gated:{name}"] = Gated(module, p, module(p.x))
+    return Gated(module, p, module(p.x))
 
 
 def spot_gate(sub: Subject, name: str) -> None:
@@ -236,7 +257,7 @@ def scale_message(sub: Subject, name: str, seed: int) -> tuple[str, dict[str, st
     """The message for outputs that differ when the scores are large, from what `name` divides its scores by,
     measured on a drawn probe (the scale of the fit log A = c q.k): the scale, if it is not each head's
     sqrt(head_dim); that the scale is right, if it is; only the difference, if no fit shows the scale."""
-    p = probe(sub, name, seed)
+    p = probe(sub, name, seed, square=False)  # the scale of an ordinary use (a square probe hides a swapped view)
     module = sub.new(name, *p.args, stand_in=())
     module.load(_drawn(module, seed, "normal"), wait=False)  # sent with is_attention's first request
     fits: list[Fit] = []
