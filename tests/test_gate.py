@@ -16,6 +16,7 @@ from autograder.judge.gate import expect_attention_family, is_attention, probe, 
 from autograder.judge.probes import randn
 from autograder.judge.subjects import LocalSubject
 from autograder.load.submission import load_submission
+from autograder.sandbox.inside.execute import execute
 from tests.conftest import FILES, run_cli
 
 GAMING = FILES / "gaming"
@@ -229,3 +230,38 @@ def test_gamed_classes_earn_structure_points_only(tmp_path):
                 assert full or not any(t["score"] for t in behaviour), (name, part)
             else:
                 assert full, (name, part)
+
+
+def test_a_wrapper_whose_heads_have_other_names_is_judged_by_what_it_computes():
+    """Heads registered with add_module (head_0, head_1, ...) instead of an nn.ModuleList named heads: the layout
+    check says so, and that is all. The gate once found no head (it looked under "heads."), the diagnosis named an
+    extra layer after the heads, and the qkv_bias check said it was not passed on: all false of this class."""
+    from autograder.chapters.ch03_attention.checks import test_4_multihead as checks
+    from autograder.chapters.ch03_attention.explain.facts import wrapper_facts
+
+    source = (FILES / "submissions" / "correct_reference.py").read_text()
+    modulelist = """        self.heads = nn.ModuleList(
+            [CausalAttention(d_in, d_out, context_length, dropout, qkv_bias)
+             for _ in range(num_heads)]
+        )
+
+    def forward(self, x):
+        return torch.cat([head(x) for head in self.heads], dim=-1)"""
+    added = """        self.num_heads = num_heads
+        for i in range(num_heads):
+            self.add_module(f"head_{i}", CausalAttention(d_in, d_out, context_length, dropout, qkv_bias))
+
+    def forward(self, x):
+        return torch.cat([getattr(self, f"head_{i}")(x) for i in range(self.num_heads)], dim=-1)"""
+    assert modulelist in source
+    namespace, _ = execute([{"origin": "cell 1", "code": source.replace(modulelist, added)}], "add_module_wrapper")
+    sub = LocalSubject(namespace, load())
+    for seed in (3, 86):
+        assert _verdict(sub, "MultiHeadAttentionWrapper", seed) == "attention"
+    assert wrapper_facts(sub) == []
+    extra = load_submission(FILES / "real" / "real_wrapper_extra_projection.py").chunk_dicts()
+    assert ("wrapper_extra_projection", {}) in wrapper_facts(LocalSubject.from_chunks(extra, "extra_projection"))
+    checks.test_wrapper_passes_qkv_bias(sub)
+    checks.test_wrapper_concatenates_heads_in_order(sub)
+    with pytest.raises(CheckFailure, match="fail.heads_modulelist"):
+        checks.test_wrapper_layout(sub)

@@ -342,7 +342,7 @@ def is_attention(module: ModuleHandle, p: Probe, fits: list[Fit] | None = None) 
     if out.shape[-1] != width:
         return False
     if p.form.heads == "concat":
-        return _wrapper(weights, x, out, p, causal)
+        return _wrapper(weights, x, out, p, causal, _heads(weights, module.info["modules"]))
     P = _projections(weights, x, width)
     saturated, blank, reads, memo = False, False, [], {}
     for y, magnify in (*_undone(weights, out, width), (out, 1.0)):
@@ -383,12 +383,20 @@ def _undone(weights: dict[str, torch.Tensor], out: torch.Tensor, width: int) -> 
     return found
 
 
+def _heads(weights: dict[str, torch.Tensor], modules: dict[str, str]) -> list[str]:
+    """The submodules of a wrapper that hold its heads' layers, whatever they are called (an nn.ModuleList's
+    "heads.0", or "head_0" from add_module): each weight's owner, or the owner's parent where the owner is a Linear
+    layer. The wrapper itself ("") is no head: a layer of its own comes after the heads."""
+    owners = {key.rpartition(".")[0] for key in weights}
+    return sorted({owner.rpartition(".")[0] if modules.get(owner) == "Linear" else owner for owner in owners} - {""})
+
+
 def _wrapper(weights: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor, p: Probe,
-             causal: bool) -> bool | None:
-    """Each head's block of the output is attention by one of the heads' layers, all at one scale."""
-    groups = sorted({k.split(".")[1] for k in weights if k.startswith("heads.") and k.count(".") >= 2})
-    layers = [_projections({k[len(f"heads.{g}."):]: v for k, v in weights.items() if k.startswith(f"heads.{g}.")},
-                           x, p.head_dim) for g in groups]
+             causal: bool, heads: list[str]) -> bool | None:
+    """Each head's block of the output is attention by one of the heads' layers (`heads`: their submodules), all at
+    one scale."""
+    layers = [_projections({k[len(g) + 1:]: v for k, v in weights.items() if k.startswith(g + ".")}, x, p.head_dim)
+              for g in heads]
     reads: list[float] = []
     memo: dict = {}
     for y, magnify in ((out, 1.0), *_undone(weights, out, p.heads * p.head_dim)):

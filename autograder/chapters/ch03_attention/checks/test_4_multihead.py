@@ -25,10 +25,17 @@ from autograder.judge.probes import (
 WRAPPER, MHA = "MultiHeadAttentionWrapper", "MultiHeadAttention"
 
 
+def head_path(module, head):
+    """Where the wrapper keeps head number `head`: its `head`-th CausalAttention submodule, whatever the wrapper calls
+    it (the name `heads` is the layout check's business), else heads.<head>."""
+    found = [path for path, kind in module.info["modules"].items() if kind == "CausalAttention"]
+    return found[head] if head < len(found) else f"heads.{head}"
+
+
 def head_param(module, head, layer, kind="weight"):
     """The shape of head `head`'s `layer` weight (or bias), its layer matched by role (W_Q for W_query): a head's
     layer names are CausalAttention's, charged to its layout check."""
-    prefix = f"heads.{head}."
+    prefix = f"{head_path(module, head)}."
     found = [shape for name, shape in module.params.items() if name.startswith(prefix) and name.endswith(f".{kind}")
              and role_of(name[len(prefix):].split(".")[0]) == layer]
     return found[0] if len(found) == 1 else None
@@ -36,7 +43,7 @@ def head_param(module, head, layer, kind="weight"):
 
 def head_outputs(module, x, num_heads):
     """Each head of the student's wrapper run on its own, in eval mode."""
-    return [module.child(f"heads.{i}")(x) for i in range(num_heads)]
+    return [module.child(head_path(module, i))(x) for i in range(num_heads)]
 
 
 @check(WRAPPER, points=1, structure=True)

@@ -170,8 +170,9 @@ def wrapper_facts(sub: Subject) -> list[tuple[str, dict]]:
         missing = GLOBAL.search(str(error.params.get("message", "")))
         return [("wrapper_uses_global", {"name": missing.group(1)})] if missing else []
     params = [n for n in module.params if n.split(".")[-1] != "mask"]
+    heads = [path for path, kind in module.info["modules"].items() if kind == "CausalAttention"] or ["heads"]
     found = []
-    if any(not n.startswith("heads.") for n in params):
+    if any(not any(n.startswith(head + ".") for head in heads) for n in params):  # a layer beside every head
         found.append(("wrapper_extra_projection", {}))
     if not params and not any(n.startswith("heads") for n in module.info["modules"]):
         found.append(("wrapper_heads_not_registered", {}))
