@@ -265,3 +265,42 @@ def test_a_wrapper_whose_heads_have_other_names_is_judged_by_what_it_computes():
     checks.test_wrapper_concatenates_heads_in_order(sub)
     with pytest.raises(CheckFailure, match="fail.heads_modulelist"):
         checks.test_wrapper_layout(sub)
+
+
+def test_qkv_bias_is_looked_for_on_the_layers_that_project_the_input():
+    """A fused qkv layer built with bias=qkv_bias has its bias: the gradient check once said "W_query has the wrong
+    bias" of a class without W_query. A class that ignores qkv_bias still fails it, named by its own layer."""
+    from autograder.chapters.ch03_attention.checks import test_4_multihead as checks
+
+    source = (FILES / "submissions" / "correct_reference.py").read_text()
+    start, end = source.index("class MultiHeadAttention(nn.Module):"), source.index("def exercise_3_2")
+    fused = '''class MultiHeadAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        self.num_heads, self.head_dim, self.d_out = num_heads, d_out // num_heads, d_out
+        self.qkv = nn.Linear(d_in, 3 * d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
+
+    def forward(self, x):
+        b, T, _ = x.shape
+        q, k, v = self.qkv(x).view(b, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        s = (q @ k.transpose(-2, -1)).masked_fill(self.mask.bool()[:T, :T], float("-inf"))
+        w = self.dropout(torch.softmax(s / self.head_dim ** 0.5, dim=-1))
+        return self.out_proj((w @ v).transpose(1, 2).reshape(b, T, self.d_out))
+
+
+'''
+
+    def subject(code: str, name: str) -> LocalSubject:
+        namespace, _ = execute([{"origin": "cell 1", "code": code}], name)
+        return LocalSubject(namespace, load())
+
+    checks.test_mha_gradients(subject(source[:start] + fused + source[end:], "fused"))
+    for code, layer in ((source[:start] + fused.replace("bias=qkv_bias", "bias=False") + source[end:], "qkv"),
+                        (source.replace("nn.Linear(d_in, d_out, bias=qkv_bias)", "nn.Linear(d_in, d_out, bias=False)"),
+                         "W_query")):
+        with pytest.raises(CheckFailure) as failed:
+            checks.test_mha_gradients(subject(code, f"no_bias_{layer}"))
+        assert failed.value.key == "fail.qkv_bias" and failed.value.params["name"] == layer, failed.value.params
