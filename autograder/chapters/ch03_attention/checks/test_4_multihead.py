@@ -267,10 +267,11 @@ def test_mha_dropout_on_attention_weights(sub):
 
 @check(MHA, points=1, hidden=True)
 def test_mha_gradients(sub):
-    module = sub.new(MHA, 3, 4, 6, 0.0, 2, qkv_bias=True)
+    d_in, d_out = 3, 4
+    module = sub.new(MHA, d_in, d_out, 6, 0.0, 2, qkv_bias=True)
     # qkv_bias=True reaches the layers that project the input ((k * d_out, d_in) weights), whatever their names
     projections = [name[:-len(".weight")] for name, shape in module.params.items()
-                   if name.endswith(".weight") and shape[1:] == [3] and shape[0] % 4 == 0]
+                   if name.endswith(".weight") and shape[1:] == [d_in] and shape[0] % d_out == 0]
     expect(any(f"{name}.bias" in module.params for name in projections), "fail.qkv_bias", where=MHA,
            name=projections[0] if projections else "W_query", bias=True)
     expect_gradients(module, BATCH, randn(2, 6, 4, seed=6))
